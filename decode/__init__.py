@@ -1,0 +1,1 @@
+"""sparkls.decode."""

@@ -1,0 +1,46 @@
+"""The contract between the server and a decode core.
+
+The server builds a :class:`CompletionContext` from the document, hands it to the
+active :class:`Engine` and streams what the engine yields. An engine yields the
+*whole* completion text so far each time it grows (never a delta), already cut by the
+:class:`~sparkls.decode.stops.StopRules` it was given, and checks ``cancelled()``
+between tokens so stale work stops within one token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Protocol, Sequence
+
+
+@dataclass(frozen=True)
+class Snippet:
+    """Text from another document offered as context, headed by its path."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True)
+class CompletionContext:
+    """Everything a decode core may use to complete at one cursor."""
+
+    prefix: str  # document text before the cursor
+    suffix: str  # document text after the cursor
+    path: str = ""  # file path (or URI) of the document, for prompt headers
+    snippets: Sequence[Snippet] = field(default_factory=tuple)
+    max_tokens: int = 64
+
+
+class Engine(Protocol):
+    """A decode core: the n-gram model, the neural model, or a remote engine."""
+
+    name: str
+
+    def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        """Yield the completion text after the cursor as it grows (each value extends the last).
+
+        The first value completes the word being typed, if any: the text starts right at
+        the cursor. Stops when the stop rules say so, at ``ctx.max_tokens`` tokens, or as
+        soon as ``cancelled()`` returns True.
+        """

@@ -1,0 +1,1 @@
+from sparkls.server.cli import main; raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""The `sparkls` command: `serve` the language server, `complete` one position, and the backend tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sparkls.server.server import SERVER
+
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        SERVER.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        SERVER.start_io()
+    return 0
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from sparkls.server.offline import complete_at
+
+    path, line, col = _parse_position(args.position)
+    text = complete_at(path, line, col, workspace=args.workspace, engine=args.engine)
+    sys.stdout.write(text + ("\n" if text else ""))
+    return 0 if text else 1
+
+
+def _parse_position(spec: str) -> tuple[str, int, int]:
+    """``FILE:LINE:COL`` with 1-based line and column, as compilers print them."""
+    try:
+        path, line, col = spec.rsplit(":", 2)
+        return path, int(line), int(col)
+    except ValueError:
+        raise SystemExit(f"sparkls: expected FILE:LINE:COL (1-based), got {spec!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("backends", "simulate", "race"):
+        # The backend tools own their argument parsing.
+        from sparkls.plugins.cli import main as backends_main
+
+        return backends_main(argv)
+
+    parser = argparse.ArgumentParser(prog="sparkls", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
+    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    serve.set_defaults(run=_serve)
+
+    complete = sub.add_parser("complete", help="print the completion at FILE:LINE:COL (1-based)")
+    complete.add_argument("position", metavar="FILE:LINE:COL")
+    complete.add_argument("--workspace", help="folder to index for context (default: the file's folder)")
+    complete.add_argument("--engine", choices=["auto", "ngram", "neural"], default="auto")
+    complete.set_defaults(run=_complete)
+
+    args = parser.parse_args(argv)
+    # stdout is the LSP wire in `serve`: logs only ever go to stderr.
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
