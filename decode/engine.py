@@ -28,8 +28,14 @@ class CompletionContext:
     prefix: str  # document text before the cursor
     suffix: str  # document text after the cursor
     path: str = ""  # file path (or URI) of the document, for prompt headers
+    prefix_start: int = 0  # offset of prefix[0] in the document (the prefix may be a window)
     snippets: Sequence[Snippet] = field(default_factory=tuple)
     max_tokens: int = 64
+
+    @property
+    def cursor(self) -> int:
+        """The cursor's offset in the document."""
+        return self.prefix_start + len(self.prefix)
 
 
 class Engine(Protocol):

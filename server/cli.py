@@ -14,8 +14,10 @@ def _serve(args: argparse.Namespace) -> int:
         host, _, port = args.tcp.rpartition(":")
         SERVER.start_tcp(host or "127.0.0.1", int(port))
     else:
-        SERVER.start_io()
-    return 0
+        wire = sys.stdout.buffer
+        sys.stdout = sys.stderr  # a stray print() from any library must not corrupt the LSP stream
+        SERVER.start_io(sys.stdin.buffer, wire)
+    return SERVER.exit_code
 
 
 def _complete(args: argparse.Namespace) -> int:

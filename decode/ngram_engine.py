@@ -1,0 +1,86 @@
+"""Greedy completion from the n-gram model: token healing, cache-over-global backoff, stop rules."""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterator
+
+import numpy as np
+
+from sparkls.decode.engine import CompletionContext
+from sparkls.decode.ngram import EMPTY
+from sparkls.decode.ngram_model import CodeModel, NgramCounts
+from sparkls.decode.stops import StopRules
+
+# The n-gram context reaches back MAX_ORDER tokens; this many characters always hold them.
+_HISTORY_CHARS = 4096
+_PARTIAL_WORD = re.compile(r"[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*$|\d+$")
+MIN_ORDER = 2  # a single token of context predicts noise; say nothing instead
+
+
+class NgramEngine:
+    """Completes code from counts of what followed the same tokens elsewhere in the workspace."""
+
+    name = "ngram"
+
+    def __init__(self, model: CodeModel | None = None) -> None:
+        self.model = model or CodeModel()
+
+    def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        lexer = self.model.lexer
+        partial_match = _PARTIAL_WORD.search(ctx.prefix[-64:])
+        partial = partial_match.group(0) if partial_match else ""
+        head = ctx.prefix[: len(ctx.prefix) - len(partial)]
+        history = list(lexer.encode(head[-_HISTORY_CHARS:]))
+        rules = StopRules(ctx.prefix, ctx.suffix)
+        cursor = ctx.cursor
+        line_end = cursor + len(ctx.suffix.split("\n", 1)[0])
+        with self.model.masked(ctx.path, cursor, line_end) as cache:
+            text, shown = "", ""
+            for step in range(ctx.max_tokens):
+                if cancelled():
+                    return
+                h = np.asarray(history, np.int32)
+                if step == 0 and partial:
+                    token = self._heal(h, partial, cache)
+                    if token == EMPTY:
+                        return
+                    piece = lexer.piece(token)[len(partial) :]
+                else:
+                    token = self._predict(h, cache)
+                    if token == EMPTY:
+                        break
+                    piece = lexer.piece(token)
+                history.append(token)
+                text += piece
+                visible, done = rules.cut(text)
+                if visible != shown and visible.strip():
+                    shown = visible
+                    yield visible
+                if done:
+                    return
+
+    def _predict(self, history: np.ndarray, cache: NgramCounts | None) -> int:
+        token, order, _, _ = self.model.global_counts.best(history)
+        if cache is not None:
+            c_token, c_order, _, _ = cache.best(history)
+            # The document's own habits win when they know at least as much context.
+            if c_order >= max(order, MIN_ORDER):
+                return c_token
+        return token if order >= MIN_ORDER else EMPTY
+
+    def _heal(self, history: np.ndarray, partial: str, cache: NgramCounts | None) -> int:
+        """The likeliest token that starts with the word typed so far (longest context first)."""
+        lexer = self.model.lexer
+        tables = [c for c in (cache, self.model.global_counts) if c is not None]
+        for order in range(min(len(history), self.model.global_counts.max_order), 0, -1):
+            best, best_count = EMPTY, 0
+            for counts in tables:
+                tokens, freq = counts.candidates(history, order)
+                for token, n in zip(tokens.tolist(), freq.tolist()):
+                    piece = lexer.piece(token)
+                    if n > best_count and piece.startswith(partial):  # an exact word ends the healing
+                        best, best_count = token, n
+            if best != EMPTY:
+                return best
+        return EMPTY

@@ -1,0 +1,34 @@
+"""Build LSP result objects from sparkls suggestions (`lsp_*`, as jedi-language-server names them)."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+
+def lsp_inline_list(text: str, range_: types.Range) -> types.InlineCompletionList:
+    """One inline item replacing ``range_`` (the word typed so far) with ``text``."""
+    if not text:
+        return types.InlineCompletionList(items=[])
+    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=text, range=range_)])
+
+
+def lsp_completion_list(text: str, range_: types.Range) -> types.CompletionList:
+    """The same suggestion as a completion item, for clients without inline completion.
+
+    ``isIncomplete`` makes the client ask again as the user types, since the suggestion
+    depends on everything before the cursor, not just the word.
+    """
+    if not text:
+        return types.CompletionList(is_incomplete=True, items=[])
+    first, _, rest = text.partition("\n")
+    item = types.CompletionItem(
+        label=first + ("…" if rest else ""),
+        kind=types.CompletionItemKind.Text,
+        detail="sparkls",
+        documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=text) if rest else None,
+        sort_text="0",
+        filter_text=text,
+        insert_text_format=types.InsertTextFormat.PlainText,
+        text_edit=types.TextEdit(range=range_, new_text=text),
+    )
+    return types.CompletionList(is_incomplete=True, items=[item])

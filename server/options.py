@@ -1,0 +1,78 @@
+"""sparkls settings: a typed, defaulted tree read from initializationOptions and `workspace/configuration`.
+
+Bad values never stop the server: the error is reported and the defaults stay.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+
+class IndexOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """Bounds on the workspace scan that feeds the n-gram model."""
+
+    enabled: bool = True
+    max_files: int = 5000
+    max_file_bytes: int = 512_000
+    max_total_bytes: int = 16_000_000
+    max_seconds: float = 20.0
+
+
+class ModelOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    path: str | None = None  # a llama-architecture GGUF; None = the packaged SmolLM2 if installed
+    engine: Literal["auto", "ngram", "neural"] = "auto"
+
+
+class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The `sparkls` settings section."""
+
+    # Which completion methods to advertise: "auto" = inline completion to clients that
+    # declare it and `textDocument/completion` to the others.
+    advertise: Literal["auto", "inline", "completion", "both"] = "auto"
+    max_tokens: int = 64
+    # Wait this long before decoding an automatic (as-you-type) request; invoked ones never wait.
+    debounce_ms: int = 0
+    max_lines: int = 12
+    backend: str = "local"
+    index: IndexOptions = msgspec.field(default_factory=IndexOptions)
+    model: ModelOptions = msgspec.field(default_factory=ModelOptions)
+
+
+def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str | None]:
+    """Options from a JSON-like value (``{"sparkls": {...}}`` or the section itself).
+
+    Returns the options and an error message; on error the options are ``base`` (or defaults).
+    """
+    base = base or Options()
+    if raw is None:
+        return base, None
+    if hasattr(raw, "_asdict"):  # pygls hands non-LSP payloads over as namedtuples
+        raw = _plain(raw)
+    if isinstance(raw, dict) and isinstance(raw.get("sparkls"), dict):
+        raw = raw["sparkls"]
+    if not isinstance(raw, dict):
+        return base, f"sparkls settings must be an object, got {type(raw).__name__}"
+    merged = msgspec.to_builtins(base)
+    _merge(merged, raw)
+    try:
+        return msgspec.convert(merged, Options), None
+    except msgspec.ValidationError as exc:
+        return base, f"invalid sparkls settings ({exc}); keeping the previous ones"
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

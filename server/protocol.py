@@ -1,0 +1,42 @@
+"""pygls's LSP protocol, adjusted: sparkls owns its document store and picks what to advertise."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+
+class SparklsProtocol(LanguageServerProtocol):
+    """Skips pygls's own document bookkeeping (sparkls keeps documents itself, see documents.py)
+    and trims the advertised completion methods to what the client can use."""
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams):
+        result = yield from super().lsp_initialize(params)
+        inline, completion = self._server.advertised(params.capabilities)
+        if not inline:
+            result.capabilities.inline_completion_provider = None
+        if not completion:
+            result.capabilities.completion_provider = None
+        engine = getattr(self._server, "engine", None)
+        result.server_info = types.ServerInfo(
+            name="sparkls", version=f"{self._server.version} (engine: {getattr(engine, 'name', '?')})"
+        )
+        return result
+
+    def _user_handler(self, method: str, params):
+        if (handler := self.fm.features.get(method)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        yield from self._user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)

@@ -1,0 +1,84 @@
+"""End to end: `sparkls serve` as a subprocess over stdio, driven the way an editor drives it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
+
+from lsp_client import COMPLETION_ONLY_CAPS, FIXTURE_PROJECT, start_server, stop_server
+
+pytestmark = pytest.mark.e2e
+
+URI = (FIXTURE_PROJECT / "pkg" / "delete.py").as_uri()
+DRAFT = (
+    "def handle_delete(request, store):\n"
+    "    payload = request.json()\n"
+    "    record = store.delete(payload)\n"
+    '    log.info("deleted %s", record.id)\n'
+    "    ret\n"
+)
+
+
+async def test_inline_completion_session() -> None:
+    """Ensure a whole editor session works: open, edit incrementally, complete, cancel, shut down."""
+    client, init = await start_server(options={"debounce_ms": 400})
+    caps = init.capabilities
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is None
+    assert caps.position_encoding == types.PositionEncodingKind.Utf16
+    assert caps.text_document_sync.change == types.TextDocumentSyncKind.Incremental
+    assert init.server_info.name == "sparkls"
+    await asyncio.wait_for(client.index_done.wait(), 30)
+    assert [v["kind"] for v in client.progress][:1] == ["begin"]
+    assert client.progress[-1]["kind"] == "end"
+
+    await client.open(URI, DRAFT)
+    client.edit(URI, 2, 4, 7, 4, 7, "urn")  # the user types "urn" after "ret"
+    result = await client.text_document_inline_completion_async(client.inline_params(URI, 4, 10))
+    [item] = result.items
+    # The pattern repeated in pkg/handlers.py, healed from the word already typed.
+    assert item.insert_text == 'return {"status": "ok", "id": record.id}'
+    assert item.range == types.Range(types.Position(4, 4), types.Position(4, 10))
+
+    # Automatic requests wait for a pause (debounce_ms): a cancel in that pause wins.
+    pending = client.protocol.send_request(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, client.inline_params(URI, 4, 10, automatic=True), msg_id="typing-1"
+    )
+    await asyncio.sleep(0.05)
+    client.cancel_request(types.CancelParams(id="typing-1"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wrap_future(pending)
+
+    # A newer request for the same document stops the older one.
+    older = client.protocol.send_request(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, client.inline_params(URI, 4, 10, automatic=True)
+    )
+    await asyncio.sleep(0.05)
+    newer = await client.text_document_inline_completion_async(client.inline_params(URI, 4, 10))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await asyncio.wrap_future(older)
+    assert newer.items[0].insert_text == item.insert_text
+
+    assert await stop_server(client) == 0
+
+
+async def test_completion_fallback_for_clients_without_inline() -> None:
+    """Ensure a client without inline completion gets `textDocument/completion` items with a textEdit."""
+    client, init = await start_server(COMPLETION_ONLY_CAPS)
+    assert init.capabilities.inline_completion_provider is None
+    assert init.capabilities.completion_provider is not None
+    assert init.capabilities.position_encoding == types.PositionEncodingKind.Utf8
+    await asyncio.wait_for(client.index_done.wait(), 30)
+    text = DRAFT.replace("    ret\n", "    résumé = 1  # é\n    return\n")
+    await client.open(URI, text)
+    line = "    return"
+    result = await client.text_document_completion_async(
+        types.CompletionParams(types.TextDocumentIdentifier(URI), types.Position(5, len(line)))
+    )
+    [item] = result.items
+    assert item.text_edit.new_text == 'return {"status": "ok", "id": record.id}'
+    assert item.text_edit.range == types.Range(types.Position(5, 4), types.Position(5, 10))
+    assert await stop_server(client) == 0
