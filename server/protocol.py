@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+from types import SimpleNamespace
+
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 
+log = logging.getLogger("sparkls")
+
+
 class SparklsProtocol(LanguageServerProtocol):
-    """Skips pygls's own document bookkeeping (sparkls keeps documents itself, see documents.py)
-    and trims the advertised completion methods to what the client can use."""
+    """Skips pygls's own document bookkeeping (sparkls keeps documents itself, see documents.py),
+    trims the advertised completion methods to what the client can use, and answers a request
+    whose params do not parse with InvalidParams (pygls would leave the client waiting)."""
+
+    def structure_message(self, data: dict):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException:
+            if not ("id" in data and "method" in data and data.get("jsonrpc") == "2.0"):
+                raise
+            method = data["method"]
+            log.warning("invalid params for %s (request %r)", method, data["id"])
+            error = JsonRpcInvalidParams(f"invalid params for {method}: they do not match the LSP schema")
+            self._send_response(data["id"], error=error.to_response_error())
+            return SimpleNamespace(jsonrpc="answered")  # handle_message drops it
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams):

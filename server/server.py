@@ -69,6 +69,10 @@ class SparklsServer(LanguageServer):
             return has_inline, not has_inline
         return mode in ("inline", "both"), mode in ("completion", "both")
 
+    def report_server_error(self, error: Exception, source) -> None:
+        """Log out-of-band errors (bad frames, failing notifications) instead of popping up messages."""
+        log.error("%s: %s", getattr(source, "__name__", source), error or type(error).__name__)
+
     def root(self) -> Path | None:
         folders = self.workspace.folders
         uri = next(iter(folders.values())).uri if folders else self.workspace.root_uri
