@@ -1,0 +1,146 @@
+"""Pace a streamed completion at the active backend's timeline, never ahead of the decode core.
+
+The decode core produces text snapshots (each extends the last, one per token) as fast as
+this machine allows; the backend's :class:`~sparkls.plugins.api.Timeline` says when each
+token would have reached the user on the modelled hardware. :func:`pace` shows token ``i``
+at ``start + timeline.due(i)``, or as soon as the decode core has produced it if that is
+later, and says which: ``kept_up`` is False whenever the local decode was slower than the
+modelled hardware. Tokens of one speculative-decoding burst (equal due times) already
+produced are shown together. Time comes from an injectable clock: :class:`RealClock` in the
+server, :class:`VirtualClock` in tests, where waiting takes no wall time and schedules are
+exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from dataclasses import dataclass
+from typing import AsyncIterable, AsyncIterator, Awaitable, Protocol, TypeVar
+
+from sparkls.plugins.api import Timeline
+
+EPS = 1e-9  # float slack when comparing clock readings with due times
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep_until(self, t: float) -> None: ...
+
+
+class RealClock:
+    """The running event loop's monotonic clock."""
+
+    def now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep_until(self, t: float) -> None:
+        delay = t - self.now()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class _JumpSelector(selectors.DefaultSelector):
+    """Never blocks: when the loop would wait ``timeout`` seconds, the virtual clock jumps instead."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    def select(self, timeout: float | None = None):
+        if timeout is not None and timeout > 0:
+            self._clock.t += timeout
+        elif timeout is None and not self.get_map():
+            raise RuntimeError("virtual clock: every task is waiting and nothing is scheduled")
+        return super().select(0 if timeout is not None else None)
+
+
+class _VirtualLoop(asyncio.SelectorEventLoop):
+    def __init__(self, clock: VirtualClock) -> None:
+        super().__init__(_JumpSelector(clock))
+        self._clock = clock
+
+    def time(self) -> float:
+        return self._clock.t
+
+
+class VirtualClock(RealClock):
+    """Virtual time for tests: run a coroutine with :meth:`run`; every ``asyncio.sleep`` in it
+    (and :meth:`sleep_until`) returns at once with the clock moved exactly to its deadline."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.t = start
+
+    def run(self, main: Awaitable[T]) -> T:
+        loop = _VirtualLoop(self)
+        try:
+            return loop.run_until_complete(main)
+        finally:
+            loop.close()
+
+
+@dataclass(frozen=True)
+class Emission:
+    """One update of the ghost text."""
+
+    text: str  # the whole completion shown so far
+    tokens: int  # tokens shown so far
+    t: float  # when it was shown, seconds since the stream started
+    due: float  # when the timeline wanted its last token shown
+    kept_up: bool  # the decode core had produced every token in it by its due time
+
+
+async def pace(
+    timeline: Timeline, produced: AsyncIterable[str], clock: Clock, start: float | None = None
+) -> AsyncIterator[Emission]:
+    """Yield the decode core's snapshots at the timeline's cadence (see the module docstring).
+
+    ``produced`` is drained concurrently, so pacing never slows the decode core down. The
+    stream ends when ``produced`` does; an exception from it is re-raised here. With
+    ``timeline.as_produced`` (the ``local`` backend) every snapshot is shown on arrival.
+    """
+    start = clock.now() if start is None else start
+    snaps: list[tuple[str, float]] = []  # (text, seconds after start it was produced)
+    arrived = asyncio.Event()
+
+    async def drain() -> None:
+        try:
+            async for text in produced:
+                snaps.append((text, clock.now() - start))
+                arrived.set()
+        finally:
+            arrived.set()
+
+    reader = asyncio.ensure_future(drain())
+    try:
+        shown = 0
+        while True:
+            while len(snaps) <= shown and not reader.done():
+                arrived.clear()
+                await arrived.wait()
+            if len(snaps) <= shown:
+                break
+            if timeline.as_produced:
+                last = len(snaps) - 1
+                yield Emission(snaps[last][0], last + 1, clock.now() - start, snaps[last][1], True)
+                shown = last + 1
+                continue
+            await clock.sleep_until(start + timeline.due(shown))
+            now = clock.now() - start
+            last = shown
+            while last + 1 < len(snaps) and timeline.due(last + 1) <= now + EPS:
+                last += 1  # the rest of a burst, already produced and already due
+            kept = all(snaps[i][1] <= timeline.due(i) + EPS for i in range(shown, last + 1))
+            yield Emission(snaps[last][0], last + 1, now, timeline.due(last), kept)
+            shown = last + 1
+        if reader.done() and not reader.cancelled() and reader.exception():
+            raise reader.exception()
+    finally:
+        reader.cancel()
+
+
+def kept_up(emissions: list[Emission]) -> bool:
+    """Whether the whole stream kept pace with the modelled hardware."""
+    return all(e.kept_up for e in emissions)
