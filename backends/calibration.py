@@ -55,7 +55,7 @@ def figures(path: Path = DATA) -> list[Figure]:
 
 def predict(fig: Figure, host=None) -> Prediction:
     """Build the figure's backend and request, and read the metric off the timeline."""
-    from sparkls.plugins.host import host as default_host
+    from sparkls.plugins.registry import host as default_host
 
     h = host or default_host()
     backend = h.get(fig.hardware, overrides=fig.hardware_overrides, strict=True)

@@ -35,7 +35,7 @@ def bytes_per_param(text: str) -> float:
 
 
 def _host():
-    from sparkls.plugins.host import host
+    from sparkls.plugins.registry import host
 
     return host()
 

@@ -7,7 +7,7 @@ import pytest
 
 from sparkls.backends.stream import builtin_models, load_model
 from sparkls.plugins.api import Request, SpecError, check_timeline
-from sparkls.plugins.host import Host
+from sparkls.plugins.registry import Host
 
 HOST = Host(autoload=False)
 MODELLED = ["cerebras-wse3", "nvidia-blackwell", "nvidia-hopper"]

@@ -3,7 +3,7 @@
 import pytest
 
 from sparkls.backends.calibration import TOLERANCE, figures, predict
-from sparkls.plugins.host import Host
+from sparkls.plugins.registry import Host
 
 HOST = Host(autoload=False)
 FIGURES = figures()

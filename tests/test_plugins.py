@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from sparkls.plugins.api import ModelSpec, Request
-from sparkls.plugins.host import DISABLE_AUTOLOAD, Host
+from sparkls.plugins.registry import DISABLE_AUTOLOAD, Host
 
 SITE = Path(__file__).parent / "fixtures" / "plugins" / "site"
 REQ = Request(model=ModelSpec(name="m", params=8e9, layers=32, hidden=4096), prompt_tokens=100, new_tokens=50)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sparkls.plugins import host as host_mod
+from sparkls.plugins import registry as host_mod
 from sparkls.plugins.cli import count, main
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from sparkls.backends.stream import load_model
 from sparkls.plugins.api import Request
-from sparkls.plugins.host import Host
+from sparkls.plugins.registry import Host
 
 EXAMPLE = Path(__file__).parents[1] / "plugins" / "examples" / "groq_lpu"
 
