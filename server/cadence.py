@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import selectors
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Awaitable, Protocol, TypeVar
+from typing import AsyncIterable, AsyncIterator, Awaitable, Iterator, Protocol, TypeVar
 
 from sparkls.plugins.api import Timeline
 
@@ -139,6 +139,30 @@ async def pace(
             raise reader.exception()
     finally:
         reader.cancel()
+
+
+async def in_thread(snapshots: Iterator[str]) -> AsyncIterator[str]:
+    """Run a blocking snapshot iterator (a decode core's ``complete``) in a worker thread and
+    yield its values on the event loop as they come. Closing this generator stops waiting;
+    the decode core should also be told to stop through its ``cancelled`` callback."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    def work() -> None:
+        try:
+            for text in snapshots:
+                loop.call_soon_threadsafe(queue.put_nowait, text)
+        except BaseException as e:  # handed to the event loop, re-raised there
+            loop.call_soon_threadsafe(queue.put_nowait, e)
+        loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    worker = loop.run_in_executor(None, work)
+    while (item := await queue.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+    await worker
 
 
 def kept_up(emissions: list[Emission]) -> bool:

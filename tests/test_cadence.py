@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from sparkls.plugins.api import Timeline
-from sparkls.server.cadence import RealClock, VirtualClock, kept_up, pace
+from sparkls.server.cadence import RealClock, VirtualClock, in_thread, kept_up, pace
 
 
 async def decode_core(clock, produced_at, fail_after=None):
@@ -94,3 +94,21 @@ def test_real_clock_paces_in_wall_time():
 
     out, took = asyncio.run(main())
     assert kept_up(out) and out[-1].text == "t0 t1 t2 " and 0.03 <= took < 0.5
+
+
+def test_blocking_decode_core_in_a_thread():
+    """Ensure a blocking snapshot iterator is paced, and its errors reach the stream."""
+
+    def core(fail=False):
+        yield "a"
+        yield "ab"
+        if fail:
+            raise ValueError("boom")
+
+    async def main(fail):
+        tl = Timeline(backend="x", token_times=(0.0, 0.001))
+        return [e.text async for e in pace(tl, in_thread(core(fail)), RealClock())]
+
+    assert asyncio.run(main(False)) == ["a", "ab"]
+    with pytest.raises(ValueError, match="boom"):
+        asyncio.run(main(True))
