@@ -109,6 +109,6 @@ def test_blocking_decode_core_in_a_thread():
         tl = Timeline(backend="x", token_times=(0.0, 0.001))
         return [e.text async for e in pace(tl, in_thread(core(fail)), RealClock())]
 
-    assert asyncio.run(main(False)) == ["a", "ab"]
+    assert asyncio.run(main(False))[-1] == "ab"  # "a" may be coalesced: both are due by then
     with pytest.raises(ValueError, match="boom"):
         asyncio.run(main(True))
