@@ -32,6 +32,7 @@ class EditorClient(LanguageClient):
         self.log_messages: list[types.LogMessageParams] = []
         self.progress: list[object] = []
         self.index_done = asyncio.Event()
+        self.stderr: list[bytes] = []  # the server's log lines
 
         @self.feature(types.WINDOW_LOG_MESSAGE)
         def _log(params: types.LogMessageParams) -> None:
@@ -77,6 +78,8 @@ async def start_server(
 ) -> tuple[EditorClient, types.InitializeResult]:
     client = EditorClient()
     await client.start_io(sys.executable, "-m", "sparkls.server", "serve")
+    # Drain stderr as an editor does: an unread pipe fills up and blocks the server's logging.
+    client.stderr_task = asyncio.create_task(_drain(client._server.stderr, client.stderr))
     result = await client.initialize_async(
         types.InitializeParams(
             capabilities=capabilities,
@@ -87,6 +90,12 @@ async def start_server(
     )
     client.initialized(types.InitializedParams())
     return client, result
+
+
+async def _drain(stream: asyncio.StreamReader, into: list[bytes]) -> None:
+    while line := await stream.readline():
+        into.append(line)
+        del into[:-2000]
 
 
 async def stop_server(client: EditorClient) -> int:
