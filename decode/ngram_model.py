@@ -127,7 +127,8 @@ class CodeModel:
                 return
             # Token boundaries always fall right before a line break, so re-lex whole lines.
             lo = _line_break_before(doc.text, start)
-            hi_old = _line_break_after(doc.text, end)
+            # Strictly after the edit: an inserted "\r" would pair with a "\n" right at ``end``.
+            hi_old = _line_break_after(doc.text, end + 1) if end < len(doc.text) else end
             hi_new = hi_old + len(inserted) - (end - start)
             i0 = int(np.searchsorted(doc.starts, lo, "left"))
             i1 = int(np.searchsorted(doc.starts, hi_old, "left"))
