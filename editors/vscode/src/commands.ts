@@ -1,0 +1,102 @@
+// The extension's commands and the editor events that end a stream (accept, dismiss, edits).
+import * as vscode from 'vscode';
+import { ExecuteCommandRequest } from 'vscode-languageclient/node';
+import { BUILTIN_BACKENDS, Commands, Notifications, SECTION } from './common/constants';
+import type { Sparkls } from './extension';
+import { isDismissal } from './inline';
+
+/** Where a setting the user changes through a command is written: where it is already set, else user settings. */
+function target(key: string): vscode.ConfigurationTarget {
+  const inspect = vscode.workspace.getConfiguration(SECTION).inspect(key);
+  return inspect?.workspaceFolderValue !== undefined
+    ? vscode.ConfigurationTarget.WorkspaceFolder
+    : inspect?.workspaceValue !== undefined
+      ? vscode.ConfigurationTarget.Workspace
+      : vscode.ConfigurationTarget.Global;
+}
+
+/** `sparkls.selectBackend`: a quick pick (or the argument), sent as workspace/executeCommand, then kept in settings. */
+async function selectBackend(s: Sparkls, name?: unknown): Promise<void> {
+  let backend = typeof name === 'string' ? name : undefined;
+  if (!backend) {
+    const current = s.status?.backend ?? s.settings().backend;
+    const names = [...new Set([current, ...BUILTIN_BACKENDS])];
+    const other = 'Other…';
+    const items = [...names.map((label) => ({ label, description: label === current ? 'current' : undefined })), { label: other }];
+    const picked = await vscode.window.showQuickPick(items, { title: 'sparkls: backend whose cadence paces the ghost text' });
+    backend = picked?.label === other ? await vscode.window.showInputBox({ prompt: 'Backend name (see `sparkls backends list`)' }) : picked?.label;
+  }
+  if (!backend) {
+    return;
+  }
+  if (!s.client || s.state !== 'running') {
+    void vscode.window.showWarningMessage('sparkls: the server is not running');
+    return;
+  }
+  try {
+    await s.client.sendRequest(ExecuteCommandRequest.type, { command: Commands.selectBackend, arguments: [backend] });
+  } catch (error) {
+    void vscode.window.showErrorMessage(`sparkls: ${error instanceof Error ? error.message : String(error)}`);
+    return;
+  }
+  s.log.info(`backend: ${backend}`);
+  await vscode.workspace.getConfiguration(SECTION).update('backend', backend, target('backend'));
+}
+
+/** `sparkls.accept` (the items' command): end the stream here, tell the server (docs/protocol.md "Feedback"). */
+function accept(s: Sparkls, arg: unknown): void {
+  const ref = arg as { streamId?: string; index?: number } | undefined;
+  if (!ref?.streamId) {
+    return;
+  }
+  s.store.end(ref.streamId);
+  if (s.client && s.feature?.serverCommands.has(Commands.accept)) {
+    const params = { command: Commands.accept, arguments: [{ streamId: ref.streamId, index: ref.index ?? 0, kind: 'full' }] };
+    s.client.sendRequest(ExecuteCommandRequest.type, params).catch((e) => s.log.warn(`sparkls.accept: ${String(e)}`));
+  }
+}
+
+function dismiss(s: Sparkls, uri: string | undefined): void {
+  const stream = uri ? s.store.drop(uri) : undefined;
+  if (stream && s.client) {
+    s.client.sendNotification(Notifications.didDismiss, { streamId: stream.streamId }).catch((e) => s.log.warn(String(e)));
+  }
+}
+
+export function registerCommands(s: Sparkls): vscode.Disposable[] {
+  const activeUri = () => {
+    const doc = vscode.window.activeTextEditor?.document;
+    return doc && s.protocolUri(doc.uri);
+  };
+  return [
+    vscode.commands.registerCommand(Commands.selectBackend, (name?: unknown) => selectBackend(s, name)),
+    vscode.commands.registerCommand(Commands.toggle, async () => {
+      const enable = !s.settings().enable;
+      await vscode.workspace.getConfiguration(SECTION).update('enable', enable, target('enable'));
+      if (!enable) {
+        await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+      }
+      void vscode.window.setStatusBarMessage(`sparkls: inline completions ${enable ? 'on' : 'off'}`, 3000);
+    }),
+    vscode.commands.registerCommand(Commands.restart, () => s.restart()),
+    vscode.commands.registerCommand(Commands.showLog, () => s.log.show()),
+    vscode.commands.registerCommand(Commands.accept, (arg: unknown) => accept(s, arg)),
+    // Escape while streamed ghost text shows: hide it, stop refreshing it, tell the server.
+    vscode.commands.registerCommand(Commands.dismiss, async () => {
+      dismiss(s, activeUri());
+      await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+    }),
+    vscode.workspace.onDidChangeTextDocument((e) => {
+      const uri = s.protocolUri(e.document.uri);
+      const stream = s.store.get(uri);
+      if (stream && e.contentChanges.length > 0) {
+        if (isDismissal(stream, e.contentChanges)) {
+          dismiss(s, uri);
+        } else {
+          s.store.drop(uri); // accepted or typed through: the next request takes over
+        }
+      }
+    }),
+    vscode.workspace.onDidCloseTextDocument((doc) => s.store.drop(s.protocolUri(doc.uri))),
+  ];
+}

@@ -1,0 +1,166 @@
+// The inline-completion middleware: returns what is known, and asks the editor to fetch again as the stream grows.
+// Everything that touches `vscode` comes in through `InlineHost`, so node's test runner covers this file.
+import type { Pos, Rng, Stream, StreamNotification, StreamStore } from './stream';
+import { samePos } from './stream';
+
+/** The parts of a vscode.TextDocument the middleware reads. */
+export interface Doc {
+  version: number;
+}
+
+/** The parts of a vscode.InlineCompletionItem the middleware reads. */
+export interface ItemLike {
+  insertText: string | { value: string };
+  range?: Rng;
+  command?: { command: string; arguments?: unknown[] };
+}
+
+export type Result<I> = I[] | { items: I[] } | null | undefined;
+
+/** What the middleware needs from VS Code and the language client. */
+export interface InlineHost<D extends Doc, I extends ItemLike> {
+  /** The document's URI as the server spells it. */
+  uri(doc: D): string;
+  enabled(): boolean;
+  /** True when the server confirmed `experimental.sparkls.inlineCompletionStream`. */
+  streaming(): boolean;
+  /** Build an editor item; `command` is set when the server should hear about the acceptance. */
+  makeItem(text: string, range: Rng, streamId: string, index: number): I;
+  /** Where the cursor of the active editor is, if it shows this URI at this version. */
+  cursor(uri: string, version: number): Pos | undefined;
+  /** Runs `editor.action.inlineSuggest.trigger`. */
+  trigger(): Thenable<unknown>;
+}
+
+export const ACCEPT_COMMAND = 'sparkls.accept';
+
+/** The streamId an item's `sparkls.accept` command carries, if any. */
+export function streamRef(item: ItemLike): { streamId: string; index: number } | undefined {
+  const arg = item.command?.command === ACCEPT_COMMAND ? item.command.arguments?.[0] : undefined;
+  if (arg && typeof arg === 'object' && typeof (arg as { streamId?: unknown }).streamId === 'string') {
+    const { streamId, index } = arg as { streamId: string; index?: unknown };
+    return { streamId, index: typeof index === 'number' ? index : 0 };
+  }
+  return undefined;
+}
+
+function textOf(item: ItemLike): string {
+  return typeof item.insertText === 'string' ? item.insertText : item.insertText.value;
+}
+
+export class StreamingInline<D extends Doc, I extends ItemLike> {
+  private readonly retrigger: Retrigger;
+
+  constructor(
+    readonly store: StreamStore,
+    private readonly host: InlineHost<D, I>,
+  ) {
+    this.retrigger = new Retrigger(() => host.trigger());
+  }
+
+  /** `middleware.provideInlineCompletionItems`. */
+  async provide(doc: D, position: Pos, next: () => Promise<Result<I>> | Result<I>): Promise<Result<I>> {
+    if (!this.host.enabled()) {
+      return null;
+    }
+    const uri = this.host.uri(doc);
+    const known = this.store.lookup(uri, doc.version, position);
+    if (known) {
+      // Re-invoked (by our trigger, or the user) where a stream already answered: its newest text, no request.
+      this.store.markServed(known);
+      return this.items(known);
+    }
+    const result = await next();
+    if (!result || !this.host.streaming()) {
+      return result;
+    }
+    const items = Array.isArray(result) ? result : result.items;
+    const refs = items.map(streamRef);
+    const streamId = refs.find((r) => r)?.streamId;
+    if (streamId === undefined) {
+      return result;
+    }
+    const parts = items.flatMap((item, i) => {
+      const ref = refs[i];
+      return ref && ref.streamId === streamId && item.range ? [{ index: ref.index, text: textOf(item), range: item.range }] : [];
+    });
+    const stream = this.store.onResponse(uri, doc.version, position, streamId, parts);
+    return stream ? this.items(stream) : result;
+  }
+
+  /** `sparkls/inlineCompletionStream`: keep the text, and have the editor ask again when it is on show. */
+  onNotification(n: StreamNotification): void {
+    const stream = this.store.onNotification(n);
+    if (!stream) {
+      return;
+    }
+    const cursor = this.host.cursor(stream.uri, stream.version);
+    if (cursor && samePos(cursor, stream.position)) {
+      this.retrigger.request();
+    }
+  }
+
+  private items(stream: Stream): I[] {
+    return [...stream.items.values()]
+      .sort((a, b) => a.index - b.index)
+      .map((item) => this.host.makeItem(item.text, item.range, stream.streamId, item.index));
+  }
+}
+
+/**
+ * Coalesces trigger requests: one trigger runs at a time, and requests made meanwhile cause exactly one more when
+ * it finishes. So the editor refreshes as fast as it can fetch, never queueing a refresh per notification.
+ */
+export class Retrigger {
+  private running = false;
+  private again = false;
+
+  constructor(private readonly run: () => Thenable<unknown>) {}
+
+  request(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    Promise.resolve()
+      .then(() => this.run())
+      .then(undefined, () => undefined)
+      .then(() => {
+        this.running = false;
+        if (this.again) {
+          this.again = false;
+          this.request();
+        }
+      });
+  }
+}
+
+/** A text change as VS Code reports it. */
+export interface Change {
+  range: Rng;
+  text: string;
+}
+
+/**
+ * Whether an edit at a stream's document counts as the user turning the suggestion down (`sparkls/didDismiss`):
+ * typing the characters the ghost text shows, or inserting (part of) an item, does not; any other edit does.
+ */
+export function isDismissal(stream: Stream, changes: readonly Change[]): boolean {
+  if (changes.length !== 1) {
+    return true;
+  }
+  const [change] = changes;
+  for (const item of stream.items.values()) {
+    if (samePos(change.range.start, item.range.start) && change.text.length > 0 && item.text.startsWith(change.text)) {
+      return false; // an accept (whole, by word or by line) replaces the item's range
+    }
+    const typed = item.range.end.character - item.range.start.character;
+    const ghost = item.range.start.line === item.range.end.line ? item.text.slice(typed) : '';
+    const atCursor = samePos(change.range.start, stream.position) && samePos(change.range.end, stream.position);
+    if (atCursor && change.text.length > 0 && ghost.startsWith(change.text)) {
+      return false; // typed through the ghost text
+    }
+  }
+  return true;
+}

@@ -1,0 +1,46 @@
+// The status bar's text and tooltip from `sparkls/status` (docs/protocol.md). Pure, tested under node.
+
+/** Params of the `sparkls/status` notification. */
+export interface Status {
+  backend?: string;
+  engine?: string;
+  modelledTokensPerSecond?: number | null;
+  measuredTokensPerSecond?: number | null;
+  ttftMs?: number | null;
+  keptUp?: boolean;
+}
+
+export interface StatusView {
+  text: string;
+  tooltip: string;
+}
+
+function rate(x: number | null | undefined): string | undefined {
+  return typeof x === 'number' && Number.isFinite(x) ? `${x >= 100 ? Math.round(x) : x.toFixed(1)} tok/s` : undefined;
+}
+
+/** `$(zap) cerebras-wse3 95 tok/s`: the backend and the live (measured) rate, else the modelled one. */
+export function formatStatus(s: Status | undefined, enabled: boolean, state: 'starting' | 'running' | 'stopped'): StatusView {
+  if (state !== 'running') {
+    const text = state === 'starting' ? '$(sync~spin) sparkls' : '$(error) sparkls';
+    return { text, tooltip: state === 'starting' ? 'sparkls: starting the server' : 'sparkls: the server is not running (see sparkls: Show Log)' };
+  }
+  if (!enabled) {
+    return { text: '$(circle-slash) sparkls', tooltip: 'sparkls: inline completions are off (sparkls: Toggle Inline Completions)' };
+  }
+  const backend = s?.backend ?? 'local';
+  const measured = rate(s?.measuredTokensPerSecond);
+  const modelled = rate(s?.modelledTokensPerSecond);
+  const text = `$(zap) ${backend}${measured ? ` ${measured}` : ''}${s?.keptUp === false ? ' $(warning)' : ''}`;
+  const lines = [
+    `sparkls backend: ${backend}${s?.engine ? ` (engine: ${s.engine})` : ''}`,
+    `measured: ${measured ?? '–'}`,
+    `modelled: ${modelled ?? '–'}`,
+    `first token: ${typeof s?.ttftMs === 'number' ? `${Math.round(s.ttftMs)} ms` : '–'}`,
+  ];
+  if (s?.keptUp === false) {
+    lines.push('local decode fell behind the backend: tokens were shown late');
+  }
+  lines.push('Click to select a backend');
+  return { text, tooltip: lines.join('\n') };
+}

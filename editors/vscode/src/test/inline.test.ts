@@ -1,0 +1,118 @@
+// The inline middleware: cached streamed text answers re-invocations, growth re-triggers the editor.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { InlineHost, ItemLike, Retrigger, StreamingInline, isDismissal, streamRef } from '../inline';
+import { Pos, Rng, StreamStore } from '../stream';
+
+const URI = 'file:///ws/pkg/delete.py';
+const RANGE: Rng = { start: { line: 4, character: 4 }, end: { line: 4, character: 7 } };
+const AT: Pos = RANGE.end;
+
+interface Doc {
+  version: number;
+}
+
+function setup(opts: { streaming?: boolean; enabled?: boolean; cursor?: Pos } = {}) {
+  const triggers: number[] = [];
+  const host: InlineHost<Doc, ItemLike> = {
+    uri: () => URI,
+    enabled: () => opts.enabled ?? true,
+    streaming: () => opts.streaming ?? true,
+    makeItem: (text, range, streamId, index) => ({ insertText: text, range, command: { command: 'sparkls.accept', arguments: [{ streamId, index }] } }),
+    cursor: () => opts.cursor ?? AT,
+    trigger: async () => {
+      triggers.push(Date.now());
+    },
+  };
+  const inline = new StreamingInline(new StreamStore(), host);
+  return { inline, triggers };
+}
+
+function serverItem(text: string, streamId = 's1'): ItemLike {
+  return { insertText: text, range: RANGE, command: { command: 'sparkls.accept', arguments: [{ streamId, index: 0 }] } };
+}
+
+const texts = (r: unknown) => (r as ItemLike[]).map((i) => i.insertText);
+const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+
+test('the first call asks the server; a re-invocation at the same place returns the streamed text without a request', async () => {
+  const { inline, triggers } = setup();
+  let requests = 0;
+  const next = async () => {
+    requests++;
+    return { items: [serverItem('return {')] };
+  };
+  assert.deepEqual(texts(await inline.provide({ version: 3 }, AT, next)), ['return {']);
+  inline.onNotification({ streamId: 's1', requestId: 1, uri: URI, version: 3, index: 0, range: RANGE, text: 'return {"status"', done: false });
+  await tick();
+  assert.equal(triggers.length, 1, 'growth triggers the editor');
+  assert.deepEqual(texts(await inline.provide({ version: 3 }, AT, next)), ['return {"status"']);
+  assert.equal(requests, 1);
+  inline.onNotification({ streamId: 's1', requestId: 1, uri: URI, version: 3, index: 0, range: RANGE, text: 'return {"status"', done: true });
+  await tick();
+  assert.equal(triggers.length, 1, 'no growth, no trigger');
+  await inline.provide({ version: 4 }, { line: 4, character: 8 }, next);
+  assert.equal(requests, 2, 'a new version asks the server');
+});
+
+test('items keep the accept command with their stream id', async () => {
+  const { inline } = setup();
+  const [item] = (await inline.provide({ version: 1 }, AT, async () => [serverItem('ret')])) as ItemLike[];
+  assert.deepEqual(streamRef(item), { streamId: 's1', index: 0 });
+});
+
+test('without a stream (no opt-in, no command) the server result passes through unchanged', async () => {
+  const plain = [{ insertText: 'return 1', range: RANGE }];
+  const a = setup({ streaming: false });
+  assert.equal(await a.inline.provide({ version: 1 }, AT, async () => [serverItem('x')]).then((r) => (r as ItemLike[])[0].insertText), 'x');
+  const b = setup();
+  assert.equal(await b.inline.provide({ version: 1 }, AT, async () => plain), plain);
+});
+
+test('disabled completions ask nothing', async () => {
+  const { inline } = setup({ enabled: false });
+  assert.equal(await inline.provide({ version: 1 }, AT, async () => assert.fail('no request')), null);
+});
+
+test('growth is not triggered when the cursor moved away', async () => {
+  const { inline, triggers } = setup({ cursor: { line: 0, character: 0 } });
+  await inline.provide({ version: 3 }, AT, async () => [serverItem('ret')]);
+  inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return', done: false });
+  await tick();
+  assert.equal(triggers.length, 0);
+});
+
+test('Retrigger runs one trigger at a time and coalesces requests made meanwhile into one more', async () => {
+  let runs = 0;
+  let release: () => void = () => undefined;
+  const r = new Retrigger(
+    () =>
+      new Promise<void>((resolve) => {
+        runs++;
+        release = resolve;
+      }),
+  );
+  r.request();
+  await tick();
+  r.request();
+  r.request();
+  r.request();
+  assert.equal(runs, 1);
+  release();
+  await tick();
+  assert.equal(runs, 2);
+  release();
+  await tick();
+  assert.equal(runs, 2);
+});
+
+test('typing the ghost text or accepting it is no dismissal; other edits are', () => {
+  const store = new StreamStore();
+  const stream = store.onResponse(URI, 3, AT, 's1', [{ index: 0, text: 'return {"status"', range: RANGE }])!;
+  const at = { start: AT, end: AT };
+  assert.equal(isDismissal(stream, [{ range: at, text: 'u' }]), false, 'typed the next ghost character');
+  assert.equal(isDismissal(stream, [{ range: RANGE, text: 'return {"status"' }]), false, 'accepted');
+  assert.equal(isDismissal(stream, [{ range: RANGE, text: 'return' }]), false, 'accepted a word');
+  assert.equal(isDismissal(stream, [{ range: at, text: 'x' }]), true);
+  assert.equal(isDismissal(stream, [{ range: { start: { line: 4, character: 6 }, end: AT }, text: '' }]), true, 'backspace');
+});
