@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import AsyncIterable, AsyncIterator, Awaitable, Iterator, Protocol, TypeVar
 
@@ -141,10 +143,13 @@ async def pace(
         reader.cancel()
 
 
-async def in_thread(snapshots: Iterator[str]) -> AsyncIterator[str]:
+async def in_thread(
+    snapshots: Iterator[str], executor: Executor | None = None, stop: threading.Event | None = None
+) -> AsyncIterator[str]:
     """Run a blocking snapshot iterator (a decode core's ``complete``) in a worker thread and
-    yield its values on the event loop as they come. Closing this generator stops waiting;
-    the decode core should also be told to stop through its ``cancelled`` callback."""
+    yield its values on the event loop as they come. When the reader stops early, ``stop`` is
+    set so the worker (and the decode core, if its ``cancelled`` callback reads ``stop``)
+    ends within one token instead of running to completion."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     done = object()
@@ -152,17 +157,23 @@ async def in_thread(snapshots: Iterator[str]) -> AsyncIterator[str]:
     def work() -> None:
         try:
             for text in snapshots:
+                if stop is not None and stop.is_set():
+                    break
                 loop.call_soon_threadsafe(queue.put_nowait, text)
         except BaseException as e:  # handed to the event loop, re-raised there
             loop.call_soon_threadsafe(queue.put_nowait, e)
         loop.call_soon_threadsafe(queue.put_nowait, done)
 
-    worker = loop.run_in_executor(None, work)
-    while (item := await queue.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-    await worker
+    worker = loop.run_in_executor(executor, work)
+    try:
+        while (item := await queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        await worker
+    finally:
+        if stop is not None:
+            stop.set()
 
 
 def kept_up(emissions: list[Emission]) -> bool:

@@ -5,11 +5,17 @@ from __future__ import annotations
 from lsprotocol import types
 
 
-def lsp_inline_list(text: str, range_: types.Range) -> types.InlineCompletionList:
+def lsp_accept_command(stream_id: str, index: int = 0) -> types.Command:
+    """The command an editor runs when the user accepts an item (docs/protocol.md)."""
+    return types.Command(title="sparkls: accept", command="sparkls.accept", arguments=[{"streamId": stream_id, "index": index}])
+
+
+def lsp_inline_list(text: str, range_: types.Range, command: types.Command | None = None) -> types.InlineCompletionList:
     """One inline item replacing ``range_`` (the word typed so far) with ``text``."""
     if not text:
         return types.InlineCompletionList(items=[])
-    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=text, range=range_)])
+    item = types.InlineCompletionItem(insert_text=text, range=range_, command=command)
+    return types.InlineCompletionList(items=[item])
 
 
 def lsp_completion_list(text: str, range_: types.Range) -> types.CompletionList:

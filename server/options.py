@@ -33,9 +33,11 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     advertise: Literal["auto", "inline", "completion", "both"] = "auto"
     max_tokens: int = 64
     # Wait this long before decoding an automatic (as-you-type) request; invoked ones never wait.
-    debounce_ms: int = 0
+    # "auto": no wait when the backend answers before the next keystroke, else wait for a pause.
+    debounce_ms: int | Literal["auto"] = "auto"
     max_lines: int = 12
-    backend: str = "local"
+    backend: str = "local"  # whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, …
+    served_model: str = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
     index: IndexOptions = msgspec.field(default_factory=IndexOptions)
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)
 

@@ -39,6 +39,9 @@ class SparklsProtocol(LanguageServerProtocol):
             result.capabilities.inline_completion_provider = None
         if not completion:
             result.capabilities.completion_provider = None
+        # Streamed ghost text (docs/protocol.md) is offered to every client; it is used only
+        # by those that opt in through their own experimental capability.
+        result.capabilities.experimental = {"sparkls": {"inlineCompletionStream": True}}
         engine = getattr(self._server, "engine", None)
         result.server_info = types.ServerInfo(
             name="sparkls", version=f"{self._server.version} (engine: {getattr(engine, 'name', '?')})"

@@ -1,18 +1,22 @@
 """The sparkls language server: documents in, inline completions (or completion items) out.
 
-The data path: a request → :func:`inline_completion` → :class:`Completer` runs the
-decode engine in a worker thread → the suggestion goes back as an
-``InlineCompletionList`` whose range covers the word typed so far.
+The data path: a request → :func:`inline_completion` → a :class:`~sparkls.server.streams.Stream`
+runs the decode engine in a worker thread, paced at the active backend's timeline → the
+first text goes back as an ``InlineCompletionList`` whose range covers the word typed so far,
+and the rest follows as ``sparkls/inlineCompletionStream`` notifications (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
 import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import msgspec
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
@@ -21,12 +25,15 @@ from pygls.uris import to_fs_path
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.server import convert
-from sparkls.server.completion import Completer, completion_context, typed_word
+from sparkls.server.completion import completion_context, typed_word
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
 from sparkls.server.lsp_log import LspLogHandler
 from sparkls.server.options import Options, parse_options
 from sparkls.server.protocol import SparklsProtocol
+from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce
+from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
+from sparkls.plugins import host
 
 log = logging.getLogger("sparkls")
 
@@ -41,7 +48,8 @@ class SparklsServer(LanguageServer):
 
     :attr documents: open documents by URI, kept in the client's position encoding.
     :attr model: n-gram counts of the workspace and open documents.
-    :attr completer: runs the engine, one job per document.
+    :attr hub: completion streams, one live stream per document.
+    :attr pacer: the active backend and its timelines.
     :attr options: the current `sparkls` settings.
     """
 
@@ -50,7 +58,13 @@ class SparklsServer(LanguageServer):
         self.documents = DocumentStore()
         self.model = CodeModel()
         self.engine = NgramEngine(self.model)
-        self.completer = Completer(self.engine)
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparkls-decode")
+        self.hub = StreamHub(lambda: self.engine, self.pool)
+        self.pacer = Pacer()
+        self.streaming = False  # the client opted in to sparkls/inlineCompletionStream
+        self.requests: dict[str, asyncio.Task] = {}  # the newest completion request per document
+        self.followers: dict[str, StreamFollower] = {}  # the stream notifier per document
+        self.typing: dict[str, TypingRate] = {}
         self.options = Options()
         self.index_task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set once serving, for worker threads
@@ -69,6 +83,55 @@ class SparklsServer(LanguageServer):
             return has_inline, not has_inline
         return mode in ("inline", "both"), mode in ("completion", "both")
 
+    def apply_options(self) -> None:
+        """Settings that live outside ``options``: the backend and the served model."""
+        self.pacer.backend_name = self.options.backend
+        self.pacer.model_name = self.options.served_model
+
+    def supersede(self, uri: str) -> None:
+        """Cancel the document's older completion request still in progress (the newest one wins)."""
+        older = self.requests.get(uri)
+        if older is not None and older is not asyncio.current_task() and not older.done():
+            older.cancel()
+        self.requests[uri] = asyncio.current_task()
+
+    def debounce(self, uri: str, timeline, automatic: bool) -> float:
+        if not automatic:
+            return 0.0
+        if self.options.debounce_ms != "auto":
+            return self.options.debounce_ms / 1000
+        rate = self.typing.get(uri)
+        return adaptive_debounce(timeline.ttft_s, rate.gap if rate else None)
+
+    def follow(self, follower: StreamFollower) -> None:
+        """Start notifying a stream's growth, ending the document's previous notifier."""
+        old = self.followers.get(follower.uri)
+        if old is not None:
+            old.stop(cancelled=True)
+        self.followers[follower.uri] = follower
+        follower.start()
+
+    def stream_finished(self, stream: Stream) -> None:
+        if stream.tokens and stream.decode_seconds > 0:
+            self.pacer.measured(stream.tokens, stream.decode_seconds)
+        self.last_stream = stream
+        self.send_status()
+
+    def send_status(self) -> None:
+        s = getattr(self, "last_stream", None)
+        timeline = s.timeline if s else None
+        self.protocol.notify(
+            "sparkls/status",
+            {
+                "backend": timeline.backend if timeline else self.pacer.backend_name,
+                "engine": self.engine.name,
+                "modelledTokensPerSecond": _finite(timeline.tokens_per_s) if timeline else None,
+                "measuredTokensPerSecond": round(s.tokens / s.decode_seconds, 1) if s and s.decode_seconds else None,
+                "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
+                "keptUp": s.kept_up if s else True,
+            },
+        )
+
     def report_server_error(self, error: Exception, source) -> None:
         """Log out-of-band errors (bad frames, failing notifications) instead of popping up messages."""
         log.error("%s: %s", getattr(source, "__name__", source), error or type(error).__name__)
@@ -78,6 +141,10 @@ class SparklsServer(LanguageServer):
         uri = next(iter(folders.values())).uri if folders else self.workspace.root_uri
         path = to_fs_path(uri) if uri else None
         return Path(path) if path else None
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 1) if math.isfinite(x) else None
 
 
 SERVER = SparklsServer()
@@ -91,6 +158,10 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     ls.options, error = parse_options(params.initialization_options)
     if error:
         log.warning(error)
+    experimental = params.capabilities.experimental
+    sparkls_caps = experimental.get("sparkls") if isinstance(experimental, dict) else None
+    ls.streaming = bool(isinstance(sparkls_caps, dict) and sparkls_caps.get("inlineCompletionStream"))
+    ls.apply_options()
     log.info("sparkls %s: engine %s, position encoding %s", __version__, ls.engine.name, ls.encoding)
 
 
@@ -122,7 +193,7 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
             )
 
     report = await loop.run_in_executor(
-        ls.completer.pool,
+        ls.pool,
         lambda: index_workspace(ls.model, root, ls.options.index, progress, key=lambda p: p.as_uri()),
     )
     summary = (
@@ -142,6 +213,7 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
     ls.options, error = parse_options(params.settings, ls.options)
     if error:
         log.warning(error)
+    ls.apply_options()
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -158,6 +230,7 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
     if doc is None:
         log.warning("didChange for a document that is not open: %s", uri)
         return
+    ls.typing.setdefault(uri, TypingRate()).keystroke()
     for change in params.content_changes:
         start, end, inserted = doc.apply(change, ls.encoding)
         ls.model.edit_document(uri, start, end, inserted)
@@ -167,17 +240,19 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
-    ls.completer.cancel(uri)
+    ls.hub.cancel(uri)
     ls.documents.pop(uri, None)
     path = to_fs_path(uri)
     disk = read_text(Path(path), ls.options.index.max_file_bytes) if path else None
     ls.model.close_document(uri, disk_text=disk)
 
 
-async def _suggest(
-    ls: SparklsServer, uri: str, position: types.Position, automatic: bool = False
-) -> tuple[str, types.Range] | None:
-    """The completion at ``position`` and the range it replaces, or None."""
+async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic: bool) -> tuple[View, types.Range] | None:
+    """The stream view that answers a request at ``position``, and the range its text replaces.
+
+    Typing along a live or recent suggestion reuses its stream; anything else waits out the
+    debounce (automatic requests only) and starts a new one, stopping the document's old one.
+    """
     doc = ls.documents.get(uri)
     if doc is None:
         log.warning("completion requested for a document that is not open: %s", uri)
@@ -188,27 +263,105 @@ async def _suggest(
         raise JsonRpcInvalidParams(str(exc)) from None
     # Snapshot before the first await: didChange may edit the document meanwhile.
     ctx = completion_context(doc, offset, ls.options.max_tokens)
-    typed = typed_word(ctx.prefix)
-    range_ = types.Range(doc.position_at(offset - len(typed), ls.encoding), doc.position_at(offset, ls.encoding))
-    delay = ls.options.debounce_ms / 1000 if automatic else 0.0
-    text = await ls.completer.complete(uri, ctx, delay)
-    return (typed + text, range_) if text else None
+    word = typed_word(ctx.prefix)
+    range_ = types.Range(doc.position_at(offset - len(word), ls.encoding), doc.position_at(offset, ls.encoding))
+    ls.supersede(uri)
+    hit = ls.hub.attach(uri, ctx.prefix, ctx.suffix)
+    if hit is not None:
+        stream, typed = hit
+        log.debug("typeahead: %r typed along stream %s", typed, stream.id)
+        return View(stream, len(typed), word, ls.hub.next_id()), range_
+    timeline = ls.pacer.timeline(uri, ctx)
+    delay = ls.debounce(uri, timeline, automatic)
+    if delay > 0:
+        ls.hub.cancel(uri)  # whatever it was decoding is stale now
+        await asyncio.sleep(delay)  # a newer request or $/cancelRequest cancels us here
+    stream = ls.hub.start(uri, ctx, timeline)
+    if stream.task is not None:
+        stream.task.add_done_callback(lambda _: ls.stream_finished(stream))
+    return View(stream, 0, word, stream.id), range_
+
+
+async def _answer(
+    ls: SparklsServer, uri: str, position: types.Position, automatic: bool, stream: bool
+) -> tuple[str, types.Range, View] | None:
+    """Wait for what the request can show: the first paced text when ``stream``, all of it otherwise."""
+    found = await _view(ls, uri, position, automatic)
+    if found is None:
+        return None
+    view, range_ = found
+    source = view.stream
+    source.watchers += 1
+    try:
+        while not source.done and (not stream or not view.insert_text()):
+            await source.changed()
+    except asyncio.CancelledError:
+        source.watchers -= 1
+        ls.hub.orphaned(source)
+        raise
+    text = view.insert_text()
+    if not stream or not text:
+        source.watchers -= 1  # nothing will follow this answer
+    return (text, range_, view) if text else None
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(ls: SparklsServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-    """Ghost text at the cursor, for invoked and automatic triggers alike."""
+    """Ghost text at the cursor, for invoked and automatic triggers alike; streamed to clients that opt in."""
+    uri = params.text_document.uri
     automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
-    found = await _suggest(ls, params.text_document.uri, params.position, automatic)
-    return convert.lsp_inline_list(*found) if found else types.InlineCompletionList(items=[])
+    request_id = ls.protocol.msg_id
+    found = await _answer(ls, uri, params.position, automatic, ls.streaming)
+    if found is None:
+        return types.InlineCompletionList(items=[])
+    text, range_, view = found
+    if ls.streaming:
+        version = ls.documents[uri].version if uri in ls.documents else 0
+        ls.follow(StreamFollower(ls, view, request_id, uri, version, range_))
+    return convert.lsp_inline_list(text, range_, convert.lsp_accept_command(view.stream_id))
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
 async def completion(ls: SparklsServer, params: types.CompletionParams) -> types.CompletionList:
     """The same suggestion as a completion item, for clients without inline completion."""
+    uri = params.text_document.uri
     invoked = params.context is None or params.context.trigger_kind == types.CompletionTriggerKind.Invoked
-    found = await _suggest(ls, params.text_document.uri, params.position, automatic=not invoked)
-    return convert.lsp_completion_list(*found) if found else types.CompletionList(is_incomplete=True, items=[])
+    # Completion items cannot grow: wait for the whole text.
+    found = await _answer(ls, uri, params.position, automatic=not invoked, stream=False)
+    if found is None:
+        return types.CompletionList(is_incomplete=True, items=[])
+    text, range_, _ = found
+    return convert.lsp_completion_list(text, range_)
+
+
+@SERVER.command("sparkls.selectBackend")
+def select_backend(ls: SparklsServer, *args) -> dict:
+    """Make ``args[0]`` the active backend for the next requests."""
+    name = str(args[0]) if args else ""
+    try:
+        host().get(name, strict=True)
+    except ValueError as exc:
+        raise JsonRpcInvalidParams(f"{exc}; available: {', '.join(host().names())}") from None
+    ls.options = msgspec.structs.replace(ls.options, backend=name)
+    ls.pacer.backend_name = name
+    log.info("backend: %s", name)
+    ls.send_status()
+    return {"backend": name}
+
+
+@SERVER.command("sparkls.accept")
+def accept(ls: SparklsServer, *args) -> None:
+    """A suggestion (or part of it) was accepted: keep it for typeahead."""
+    info = args[0] if args else {}
+    log.debug("accepted %s", info)
+
+
+@SERVER.feature("sparkls/didDismiss")
+def did_dismiss(ls: SparklsServer, params) -> None:
+    """A suggestion was dismissed: do not offer it again from the cache."""
+    stream_id = getattr(params, "streamId", None)
+    if stream_id:
+        ls.hub.forget(stream_id)
 
 
 @SERVER.feature(types.EXIT)
@@ -220,4 +373,5 @@ def exit_(ls: SparklsServer, params: None) -> None:
 def shutdown(ls: SparklsServer, params: None) -> None:
     if ls.index_task is not None:
         ls.index_task.cancel()
-    ls.completer.shutdown()
+    ls.hub.cancel_all()
+    ls.pool.shutdown(wait=False, cancel_futures=True)

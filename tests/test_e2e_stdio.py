@@ -43,9 +43,15 @@ async def test_inline_completion_session() -> None:
     assert item.insert_text == 'return {"status": "ok", "id": record.id}'
     assert item.range == types.Range(types.Position(4, 4), types.Position(4, 10))
 
-    # Automatic requests wait for a pause (debounce_ms): a cancel in that pause wins.
+    # Typing along the suggestion is answered from the same stream, without a new decode.
+    client.edit(URI, 3, 4, 10, 4, 10, " {")
+    along = await client.text_document_inline_completion_async(client.inline_params(URI, 4, 12, automatic=True))
+    assert [i.insert_text for i in along.items] == ['"status": "ok", "id": record.id}']
+    assert along.items[0].range == types.Range(types.Position(4, 12), types.Position(4, 12))
+
+    # Elsewhere, automatic requests wait for a pause (debounce_ms): a cancel in that pause wins.
     pending = client.protocol.send_request(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, client.inline_params(URI, 4, 10, automatic=True), msg_id="typing-1"
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, client.inline_params(URI, 2, 11, automatic=True), msg_id="typing-1"
     )
     await asyncio.sleep(0.05)
     client.cancel_request(types.CancelParams(id="typing-1"))
@@ -54,13 +60,13 @@ async def test_inline_completion_session() -> None:
 
     # A newer request for the same document stops the older one.
     older = client.protocol.send_request(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, client.inline_params(URI, 4, 10, automatic=True)
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, client.inline_params(URI, 2, 11, automatic=True)
     )
     await asyncio.sleep(0.05)
-    newer = await client.text_document_inline_completion_async(client.inline_params(URI, 4, 10))
+    newer = await client.text_document_inline_completion_async(client.inline_params(URI, 4, 12))
     with pytest.raises(JsonRpcRequestCancelled):
         await asyncio.wrap_future(older)
-    assert newer.items[0].insert_text == item.insert_text
+    assert newer.items[0].insert_text == along.items[0].insert_text
 
     assert await stop_server(client) == 0
 

@@ -1,0 +1,97 @@
+"""When to decode and how fast to show it: the backend's timeline and a debounce that adapts.
+
+A slow backend waits for a pause in typing; one whose answer lands before the next key
+(a WSE-3-class backend) answers every keystroke. The typing rate is measured per document.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import lru_cache
+
+from sparkls.backends.stream import load_model
+from sparkls.decode.engine import CompletionContext
+from sparkls.plugins import Request, host
+from sparkls.plugins.api import ModelSpec, SpecError, Timeline
+
+log = logging.getLogger("sparkls")
+
+CHARS_PER_TOKEN = 3.5  # code under a BPE vocabulary; only sizes the modelled request
+PROMPT_CHARS = 8000  # what a served model would be sent as prompt
+MAX_DEBOUNCE = 0.4
+
+
+class TypingRate:
+    """Mean gap between keystrokes (edits), as an exponential moving average over recent typing."""
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        self.gap: float | None = None
+
+    def keystroke(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self.last is not None:
+            gap = now - self.last
+            if gap < 2.0:  # longer is a pause, not a typing rate
+                self.gap = gap if self.gap is None else 0.7 * self.gap + 0.3 * gap
+        self.last = now
+
+
+def adaptive_debounce(ttft: float, gap: float | None) -> float:
+    """Seconds to wait before decoding an as-you-type request.
+
+    If the backend's first token lands well before the user's next keystroke, answering
+    every keystroke is free: no wait. Otherwise wait a little longer than the typing gap,
+    so decoding starts when the user pauses rather than for every key.
+    """
+    if gap is None:
+        return 0.05
+    if ttft <= 0.5 * gap:
+        return 0.0
+    return min(max(1.5 * gap, 0.05), MAX_DEBOUNCE)
+
+
+@lru_cache(maxsize=16)
+def served_model(name: str) -> ModelSpec:
+    try:
+        return load_model(name)
+    except (SpecError, OSError) as exc:
+        log.warning("served model %s: %s; using smollm2-135m", name, exc)
+        return load_model("smollm2-135m")
+
+
+class Pacer:
+    """The active backend and the timelines it gives for requests."""
+
+    def __init__(self) -> None:
+        self.backend_name = os.environ.get("SPARKLS_BACKEND", "local")
+        self.model_name = "llama-3.1-8b"
+        self.seed = 0
+        self.last_prompt: dict[str, str] = {}  # per document, for the prefix a server would have cached
+
+    @property
+    def backend(self):
+        return host().get(self.backend_name)
+
+    def timeline(self, uri: str, ctx: CompletionContext) -> Timeline:
+        prompt = ctx.prefix[-PROMPT_CHARS:]
+        previous = self.last_prompt.get(uri, "")
+        self.last_prompt[uri] = prompt
+        shared = len(os.path.commonprefix((previous, prompt))) if previous else 0
+        request = Request(
+            model=served_model(self.model_name),
+            prompt_tokens=max(1, round(len(prompt) / CHARS_PER_TOKEN)),
+            cached_tokens=round(shared / CHARS_PER_TOKEN),
+            new_tokens=max(1, ctx.max_tokens),
+        )
+        self.seed += 1
+        return host().timeline(None, request, seed=self.seed, backend=self.backend)
+
+    def measured(self, tokens: int, seconds: float) -> None:
+        """Tell the ``local`` backend how fast this machine decoded."""
+        if tokens > 1 and seconds > 0:
+            local = host().get("local")
+            if hasattr(local, "update"):
+                local.update(tokens_per_s=tokens / seconds)
