@@ -126,6 +126,15 @@ def summary(name: str, tl: Timeline) -> dict:
                 tokens_per_s_per_chip=tps * tl.concurrency / tl.chips if math.isfinite(tps) else None)
 
 
+# Backends that are measured, not modelled, for a configured engine: listed only when asked for by name.
+MEASURED_ONLY = ("remote",)
+
+
+def default_backends(h) -> list[str]:
+    """Every available backend that models or measures this machine, best priority first."""
+    return [n for n in h.names() if n not in MEASURED_ONLY]
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         model = model_from(args)
@@ -135,7 +144,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"sparkls simulate: {e}", file=sys.stderr)
         return 2
     h = _host()
-    names = [n for b in args.backend for n in b.split(",")] if args.backend else h.names()
+    names = [n for b in args.backend for n in b.split(",")] if args.backend else default_backends(h)
     results: list[tuple[str, Timeline]] = []
     for name in names:
         try:

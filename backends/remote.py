@@ -1,0 +1,450 @@
+"""``remote``: real tokens from a model served elsewhere, with their real cadence measured.
+
+A model too big for this machine runs on an existing engine — vLLM, SGLang, TensorRT-LLM,
+llama.cpp's server, or a hosted endpoint such as Cerebras Inference — and all of them speak
+the OpenAI-compatible streaming ``POST /v1/completions`` API: Server-Sent Events of
+``data: {json}`` with the text delta in ``choices[0].text``, ended by ``data: [DONE]``.
+
+Three pieces, standard library only (``http.client``):
+
+- :class:`RemoteConfig`: URL, model name, the *name* of the environment variable that holds
+  the API key (never the key itself), timeouts and the prompt budget; validated by msgspec.
+- :func:`stream_completion`: one streamed request; yields :class:`Chunk` values and fills a
+  :class:`Measurement` — real time to first token, gaps between tokens, finish reason.
+- :class:`RemoteEngine`: a decode :class:`~sparkls.decode.engine.Engine` over it (prompt =
+  the tail of the prefix within the budget, stop rules applied as text arrives, the stream
+  closed as soon as they say stop or ``cancelled()`` is true). Every failure — connection
+  refused or lost, a timeout, an HTTP error, an error event or garbage in the stream — ends
+  the stream with :class:`RemoteError` (``kind`` says which), so the server can log it and
+  let the local decode core take over.
+
+:class:`RemoteBackend` is the registry entry (``sparkls.backends`` entry point ``remote``):
+its timeline is "as produced" like ``local``'s, so the server shows each remote token when it
+arrives; its estimated figures follow the last :class:`Measurement` (:meth:`RemoteBackend.update`),
+seeded from ``remote.toml`` with what llama.cpp's server measured on this 2-core machine.
+
+Token counting: one text-carrying chunk counts as one token (llama.cpp, vLLM and SGLang send
+one token per chunk by default); an engine that coalesces tokens shows up as fewer, burstier
+tokens, which is what a user would see.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Iterator
+from urllib.parse import urlsplit
+
+import msgspec
+
+from sparkls.backends.sse import events
+from sparkls.backends.stream import TomlBackend
+from sparkls.decode.engine import CompletionContext
+from sparkls.decode.stops import StopRules
+from sparkls.plugins.api import ModelSpec, Request, Timeline
+
+Pos = Annotated[float, msgspec.Meta(gt=0)]
+ERROR_BODY_BYTES = 4096
+
+
+class RemoteError(RuntimeError):
+    """A remote completion failed; the message says where and why.
+
+    ``kind`` is one of ``config`` (bad settings or a missing API key variable), ``connect``
+    (refused, unreachable, DNS), ``timeout`` (connect, first token, gap between tokens, or
+    total), ``http`` (a non-200 answer; ``status`` holds the code), ``stream`` (an error event
+    from the engine), ``protocol`` (an answer that is not an OpenAI completion stream) or
+    ``connection`` (the connection dropped mid-stream).
+    """
+
+    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
+class RemoteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where the served model is and how long to wait for it (server setting ``remote``)."""
+
+    url: str  # http(s)://host:port, .../v1 or the full .../v1/completions
+    model: str  # the served model's name, as the engine knows it
+    api_key_env: str = ""  # NAME of the environment variable holding the key ("" = no auth)
+    connect_timeout_s: Pos = 5.0
+    first_token_timeout_s: Pos = 30.0  # request sent -> first token (prefill, queueing)
+    read_timeout_s: Pos = 10.0  # longest gap between two chunks
+    total_timeout_s: Pos = 120.0
+    prompt_chars: Annotated[int, msgspec.Meta(ge=1)] = 4000  # tail of the prefix sent as prompt
+    temperature: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    extra: dict[str, Any] = {}  # more body fields for the engine (top_p, seed, ...)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"remote url must be http(s)://host[:port][/path], got {self.url!r}")
+
+    @classmethod
+    def from_settings(cls, settings: dict | RemoteConfig) -> RemoteConfig:
+        """Validate a settings table; raises :class:`RemoteError` (kind ``config``) naming the problem."""
+        if isinstance(settings, RemoteConfig):
+            return settings
+        if isinstance(settings, dict) and any(k in settings for k in ("api_key", "key", "token")):
+            raise RemoteError(
+                "remote settings must not hold the API key: put it in an environment variable "
+                "and give that variable's name as api_key_env", "config")
+        try:
+            return msgspec.convert(settings, cls)
+        except (msgspec.ValidationError, ValueError) as e:
+            raise RemoteError(f"invalid remote settings: {e}", "config") from None
+
+    @property
+    def endpoint(self) -> str:
+        """The full ``/v1/completions`` URL."""
+        u = self.url.rstrip("/")
+        if u.endswith("/completions"):
+            return u
+        return u + ("/completions" if u.endswith("/v1") else "/v1/completions")
+
+    def api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise RemoteError(f"remote: environment variable {self.api_key_env} (api_key_env) is not set", "config")
+        return key
+
+
+@dataclass
+class Chunk:
+    text: str
+    t: float  # seconds since the request started (connect included)
+    finish_reason: str | None = None
+
+
+@dataclass
+class Measurement:
+    """What one remote request really did. Times are seconds since the request started
+    (before connecting, so TTFT includes connect, request upload, queueing and prefill)."""
+
+    endpoint: str
+    model: str
+    prompt_chars: int = 0
+    prompt_tokens_estimate: int = 0  # from the caller's tokenizer; usage wins when reported
+    connect_s: float | None = None
+    token_times: list[float] = field(default_factory=list)  # one per text-carrying chunk
+    pieces: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: dict | None = None
+    end_s: float | None = None
+    error: RemoteError | None = None
+    cancelled: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return len(self.token_times)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def ttft_s(self) -> float | None:
+        return self.token_times[0] if self.token_times else None
+
+    @property
+    def gaps_s(self) -> list[float]:
+        t = self.token_times
+        return [b - a for a, b in zip(t, t[1:])]
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Output rate of the stream after the first token (as Artificial Analysis counts it)."""
+        t = self.token_times
+        span = t[-1] - t[0] if len(t) > 1 else 0.0
+        return (len(t) - 1) / span if span > 0 else None
+
+    @property
+    def prompt_tokens(self) -> int:
+        reported = (self.usage or {}).get("prompt_tokens")
+        return int(reported) if isinstance(reported, int) and reported > 0 else self.prompt_tokens_estimate
+
+    def timeline(self, backend: str = "remote") -> Timeline | None:
+        """The measured cadence as a Timeline (real times, not a model), or None without tokens."""
+        if not self.token_times:
+            return None
+        return Timeline(backend=backend, token_times=tuple(self.token_times), as_produced=True)
+
+    def request(self, model: ModelSpec) -> Request | None:
+        """The same request's shape, to ask the modelled backends what they predict for it."""
+        if not self.token_times:
+            return None
+        return Request(model=model, prompt_tokens=self.prompt_tokens, new_tokens=self.tokens)
+
+    def summary(self) -> dict:
+        gaps = sorted(self.gaps_s)
+        return dict(endpoint=self.endpoint, model=self.model, tokens=self.tokens, ttft_s=self.ttft_s,
+                    gap_p50_s=gaps[len(gaps) // 2] if gaps else None, tokens_per_s=self.tokens_per_s,
+                    total_s=self.end_s, finish_reason=self.finish_reason,
+                    error=str(self.error) if self.error else None)
+
+
+def _connection(cfg: RemoteConfig) -> tuple[http.client.HTTPConnection, str]:
+    parts = urlsplit(cfg.endpoint)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=cfg.connect_timeout_s,
+                                           context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=cfg.connect_timeout_s)
+    return conn, path
+
+
+def _error_message(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:300]
+    err = doc.get("error", doc.get("detail", doc)) if isinstance(doc, dict) else doc
+    if isinstance(err, dict):
+        err = err.get("message", err)
+    return str(err)[:300]
+
+
+def stream_completion(
+    cfg: RemoteConfig,
+    prompt: str,
+    max_tokens: int,
+    stop: list[str] | None = None,
+    cancelled: Callable[[], bool] = lambda: False,
+    measurement: Measurement | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[Chunk]:
+    """Stream one completion, yielding a :class:`Chunk` per text delta as it arrives.
+
+    Closing the generator (or ``cancelled()`` turning true) closes the connection, which tells
+    the engine to stop generating. Every failure raises :class:`RemoteError`; ``measurement``
+    (if given) is filled as the stream goes, and keeps the error.
+    """
+    m = measurement if measurement is not None else Measurement(cfg.endpoint, cfg.model)
+    m.prompt_chars = len(prompt)
+    body: dict[str, Any] = {**cfg.extra, "model": cfg.model, "prompt": prompt, "max_tokens": max_tokens,
+                            "temperature": cfg.temperature, "stream": True}
+    if stop:
+        body["stop"] = stop[:4]  # the OpenAI API takes at most four
+    headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    where = f"remote {cfg.endpoint}"
+    t0 = clock()
+    conn: http.client.HTTPConnection | None = None
+    resp: http.client.HTTPResponse | None = None
+    phase = "connect"
+    try:
+        key = cfg.api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        conn, path = _connection(cfg)
+        conn.connect()
+        sock = conn.sock  # kept: http.client drops conn.sock when the answer says Connection: close
+        m.connect_s = clock() - t0
+        phase = "first token"
+        sock.settimeout(max(1e-3, min(cfg.first_token_timeout_s, cfg.total_timeout_s - m.connect_s)))
+        conn.request("POST", path, body=json.dumps(body).encode(), headers=headers)
+        resp = conn.getresponse()
+        if resp.status != 200:
+            detail = _error_message(resp.read(ERROR_BODY_BYTES))
+            raise RemoteError(f"{where}: HTTP {resp.status} {resp.reason}: {detail}", "http", resp.status)
+        ctype = resp.getheader("Content-Type", "")
+        if "text/event-stream" not in ctype:
+            raise RemoteError(f"{where}: expected text/event-stream, got {ctype or 'no Content-Type'} "
+                              f"({_error_message(resp.read(ERROR_BODY_BYTES))})", "protocol")
+        done = False
+
+        def lines() -> Iterator[bytes]:
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                yield line
+
+        for ev in events(lines()):
+            if ev.data.strip() == "[DONE]":
+                done = True
+                break
+            try:
+                doc = json.loads(ev.data)
+            except ValueError:
+                raise RemoteError(f"{where}: not JSON in the stream: {ev.data[:200]!r}", "protocol") from None
+            if not isinstance(doc, dict):
+                raise RemoteError(f"{where}: unexpected stream event {ev.data[:200]!r}", "protocol")
+            if "error" in doc:
+                raise RemoteError(f"{where}: engine error: {_error_message(ev.data.encode())}", "stream")
+            if doc.get("usage"):
+                m.usage = doc["usage"]
+            choices = doc.get("choices") or []
+            choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+            piece = choice.get("text") or ""
+            if not isinstance(piece, str):
+                raise RemoteError(f"{where}: choices[0].text is not a string", "protocol")
+            finish = choice.get("finish_reason")
+            now = clock() - t0
+            if finish:
+                m.finish_reason = finish
+            if piece:
+                m.token_times.append(now)
+                m.pieces.append(piece)
+                yield Chunk(piece, now, finish)
+            if cancelled():
+                m.cancelled = True
+                return
+            if piece and phase != "stream":
+                phase = "stream"
+            left = cfg.total_timeout_s - (clock() - t0)
+            if left <= 0:
+                raise RemoteError(f"{where}: total timeout of {cfg.total_timeout_s:g}s exceeded "
+                                  f"after {m.tokens} tokens", "timeout")
+            sock.settimeout(min(cfg.read_timeout_s if phase == "stream" else cfg.first_token_timeout_s, left))
+        if not done and m.finish_reason is None:
+            raise RemoteError(f"{where}: connection closed mid-stream after {m.tokens} tokens", "connection")
+    except RemoteError as e:
+        m.error = e
+        raise
+    except (TimeoutError, socket.timeout):
+        limit = {"connect": cfg.connect_timeout_s, "first token": cfg.first_token_timeout_s,
+                 "stream": cfg.read_timeout_s}[phase]
+        e = RemoteError(f"{where}: timed out waiting for the {'next token' if phase == 'stream' else phase} "
+                        f"({limit:g}s) after {m.tokens} tokens", "timeout")
+        m.error = e
+        raise e from None
+    except ConnectionRefusedError as exc:
+        e = RemoteError(f"{where}: connection refused ({exc.strerror or exc}); is the engine running?", "connect")
+        m.error = e
+        raise e from None
+    except (OSError, http.client.HTTPException) as exc:
+        kind = "connect" if phase == "connect" else "connection"
+        what = "cannot connect" if kind == "connect" else f"connection lost after {m.tokens} tokens"
+        e = RemoteError(f"{where}: {what}: {type(exc).__name__}: {exc}", kind)
+        m.error = e
+        raise e from None
+    finally:
+        m.end_s = clock() - t0
+        if resp is not None:
+            resp.close()
+        if conn is not None:
+            conn.close()
+
+
+def prompt_of(ctx: CompletionContext, budget: int) -> str:
+    """The tail of the prefix within ``budget`` characters, starting at a line start when cut."""
+    prefix = ctx.prefix
+    if len(prefix) <= budget:
+        return prefix
+    tail = prefix[-budget:]
+    nl = tail.find("\n")
+    return tail[nl + 1 :] if 0 <= nl < len(tail) - 1 else tail
+
+
+def stop_sequences(rules: StopRules) -> list[str]:
+    """Stop strings for the engine, so it stops generating where the stop rules will cut anyway.
+
+    Line mode: the end of the line. Block mode: a run of blank lines (the rules also end a
+    block at a dedent, which no fixed string can express; the stream is closed there).
+    """
+    return ["\n\n\n"] if rules.block else ["\n"]
+
+
+class RemoteEngine:
+    """A decode engine whose tokens come from an OpenAI-compatible server.
+
+    ``last`` holds the :class:`Measurement` of the latest request (also passed to
+    ``on_measure`` when a request ends, successfully or not). ``count_tokens`` estimates
+    prompt tokens when the engine does not report usage (default: characters / 4).
+    """
+
+    name = "remote"
+
+    def __init__(
+        self,
+        config: RemoteConfig | dict,
+        on_measure: Callable[[Measurement], None] | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> None:
+        self.config = RemoteConfig.from_settings(config)
+        self.on_measure = on_measure
+        self.count_tokens = count_tokens or (lambda s: max(1, len(s) // 4))
+        self.last: Measurement | None = None
+
+    def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        """Yield the completion so far as remote tokens arrive, cut by the stop rules.
+
+        Raises :class:`RemoteError` on any failure (after the text already yielded)."""
+        cfg = self.config
+        prompt = prompt_of(ctx, cfg.prompt_chars)
+        rules = StopRules(ctx.prefix, ctx.suffix)
+        m = Measurement(cfg.endpoint, cfg.model, prompt_tokens_estimate=self.count_tokens(prompt))
+        self.last = m
+        chunks = stream_completion(cfg, prompt, ctx.max_tokens, stop_sequences(rules), cancelled, m)
+        text, shown = "", ""
+        try:
+            for chunk in chunks:
+                if cancelled():
+                    m.cancelled = True
+                    return
+                text += chunk.text
+                visible, done = rules.cut(text)
+                if visible != shown and visible.strip():
+                    shown = visible
+                    yield visible
+                if done:
+                    return
+        finally:
+            chunks.close()
+            if self.on_measure is not None:
+                self.on_measure(m)
+
+
+def remote_engine(settings: dict | RemoteConfig, **kw: Any) -> RemoteEngine:
+    """Build the engine from the server's ``remote`` settings; raises RemoteError (``config``)."""
+    return RemoteEngine(settings, **kw)
+
+
+# -- the registry entry ---------------------------------------------------------------------
+
+
+class RemoteSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    part: str = "OpenAI-compatible server"
+    variant: str = ""
+    ttft_s: Annotated[float, msgspec.Meta(ge=0)]
+    tokens_per_s: Pos
+
+
+class RemoteBackend(TomlBackend):
+    """Tokens from a remote engine, shown as they arrive (the cadence is real, not modelled)."""
+
+    name = "remote"
+    priority = 0.0  # chosen by name only: it needs an engine configured in the settings
+    spec_type = RemoteSpec
+    spec: RemoteSpec
+
+    def update(self, measurement: Measurement) -> None:
+        """Follow a measured request: its TTFT and output rate become the estimates."""
+        changes: dict[str, float] = {}
+        if measurement.ttft_s is not None:
+            changes["ttft_s"] = measurement.ttft_s
+        tps = measurement.tokens_per_s
+        if tps is not None and math.isfinite(tps) and tps > 0:
+            changes["tokens_per_s"] = tps
+        self.spec = msgspec.structs.replace(self.spec, **changes)
+
+    def timeline(self, request: Request, seed: int = 0) -> Timeline:
+        dt = 1 / self.spec.tokens_per_s
+        return Timeline(
+            backend=self.name,
+            token_times=tuple(self.spec.ttft_s + i * dt for i in range(request.new_tokens)),
+            chips=1,
+            concurrency=1,
+            as_produced=True,
+        )
