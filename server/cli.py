@@ -29,6 +29,26 @@ def _complete(args: argparse.Namespace) -> int:
     return 0 if text else 1
 
 
+def _record(args: argparse.Namespace) -> int:
+    from sparkls.server.record import main as record_main
+
+    return record_main(args.out, args.server, args.redact)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from sparkls.server.replay import main as replay_main
+
+    return replay_main(args.trace, args.server, args.timing, args.root, args.quiet)
+
+
+def _split_server(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``sparkls record|replay … -- SERVER COMMAND``: the options, and the server command."""
+    if argv and argv[0] in ("record", "replay") and "--" in argv:
+        i = argv.index("--")
+        return argv[:i], argv[i + 1 :]
+    return argv, []
+
+
 def _parse_position(spec: str) -> tuple[str, int, int]:
     """``FILE:LINE:COL`` with 1-based line and column, as compilers print them."""
     try:
@@ -60,7 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     complete.add_argument("--engine", choices=["auto", "ngram", "neural"], default="auto")
     complete.set_defaults(run=_complete)
 
+    # `record` and `replay` take the server command after `--` (default: this sparkls's `serve`).
+    argv, server_command = _split_server(argv)
+    record = sub.add_parser("record", help="proxy an editor's stdio to a server and write the session as a trace")
+    record.add_argument("--out", required=True, metavar="TRACE.jsonl", help="where to write the trace")
+    record.add_argument("--redact", action="store_true", help="replace code in the trace by same-shape placeholders")
+    record.set_defaults(run=_record)
+
+    replay = sub.add_parser("replay", help="play a trace's client side against a fresh server and compare")
+    replay.add_argument("trace", metavar="TRACE.jsonl")
+    replay.add_argument("--timing", choices=["recorded", "compressed", "fast"], default="recorded")
+    replay.add_argument("--root", help="workspace folder to use instead of the recorded root")
+    replay.add_argument("-q", "--quiet", action="store_true", help="print only mismatches")
+    replay.set_defaults(run=_replay)
+
     args = parser.parse_args(argv)
+    args.server = server_command
     # stdout is the LSP wire in `serve`: logs only ever go to stderr.
     logging.basicConfig(
         stream=sys.stderr,
