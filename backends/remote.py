@@ -209,6 +209,8 @@ def _error_message(body: bytes) -> str:
         doc = json.loads(body)
     except ValueError:
         return body.decode("utf-8", "replace").strip()[:300]
+    if isinstance(doc, dict) and isinstance(doc.get("error"), dict):
+        doc["error"]["message"] = str(doc["error"].get("message", "")).split("\n\n")[0]  # no tracebacks
     err = doc.get("error", doc.get("detail", doc)) if isinstance(doc, dict) else doc
     if isinstance(err, dict):
         err = err.get("message", err)
@@ -387,7 +389,7 @@ class RemoteEngine:
         m = Measurement(cfg.endpoint, cfg.model, prompt_tokens_estimate=self.count_tokens(prompt))
         self.last = m
         chunks = stream_completion(cfg, prompt, ctx.max_tokens, stop_sequences(rules), cancelled, m)
-        text, shown = "", ""
+        text, shown, visible = "", "", ""
         try:
             for chunk in chunks:
                 if cancelled():
@@ -395,11 +397,19 @@ class RemoteEngine:
                     return
                 text += chunk.text
                 visible, done = rules.cut(text)
-                if visible != shown and visible.strip():
-                    shown = visible
-                    yield visible
+                # Trailing whitespace waits for the next token: the stop rules may trim it when the
+                # line or block ends, and each snapshot must extend the one before.
+                grown = visible if done else visible.rstrip()
+                if grown != shown and grown.strip() and grown.startswith(shown):
+                    shown = grown
+                    yield grown
                 if done:
                     return
+            if m.cancelled or cancelled():
+                m.cancelled = True
+                return
+            if visible != shown and visible.strip() and visible.startswith(shown):
+                yield visible  # the stream ended (length, stop sequence): keep its trailing text
         finally:
             chunks.close()
             if self.on_measure is not None:

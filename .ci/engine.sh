@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# CI helper: make llama.cpp's OpenAI-compatible server importable in .venv for the `engine` tests.
+# PyPI ships llama-cpp-python only as an sdist (a ~5 min build on 2 cores), so the wheel is built once into a
+# cache OUTSIDE the clone and installed from there on every later run (seconds).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-.venv/bin/python}
+VERSION=${LLAMA_CPP_PYTHON_VERSION:-0.3.36}
+CACHE=${SPARKLS_CI_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/sparkls-ci/wheels}
+
+if "$PY" -c 'import llama_cpp.server' 2>/dev/null; then
+    echo "engine.sh: llama_cpp already importable"
+    exit 0
+fi
+
+mkdir -p "$CACHE"
+if ! ls "$CACHE"/llama_cpp_python-"$VERSION"-*.whl >/dev/null 2>&1; then
+    echo "engine.sh: building llama-cpp-python $VERSION wheel into $CACHE (once; takes minutes)"
+    start=$(date +%s)
+    CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
+        "$PY" -m pip wheel --no-deps -w "$CACHE" "llama-cpp-python==$VERSION"
+    echo "engine.sh: wheel built in $(( $(date +%s) - start )) s"
+fi
+
+"$PY" -m pip install --find-links "$CACHE" "llama-cpp-python[server]==$VERSION"
+"$PY" -c 'import llama_cpp.server; print("engine.sh: llama_cpp", __import__("llama_cpp").__version__)'
