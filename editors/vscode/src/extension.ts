@@ -40,7 +40,13 @@ export class Sparkls {
         const doc = editor?.document;
         return doc && editor.selection.isEmpty && doc.version === version && this.protocolUri(doc.uri) === uri ? editor.selection.active : undefined;
       },
-      trigger: () => vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'),
+      // VS Code does not fetch again for an explicit trigger at the version and cursor of its current explicit
+      // result (InlineCompletionsSource: `request.satisfies`), and an explicit fetch keeps the item on show. So:
+      // hide (which clears that result), then trigger; the provider answers from the stream store at once.
+      trigger: async () => {
+        await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+        await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+      },
     });
   }
 
@@ -77,7 +83,10 @@ export class Sparkls {
     }
     this.log.info(`starting ${command.command} ${command.args.join(' ')}`);
     const { client, feature } = createClient(command, settings, this.log, this.inline, () => this.settings());
-    client.onNotification(Notifications.stream, (n: StreamNotification) => this.inline.onNotification(n));
+    client.onNotification(Notifications.stream, (n: StreamNotification) => {
+      this.log.trace(`stream ${n.streamId}[${n.index}] v${n.version}${n.done ? ' done' : ''}: ${JSON.stringify(n.text)}`);
+      this.inline.onNotification(n);
+    });
     client.onNotification(Notifications.status, (s: Status) => this.showStatus(s));
     this.client = client;
     this.feature = feature;

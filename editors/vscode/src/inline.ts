@@ -28,7 +28,7 @@ export interface InlineHost<D extends Doc, I extends ItemLike> {
   makeItem(text: string, range: Rng, streamId: string, index: number): I;
   /** Where the cursor of the active editor is, if it shows this URI at this version. */
   cursor(uri: string, version: number): Pos | undefined;
-  /** Runs `editor.action.inlineSuggest.trigger`. */
+  /** Makes the editor fetch inline suggestions again at the cursor (see extension.ts for why hide, then trigger). */
   trigger(): Thenable<unknown>;
 }
 
@@ -49,14 +49,14 @@ function textOf(item: ItemLike): string {
 }
 
 export class StreamingInline<D extends Doc, I extends ItemLike> {
-  private readonly retrigger: Retrigger;
+  private readonly retrigger = new Retrigger(() => this.refresh());
+  /** Documents whose stream grew since the last refresh. */
+  private readonly pending = new Set<string>();
 
   constructor(
     readonly store: StreamStore,
     private readonly host: InlineHost<D, I>,
-  ) {
-    this.retrigger = new Retrigger(() => host.trigger());
-  }
+  ) {}
 
   /** `middleware.provideInlineCompletionItems`. */
   async provide(doc: D, position: Pos, next: () => Promise<Result<I>> | Result<I>): Promise<Result<I>> {
@@ -90,13 +90,22 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
 
   /** `sparkls/inlineCompletionStream`: keep the text, and have the editor ask again when it is on show. */
   onNotification(n: StreamNotification): void {
-    const stream = this.store.onNotification(n);
-    if (!stream) {
-      return;
-    }
-    const cursor = this.host.cursor(stream.uri, stream.version);
-    if (cursor && samePos(cursor, stream.position)) {
+    if (this.store.onNotification(n)) {
+      this.pending.add(n.uri);
       this.retrigger.request();
+    }
+  }
+
+  /** Runs (coalesced) after notifications: refresh the editor if the stream it shows has grown meanwhile. */
+  private async refresh(): Promise<void> {
+    const uris = [...this.pending];
+    this.pending.clear();
+    for (const uri of uris) {
+      const stream = this.store.get(uri);
+      const cursor = stream && this.host.cursor(stream.uri, stream.version);
+      if (stream && cursor && samePos(cursor, stream.position) && this.store.grew(stream)) {
+        await this.host.trigger();
+      }
     }
   }
 

@@ -167,7 +167,8 @@ export class StreamStore {
     return s;
   }
 
-  private grew(s: Stream): boolean {
+  /** Whether an item's text differs from what the editor was last given. */
+  grew(s: Stream): boolean {
     for (const [index, item] of s.items) {
       if (s.served.get(index) !== item.text) {
         return true;

@@ -1,0 +1,1 @@
+"""Helpers for the VS Code tests (tests/test_vscode_*.py)."""
