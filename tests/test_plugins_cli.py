@@ -71,9 +71,3 @@ def test_backends_list_and_calibrate(capsys):
     assert rows["nvidia-blackwell"]["available"] and rows["nvidia-blackwell"]["source"].startswith("sparkls")
     assert main(["backends", "calibrate"]) == 0
     assert "within 25%" in capsys.readouterr().out
-
-
-def test_race_is_not_implemented_yet(capsys):
-    """Ensure race says it is not implemented and exits 2."""
-    assert main(["race"]) == 2
-    assert "not implemented yet" in capsys.readouterr().out
