@@ -317,8 +317,12 @@ def stream_completion(
     except (TimeoutError, socket.timeout):
         limit = {"connect": cfg.connect_timeout_s, "first token": cfg.first_token_timeout_s,
                  "stream": cfg.read_timeout_s}[phase]
-        e = RemoteError(f"{where}: timed out waiting for the {'next token' if phase == 'stream' else phase} "
-                        f"({limit:g}s) after {m.tokens} tokens", "timeout")
+        if clock() - t0 >= cfg.total_timeout_s - 1e-3:
+            e = RemoteError(f"{where}: total timeout of {cfg.total_timeout_s:g}s exceeded after {m.tokens} tokens",
+                            "timeout")
+        else:
+            e = RemoteError(f"{where}: timed out waiting for the {'next token' if phase == 'stream' else phase} "
+                            f"({limit:g}s) after {m.tokens} tokens", "timeout")
         m.error = e
         raise e from None
     except ConnectionRefusedError as exc:

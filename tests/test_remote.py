@@ -304,3 +304,19 @@ def test_registry_entry_is_as_produced_and_follows_measurements():
     fresh.update(m)
     tl = fresh.timeline(req)
     assert tl.ttft_s == pytest.approx(0.5) and tl.tokens_per_s == pytest.approx(10)
+
+
+def test_total_timeout_caps_a_slow_stream():
+    """Ensure a stream that keeps trickling tokens is cut at the total timeout, and says so."""
+    def trickle(conn):
+        read_request(conn)
+        conn.sendall(SSE_HEAD)
+        for i in range(100):
+            conn.sendall(sse(f"t{i} "))
+            time.sleep(0.1)
+
+    with loopback(trickle) as url:
+        t = time.perf_counter()
+        with pytest.raises(RemoteError, match="total timeout of 0.5s") as e:
+            list(stream_completion(config(url, total_timeout_s=0.5), "x", 100))
+        assert e.value.kind == "timeout" and time.perf_counter() - t < 1.5
