@@ -318,6 +318,10 @@ class _Row:
             return (len(t) - 1) / (t[-1] - t[0])  # shown as produced: the decode core's own rate
         if self.tokens > 1 and self.last is not None and self.first is not None and self.last > self.first:
             return (self.tokens - 1) / (self.last - self.first)
+        if self.tokens > 1 and not self.shape.as_produced:
+            due = [self.shape.due(i) for i in range(self.tokens)]
+            if due[-1] > due[0]:  # shown in one burst (the screen is slower than the hardware): its rate
+                return (self.tokens - 1) / (due[-1] - due[0])
         return None
 
     @property
