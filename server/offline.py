@@ -10,7 +10,8 @@ from sparkls.decode.ngram_model import CodeModel
 from sparkls.server.completion import completion_context
 from sparkls.server.documents import Document, UTF32
 from sparkls.server.indexer import index_workspace
-from sparkls.server.options import Options
+from sparkls.server.engines import load_neural_engine, neural_model_path
+from sparkls.server.options import ModelOptions, Options
 
 from lsprotocol import types
 
@@ -31,7 +32,13 @@ def complete_at(path: str, line: int, column: int, workspace: str | None = None,
     model.open_document(uri, text)
     offset = doc.offset_at(types.Position(line - 1, column - 1), UTF32)
     ctx = completion_context(doc, offset, options.max_tokens)
+    completer = NgramEngine(model)
+    if engine != "ngram":
+        path = neural_model_path(ModelOptions(engine=engine))
+        if path is not None:
+            completer = load_neural_engine(path)
+    log.info("engine: %s", completer.name)
     text_out = ""
-    for text_out in NgramEngine(model).complete(ctx, lambda: False):
+    for text_out in completer.complete(ctx, lambda: False):
         pass
     return text_out

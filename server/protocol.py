@@ -42,10 +42,8 @@ class SparklsProtocol(LanguageServerProtocol):
         # Streamed ghost text (docs/protocol.md) is offered to every client; it is used only
         # by those that opt in through their own experimental capability.
         result.capabilities.experimental = {"sparkls": {"inlineCompletionStream": True}}
-        engine = getattr(self._server, "engine", None)
-        result.server_info = types.ServerInfo(
-            name="sparkls", version=f"{self._server.version} (engine: {getattr(engine, 'name', '?')})"
-        )
+        engine = getattr(self._server, "engine_label", "?")
+        result.server_info = types.ServerInfo(name="sparkls", version=f"{self._server.version} (engine: {engine})")
         return result
 
     def _user_handler(self, method: str, params):

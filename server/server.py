@@ -26,6 +26,7 @@ from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.server import convert
 from sparkls.server.completion import completion_context, typed_word
+from sparkls.server.engines import load_neural_engine, neural_model_path
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
 from sparkls.server.lsp_log import LspLogHandler
@@ -65,6 +66,9 @@ class SparklsServer(LanguageServer):
         self.requests: dict[str, asyncio.Task] = {}  # the newest completion request per document
         self.followers: dict[str, StreamFollower] = {}  # the stream notifier per document
         self.typing: dict[str, TypingRate] = {}
+        self.model_path: Path | None = None
+        self.engine_label = "ngram"  # what serverInfo and the log say serves
+        self.load_task: asyncio.Task | None = None
         self.options = Options()
         self.index_task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set once serving, for worker threads
@@ -162,15 +166,31 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     sparkls_caps = experimental.get("sparkls") if isinstance(experimental, dict) else None
     ls.streaming = bool(isinstance(sparkls_caps, dict) and sparkls_caps.get("inlineCompletionStream"))
     ls.apply_options()
-    log.info("sparkls %s: engine %s, position encoding %s", __version__, ls.engine.name, ls.encoding)
+    ls.model_path = neural_model_path(ls.options.model)
+    ls.engine_label = f"neural: {ls.model_path.name}" if ls.model_path else "ngram"
+    log.info("sparkls %s: engine %s, position encoding %s", __version__, ls.engine_label, ls.encoding)
 
 
 @SERVER.feature(types.INITIALIZED)
 async def initialized(ls: SparklsServer, params: types.InitializedParams) -> None:
-    """Start counting the workspace's files in the background."""
+    """Start counting the workspace's files and loading the neural model in the background."""
     root = ls.root()
     if root is not None and root.is_dir() and ls.options.index.enabled:
         ls.index_task = asyncio.ensure_future(_index(ls, root))
+    if ls.model_path is not None:
+        ls.load_task = asyncio.ensure_future(_load_model(ls, ls.model_path))
+
+
+async def _load_model(ls: SparklsServer, path: Path) -> None:
+    try:
+        engine = await asyncio.get_running_loop().run_in_executor(ls.pool, load_neural_engine, path)
+    except Exception as exc:  # a bad or missing file: keep serving with the n-gram core
+        log.error("could not load %s (%s): serving with the n-gram core", path, exc)
+        ls.engine_label = "ngram"
+    else:
+        ls.engine = engine
+        log.info("neural engine ready: %s", path.name)
+    ls.send_status()
 
 
 async def _index(ls: SparklsServer, root: Path) -> IndexReport:
@@ -262,7 +282,7 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
     except PositionError as exc:
         raise JsonRpcInvalidParams(str(exc)) from None
     # Snapshot before the first await: didChange may edit the document meanwhile.
-    ctx = completion_context(doc, offset, ls.options.max_tokens)
+    ctx = completion_context(doc, offset, ls.options.max_tokens, ls.documents.values())
     word = typed_word(ctx.prefix)
     range_ = types.Range(doc.position_at(offset - len(word), ls.encoding), doc.position_at(offset, ls.encoding))
     ls.supersede(uri)
