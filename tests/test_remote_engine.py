@@ -85,7 +85,8 @@ def test_streams_real_tokens_one_per_chunk_with_measured_cadence(engine_url):
     assert len(chunks) == m.tokens == 32 and m.finish_reason == "length" and m.error is None
     assert "".join(c.text for c in chunks).strip()
     assert 0 < m.connect_s < m.ttft_s < 10 and all(g > 0 for g in m.gaps_s)
-    assert m.tokens_per_s > 5 and m.end_s >= m.token_times[-1]
+    # No speed floor: a loaded CI machine can slow llama.cpp down tenfold; the figures must only be consistent.
+    assert m.tokens_per_s == pytest.approx(31 / sum(m.gaps_s)) and m.end_s >= m.token_times[-1]
     print("llama.cpp server:", json.dumps(m.summary()))
 
 
