@@ -140,7 +140,7 @@ def test_race_shows_a_remote_row_with_real_tokens(engine_url, capsys):
     """Ensure `sparkls race --remote` adds a row with the engine's own text and measured TTFT."""
     from sparkls.plugins.cli import main
 
-    rc = main(["race", f"{DEMO}:37:25", "--backends", "local,cerebras-wse3",
+    rc = main(["race", f"{DEMO}:37:25", "--backends", "local,cerebras-wse3", "--max-tokens", "16",
                "--remote", engine_url, "--remote-model", "smollm2"])
     out = capsys.readouterr().out
     assert rc == 0, out
