@@ -5,6 +5,8 @@ Needs what `.ci/vscode.sh` installs; skips with that hint when it is missing (fa
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -24,8 +26,9 @@ DRAFT = (
 TYPED = "    ret"
 COMPLETION = 'return {"status": "ok", "id": record.id}'
 GHOST = COMPLETION[len("ret"):]  # shown after the cursor; the item's range covers the typed "ret"
+GHOST_SELECTOR = ".ghost-text-decoration, .ghost-text"
 
-# Records every distinct ghost text the editor shows, as it changes (a stream makes it grow).
+# Records every ghost text the editor shows, as it changes (a stream makes it grow).
 WATCH_GHOST = """() => {
   window.__ghosts = [];
   const read = () => Array.from(document.querySelectorAll(
@@ -40,7 +43,10 @@ WATCH_GHOST = """() => {
 
 
 @pytest.fixture
-def vscode(tmp_path: Path):
+def workbench(tmp_path: Path):
+    """VS Code with the extension, `pkg/delete.py` open and the server running (its backend in the status bar)."""
+    from playwright.sync_api import expect, sync_playwright
+
     t = tools()
     vsix = packaged_extension(t)
     ws = copy_fixture(REPO / "tests" / "fixtures" / "project", tmp_path / "ws")
@@ -54,19 +60,9 @@ def vscode(tmp_path: Path):
     cs = CodeServer(t, tmp_path, ws, settings)
     cs.install(vsix)
     url = cs.start()
-    yield cs, url, t
-    cs.stop()
-
-
-def test_ghost_text_streams_then_tab_accepts(vscode) -> None:
-    """Ensure the extension shows the server's ghost text in VS Code, lets it grow with the stream, and Tab inserts it."""
-    from playwright.sync_api import expect, sync_playwright
-
-    cs, url, t = vscode
-    target = cs.workspace / "pkg" / "delete.py"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(t.chromium), headless=True)
-        try:
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(t.chromium), headless=True)
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url)
             page.wait_for_selector(".monaco-workbench .explorer-folders-view", timeout=60_000)
@@ -77,40 +73,90 @@ def test_ghost_text_streams_then_tab_accepts(vscode) -> None:
             page.keyboard.press("Enter")
             editor = page.locator(".editor-instance .monaco-editor").first
             expect(editor.locator(".view-lines")).to_contain_text("handle_delete", timeout=30_000)
-            # The status bar item appears once the extension has started the server.
-            status = page.locator(".statusbar-item", has_text="nvidia-hopper")
-            expect(status.first).to_be_visible(timeout=30_000)
-            editor.locator(".view-lines").click()
-            page.keyboard.press("Control+End")
-            page.evaluate(WATCH_GHOST)
-            page.keyboard.type(TYPED, delay=40)
-            ghost = editor.locator(".ghost-text-decoration, .ghost-text")
-            expect(ghost.first).to_be_visible(timeout=20_000)
-            deadline = time.monotonic() + 20
-            while _ghost(ghost) != GHOST and time.monotonic() < deadline:
-                time.sleep(0.05)
-            page.screenshot(path=str(cs.root / "ghost.png"))
-            ghosts = page.evaluate("window.__ghosts")
-            seen = [g["text"] for g in ghosts if g["text"]]
-            print(f"ghost texts shown (ms after typing began): {[(g['ms'], g['text']) for g in ghosts]}")
-            assert _ghost(ghost) == GHOST, f"ghost text {_ghost(ghost)!r}; seen {seen}\n{cs.extension_log()}"
-            if "streamed ghost text on" in cs.extension_log():
-                # Each text the editor showed is a prefix of the next: the ghost text grew, and never went back.
-                grown = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
-                assert len(grown) >= 2, f"the ghost text did not grow with the stream: {seen}"
-                assert all(b.startswith(a) for a, b in zip(grown, grown[1:])), grown
-                # The status bar shows the live rate from `sparkls/status`.
-                expect(status.first).to_contain_text("tok/s", timeout=5_000)
-            page.keyboard.press("Tab")
-            expect(ghost).to_have_count(0)
-            page.keyboard.press("Control+S")
-            want = DRAFT + "    " + COMPLETION
-            deadline = time.monotonic() + 10
-            while not target.read_text().startswith(want) and time.monotonic() < deadline:
-                time.sleep(0.1)
-        finally:
+            expect(_status(page)).to_contain_text("nvidia-hopper", timeout=30_000)
+            yield cs, page, editor
             browser.close()
+    finally:
+        cs.stop()
+
+
+def test_ghost_text_streams_then_tab_accepts(workbench) -> None:
+    """Ensure the extension shows the server's ghost text in VS Code, lets it grow with the stream, and Tab inserts it."""
+    from playwright.sync_api import expect
+
+    cs, page, editor = workbench
+    target = cs.workspace / "pkg" / "delete.py"
+    _type_at_end(page, editor, TYPED)
+    ghost = editor.locator(GHOST_SELECTOR)
+    expect(ghost.first).to_be_visible(timeout=20_000)
+    deadline = time.monotonic() + 20
+    while _ghost(ghost) != GHOST and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page.screenshot(path=str(cs.root / "ghost.png"))
+    ghosts = page.evaluate("window.__ghosts")
+    seen = [g["text"] for g in ghosts if g["text"]]
+    print(f"ghost texts shown (ms after typing began): {[(g['ms'], g['text']) for g in ghosts]}")
+    assert _ghost(ghost) == GHOST, f"ghost text {_ghost(ghost)!r}; seen {seen}\n{cs.extension_log()}"
+    if "streamed ghost text on" in cs.extension_log():
+        # Each text the editor showed is a prefix of the next: the ghost text grew, and never went back.
+        grown = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
+        assert len(grown) >= 2, f"the ghost text did not grow with the stream: {seen}"
+        assert all(b.startswith(a) for a, b in zip(grown, grown[1:])), grown
+        # The status bar shows the live rate from `sparkls/status`.
+        expect(_status(page)).to_contain_text("tok/s", timeout=5_000)
+    page.keyboard.press("Tab")
+    expect(ghost).to_have_count(0)
+    page.keyboard.press("Control+S")
+    want = DRAFT + "    " + COMPLETION
+    deadline = time.monotonic() + 10
+    while not target.read_text().startswith(want) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert target.read_text().startswith(want), f"{target.read_text()!r}\n{cs.extension_log()}"
+
+
+def test_select_backend_and_toggle_completions(workbench) -> None:
+    """Ensure `sparkls: Select Backend` switches the server's backend and the toggle turns ghost text off."""
+    from playwright.sync_api import expect
+
+    cs, page, editor = workbench
+    user_settings = cs.user_data / "User" / "settings.json"
+    _run_command(page, "sparkls: Select Backend")
+    page.wait_for_selector(".quick-input-list .monaco-list-row")
+    page.keyboard.type("cerebras-wse3")
+    page.keyboard.press("Enter")
+    # The server confirms with `sparkls/status`; the choice is kept in the user settings.
+    expect(_status(page)).to_contain_text("cerebras-wse3", timeout=10_000)
+    deadline = time.monotonic() + 10
+    while json.loads(user_settings.read_text()).get("sparkls.backend") != "cerebras-wse3" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert json.loads(user_settings.read_text())["sparkls.backend"] == "cerebras-wse3"
+
+    _run_command(page, "sparkls: Toggle Inline Completions")
+    expect(_status(page)).not_to_contain_text("cerebras-wse3", timeout=10_000)
+    assert json.loads(user_settings.read_text())["sparkls.enable"] is False
+    _type_at_end(page, editor, TYPED)
+    time.sleep(2)  # as long as a suggestion takes to show when enabled (ghost text came within 1 s above)
+    assert editor.locator(GHOST_SELECTOR).count() == 0, "ghost text shown while completions are off"
+
+
+def _status(page):
+    """The extension's status bar item (its accessible name starts with "sparkls status:")."""
+    return page.locator(".statusbar").get_by_role("button", name=re.compile("^sparkls status:"))
+
+
+def _type_at_end(page, editor, text: str) -> None:
+    editor.locator(".view-lines").click()
+    page.keyboard.press("Control+End")
+    page.evaluate(WATCH_GHOST)
+    page.keyboard.type(text, delay=40)
+
+
+def _run_command(page, title: str) -> None:
+    page.keyboard.press("Control+Shift+P")
+    page.wait_for_selector(".quick-input-widget input", state="visible")
+    page.keyboard.type(title)
+    page.wait_for_selector(f".quick-input-list .monaco-list-row:has-text('{title.split(': ')[1]}')")
+    page.keyboard.press("Enter")
 
 
 def _ghost(locator) -> str:

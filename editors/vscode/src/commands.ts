@@ -2,7 +2,7 @@
 import * as vscode from 'vscode';
 import { ExecuteCommandRequest } from 'vscode-languageclient/node';
 import { BUILTIN_BACKENDS, Commands, Notifications, SECTION } from './common/constants';
-import type { Sparkls } from './extension';
+import type { Sparkls } from './sparkls';
 import { isDismissal } from './inline';
 
 /** Where a setting the user changes through a command is written: where it is already set, else user settings. */
