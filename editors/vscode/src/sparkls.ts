@@ -43,9 +43,10 @@ export class Sparkls {
       // VS Code does not fetch again for an explicit trigger at the version and cursor of its current explicit
       // result (InlineCompletionsSource: `request.satisfies`), and an explicit fetch keeps the item on show. So:
       // hide (which clears that result), then trigger; the provider answers from the stream store at once.
+      // Both are sent at once (they run in order) so the ghost text is gone for one round trip, not two.
       trigger: async () => {
-        await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
-        await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+        const hidden = vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+        await Promise.all([hidden, vscode.commands.executeCommand('editor.action.inlineSuggest.trigger')]);
       },
     });
   }
