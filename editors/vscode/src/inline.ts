@@ -84,6 +84,9 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
       const ref = refs[i];
       return ref && ref.streamId === streamId && item.range ? [{ index: ref.index, text: textOf(item), range: item.range }] : [];
     });
+    if (parts.length === 0) {
+      return result; // no range to keep the text at: show the answer as it is
+    }
     const stream = this.store.onResponse(uri, doc.version, position, streamId, parts);
     return stream ? this.items(stream) : result;
   }

@@ -69,6 +69,12 @@ test('without a stream (no opt-in, no command) the server result passes through 
   assert.equal(await b.inline.provide({ version: 1 }, AT, async () => plain), plain);
 });
 
+test('a streamed item without a range is shown as the server sent it', async () => {
+  const { inline } = setup();
+  const rangeless = [{ insertText: 'return 1', command: { command: 'sparkls.accept', arguments: [{ streamId: 's9', index: 0 }] } }];
+  assert.equal(await inline.provide({ version: 1 }, AT, async () => rangeless), rangeless);
+});
+
 test('disabled completions ask nothing', async () => {
   const { inline } = setup({ enabled: false });
   assert.equal(await inline.provide({ version: 1 }, AT, async () => assert.fail('no request')), null);
