@@ -15,8 +15,9 @@ export interface StatusView {
   tooltip: string;
 }
 
+/** A rate to show; none for a missing or zero one (a request cancelled before its first token measures 0). */
 function rate(x: number | null | undefined): string | undefined {
-  return typeof x === 'number' && Number.isFinite(x) ? `${x >= 100 ? Math.round(x) : x.toFixed(1)} tok/s` : undefined;
+  return typeof x === 'number' && Number.isFinite(x) && x > 0 ? `${x >= 100 ? Math.round(x) : x.toFixed(1)} tok/s` : undefined;
 }
 
 /** `$(zap) cerebras-wse3 95 tok/s`: the backend and the live (measured) rate, else the modelled one. */

@@ -16,6 +16,7 @@ test('backend and measured tokens/s, with the modelled rate and first-token time
 
 test('no rate yet, fell behind, off, starting and stopped', () => {
   assert.equal(formatStatus({ backend: 'local', measuredTokensPerSecond: null }, true, 'running').text, '$(zap) local');
+  assert.equal(formatStatus({ backend: 'local', measuredTokensPerSecond: 0 }, true, 'running').text, '$(zap) local');
   assert.equal(formatStatus({ backend: 'nvidia-hopper', measuredTokensPerSecond: 120, keptUp: false }, true, 'running').text, '$(zap) nvidia-hopper 120 tok/s $(warning)');
   assert.equal(formatStatus({ backend: 'local' }, false, 'running').text, '$(circle-slash) sparkls');
   assert.equal(formatStatus(undefined, true, 'starting').text, '$(sync~spin) sparkls');
