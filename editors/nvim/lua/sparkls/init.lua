@@ -1,0 +1,149 @@
+-- sparkls.nvim: streamed inline completions ("ghost text") from `sparkls serve`.
+-- require('sparkls').setup{}; see editors/nvim/README.md and :checkhealth sparkls.
+
+local api = vim.api
+local config = require('sparkls.config')
+
+local M = {}
+
+M.did_setup = false
+
+--- An Insert-mode key that runs `rhs` while a suggestion is shown and is itself otherwise.
+local function map(lhs, rhs, desc)
+  if not lhs then
+    return
+  end
+  vim.keymap.set('i', lhs, function()
+    if require('sparkls.suggestion').visible() then
+      return rhs
+    end
+    return lhs
+  end, { expr = true, silent = true, desc = desc })
+end
+
+local mapped = {} ---@type string[]
+
+local function keymaps(keymap)
+  for _, lhs in ipairs(mapped) do
+    pcall(vim.keymap.del, 'i', lhs) -- from an earlier setup()
+  end
+  mapped = vim.tbl_filter(function(k)
+    return k ~= false
+  end, { keymap.accept, keymap.accept_word, keymap.accept_line, keymap.dismiss })
+  local accept = '<Cmd>lua require("sparkls.suggestion").accept("%s")<CR>'
+  map(keymap.accept, accept:format('full'), 'sparkls: accept the suggestion')
+  map(keymap.accept_word, accept:format('word'), 'sparkls: accept the next word of the suggestion')
+  map(keymap.accept_line, accept:format('line'), 'sparkls: accept the next line of the suggestion')
+  map(keymap.dismiss, '<Cmd>lua require("sparkls.suggestion").dismiss()<CR>', 'sparkls: dismiss the suggestion')
+end
+
+--- Configure sparkls and start it for the configured filetypes (Neovim ≥ 0.11).
+---@param opts? sparkls.Config
+function M.setup(opts)
+  if vim.fn.has('nvim-0.11') == 0 then
+    vim.notify('sparkls.nvim needs Neovim 0.11 or newer', vim.log.levels.ERROR)
+    return
+  end
+  local c = config.setup(opts)
+  M.did_setup = true
+  api.nvim_set_hl(0, 'SparklsGhost', { link = 'Comment', default = true })
+
+  local group = api.nvim_create_augroup('sparkls', { clear = true })
+  api.nvim_create_autocmd('FileType', {
+    group = group,
+    pattern = c.filetypes,
+    callback = function(ev)
+      require('sparkls.lsp').start(ev.buf)
+    end,
+  })
+  api.nvim_create_autocmd('LspAttach', {
+    group = group,
+    callback = function(ev)
+      local client = vim.lsp.get_client_by_id(ev.data.client_id)
+      if not client or client.name ~= require('sparkls.lsp').name then
+        return
+      end
+      if config.get().renderer == 'sparkls' then
+        require('sparkls.suggestion').attach(ev.buf)
+      elseif vim.lsp.inline_completion then
+        vim.lsp.inline_completion.enable(true, { bufnr = ev.buf })
+      end
+    end,
+  })
+  api.nvim_create_autocmd('LspDetach', {
+    group = group,
+    callback = function(ev)
+      local client = vim.lsp.get_client_by_id(ev.data.client_id)
+      if client and client.name == require('sparkls.lsp').name then
+        require('sparkls.suggestion').detach(ev.buf)
+      end
+    end,
+  })
+  if c.renderer == 'sparkls' then
+    keymaps(c.suggestion.keymap)
+  end
+  -- Buffers opened before setup() (e.g. `nvim file.py` with a lazy-loaded plugin).
+  for _, buf in ipairs(api.nvim_list_bufs()) do
+    if api.nvim_buf_is_loaded(buf) and vim.tbl_contains(c.filetypes, vim.bo[buf].filetype) then
+      require('sparkls.lsp').start(buf)
+    end
+  end
+end
+
+--- Accept the shown suggestion (or its next word or line); false when none is shown.
+---@param kind? "full"|"word"|"line"
+---@return boolean
+function M.accept(kind)
+  return require('sparkls.suggestion').accept(kind)
+end
+
+--- Hide the shown suggestion.
+function M.dismiss()
+  require('sparkls.suggestion').dismiss()
+end
+
+--- Ask for a suggestion now (an Invoked trigger).
+function M.suggest()
+  require('sparkls.suggestion').request(1)
+end
+
+---@return boolean
+function M.visible()
+  return require('sparkls.suggestion').visible()
+end
+
+--- Make `name` the active hardware backend (`sparkls.selectBackend`).
+---@param name string
+---@param callback? fun(err: lsp.ResponseError?, result: any)
+---@return boolean sent
+function M.select_backend(name, callback)
+  local lsp = require('sparkls.lsp')
+  local client = lsp.client(0) or lsp.client()
+  return lsp.execute(nil, 'sparkls.selectBackend', { name }, function(err, result)
+    if not err and client and result and result.backend then
+      -- the server's sparkls/status may still name the last stream's backend until the next request
+      lsp.status[client.id] = vim.tbl_extend('force', lsp.status[client.id] or {}, { backend = result.backend })
+    end
+    if callback then
+      callback(err, result)
+    end
+  end)
+end
+
+--- A short status line: `sparkls: <backend> <tokens/s>`, or "" when not running.
+---@return string
+function M.statusline()
+  local lsp = require('sparkls.lsp')
+  local client = lsp.client(0)
+  if not client then
+    return ''
+  end
+  local s = lsp.status[client.id]
+  if not s then
+    return 'sparkls'
+  end
+  local tps = s.modelledTokensPerSecond and (' %d tok/s'):format(s.modelledTokensPerSecond) or ''
+  return ('sparkls: %s%s'):format(s.backend or '?', tps)
+end
+
+return M
