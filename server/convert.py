@@ -22,7 +22,9 @@ def lsp_completion_list(text: str, range_: types.Range) -> types.CompletionList:
     """The same suggestion as a completion item, for clients without inline completion.
 
     ``isIncomplete`` makes the client ask again as the user types, since the suggestion
-    depends on everything before the cursor, not just the word.
+    depends on everything before the cursor, not just the word. The edit is a snippet (with
+    ``$``, ``}`` and ``\\`` escaped, so it inserts literally) because Neovim 0.11 inserts a
+    plain-text item only up to its first space.
     """
     if not text:
         return types.CompletionList(is_incomplete=True, items=[])
@@ -34,7 +36,11 @@ def lsp_completion_list(text: str, range_: types.Range) -> types.CompletionList:
         documentation=types.MarkupContent(kind=types.MarkupKind.PlainText, value=text) if rest else None,
         sort_text="0",
         filter_text=text,
-        insert_text_format=types.InsertTextFormat.PlainText,
-        text_edit=types.TextEdit(range=range_, new_text=text),
+        insert_text_format=types.InsertTextFormat.Snippet,
+        text_edit=types.TextEdit(range=range_, new_text=_snippet_literal(text) + "$0"),
     )
     return types.CompletionList(is_incomplete=True, items=[item])
+
+
+def _snippet_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("$", "\\$").replace("}", "\\}")

@@ -234,6 +234,7 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
     if error:
         log.warning(error)
     ls.apply_options()
+    ls.hub.reset()  # suggestions made under the old settings must not be served again
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -136,6 +136,11 @@ class StreamHub:
         for uri in list(self.live):
             self.cancel(uri)
 
+    def reset(self) -> None:
+        """Stop every stream and forget finished ones."""
+        self.cancel_all()
+        self.finished.clear()
+
     def forget(self, stream_id: str) -> None:
         """Drop a finished stream (its suggestion was dismissed) so it is not offered again."""
         for key, s in list(self.finished.items()):

@@ -85,6 +85,8 @@ async def test_completion_fallback_for_clients_without_inline() -> None:
         types.CompletionParams(types.TextDocumentIdentifier(URI), types.Position(5, len(line)))
     )
     [item] = result.items
-    assert item.text_edit.new_text == 'return {"status": "ok", "id": record.id}'
+    # A snippet with "}" escaped, so that every client inserts the whole text literally.
+    assert item.insert_text_format == types.InsertTextFormat.Snippet
+    assert item.text_edit.new_text == 'return {"status": "ok", "id": record.id\\}$0'
     assert item.text_edit.range == types.Range(types.Position(5, 4), types.Position(5, 10))
     assert await stop_server(client) == 0

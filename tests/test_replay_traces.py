@@ -63,6 +63,6 @@ def test_replay_catches_a_changed_completion(tmp_path) -> None:
     assert run.returncode == 1, run.stderr
     assert run.stdout.startswith("✗ response to textDocument/completion (id 2)\n--- recorded\n+++ replayed\n")
     diff = [line[0] + line[1:].strip().rstrip(",") for line in run.stdout.splitlines() if line.startswith(("-", "+")) and "newText" in line]
-    assert diff == ['-"newText": "return {\\"status\\": \\"ok\\", \\"id\\": record.id}"',
-                    '+"newText": "return {\\"status\\": \\"ok\\", \\"id\\": record.id} # changed"']
+    recorded = '"newText": "return {\\"status\\": \\"ok\\", \\"id\\": record.id\\\\}$0'
+    assert diff == ["-" + recorded + '"', "+" + recorded + ' # changed"']
     assert "1 mismatch(es)" in run.stdout
