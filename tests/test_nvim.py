@@ -216,6 +216,28 @@ def test_tab_without_a_suggestion_is_a_tab(ed):
     wait_for(lambda: ed.line() == "a\tb", what="a literal tab", diag=ed.diag)
 
 
+def test_tab_keeps_neovims_snippet_jump(ed):
+    """Ensure <Tab> still jumps between snippet placeholders (Neovim's default mapping) when no suggestion is shown."""
+    ed.nvim.command("enew")
+    ed.nvim.input("i")
+    wait_for(lambda: ed.nvim.api.get_mode()["mode"] == "i", what="Insert mode")
+    ed.lua("vim.snippet.expand('foo($1, $2)')")
+    ed.nvim.input("x<Tab>y")
+    wait_for(lambda: ed.line() == "foo(x, y)", what="the snippet filled through <Tab>", diag=ed.diag)
+
+
+def test_toggle_and_suggest(ed):
+    """Ensure :Sparkls toggle hides the ghost and stops suggestions, and :Sparkls suggest asks at once."""
+    type_ret(ed)
+    ed.nvim.input("<Cmd>Sparkls toggle<CR>")
+    wait_for(lambda: ed.ghost() is None, what="no ghost", diag=ed.diag)
+    assert ed.lua("return require('sparkls.suggestion').enabled") is False
+    assert "sparkls: suggestions off" in messages(ed)
+    ed.nvim.input("<Cmd>Sparkls toggle<CR><Cmd>Sparkls suggest<CR>")
+    wait_for(lambda: (g := ed.ghost()) and g[2] == RETURN[3:], what="the ghost again", diag=ed.diag)
+    assert ed.nvim.api.get_mode()["mode"] == "i"
+
+
 def test_sparkls_command_selects_the_backend(ed):
     """Ensure :Sparkls backend NAME reaches the server (sparkls.selectBackend) and :Sparkls status shows it."""
     ed.nvim.command("Sparkls backend cerebras-wse3")
@@ -321,5 +343,29 @@ def test_plugin_keeps_the_builtin_off_sparkls(version, tmp_path):
         assert ed.ghost("nvim.lsp.inline_completion") is None
         ed.nvim.command("checkhealth sparkls")
         assert not [line for line in ed.nvim.current.buffer[:] if "ERROR" in line]
+    finally:
+        assert ed.close()
+
+
+@pytest.mark.parametrize("version", versions("0.12"))
+def test_renderer_builtin_lets_the_builtin_draw(version, tmp_path):
+    """Ensure renderer = "builtin" leaves drawing to vim.lsp.inline_completion, with complete (unstreamed) answers."""
+    project = copy_project(tmp_path / "project")
+    path = project / "pkg" / "draft.py"
+    path.write_text(DRAFT)
+    ed = plugin_editor(version, tmp_path / "home", project, renderer="builtin")
+    try:
+        ed.nvim.command(f"edit {path}")
+        wait_for(ed.client_ready, what="sparkls client", diag=ed.diag)
+        ed.wait_indexed()
+        ed.nvim.api.win_set_cursor(0, [5, 4])
+        ed.nvim.input("Aret")
+        ghost = wait_for(lambda: ed.ghost("nvim.lsp.inline_completion"), what="the built-in's ghost", diag=ed.diag)
+        assert ghost == (4, 7, RETURN[3:])
+        assert ed.ghost() is None and ed.lua("return _G.received") == []
+        # no keys mapped (the user maps get()): <Tab> is still Neovim's default snippet-jump mapping
+        assert ed.lua("return vim.fn.maparg('<Tab>', 'i', false, true).desc").startswith("vim.snippet.jump")
+        assert ed.lua("return vim.lsp.inline_completion.get()") is True
+        wait_for(lambda: ed.line() == "    " + RETURN, what="accepted by get()", diag=ed.diag)
     finally:
         assert ed.close()

@@ -8,16 +8,59 @@ local M = {}
 
 M.did_setup = false
 
---- An Insert-mode key that runs `rhs` while a suggestion is shown and is itself otherwise.
+--- Insert-mode mappings that were on our keys before us (e.g. Neovim's default <Tab> = snippet
+--- jump), by key: used while no suggestion is shown, and put back when a later setup() frees the key.
+---@type table<string, table>
+local originals = {}
+
+--- What an `expr` mapping should return to do what `lhs` did before sparkls mapped it.
+---@param lhs string
+---@return fun(): string
+local function fallback(lhs)
+  local prev = originals[lhs]
+  if not prev then
+    return function()
+      return lhs
+    end
+  elseif prev.callback and prev.expr == 1 then
+    return prev.callback
+  elseif prev.callback then
+    return function()
+      return ('<Cmd>lua require("sparkls")._run_original(%q)<CR>'):format(lhs)
+    end
+  elseif prev.expr == 0 and prev.rhs and prev.rhs ~= '' then
+    return function()
+      return prev.rhs
+    end
+  end
+  return function()
+    return lhs
+  end
+end
+
+---@param lhs string
+function M._run_original(lhs)
+  local prev = originals[lhs]
+  if prev and prev.callback then
+    prev.callback()
+  end
+end
+
+--- An Insert-mode key that runs `rhs` while a suggestion is shown and does what it did before otherwise.
 local function map(lhs, rhs, desc)
   if not lhs then
     return
   end
+  local prev = vim.fn.maparg(lhs, 'i', false, true)
+  if originals[lhs] == nil and not vim.tbl_isempty(prev) and not (prev.desc or ''):find('^sparkls:') then
+    originals[lhs] = prev
+  end
+  local otherwise = fallback(lhs)
   vim.keymap.set('i', lhs, function()
     if require('sparkls.suggestion').visible() then
       return rhs
     end
-    return lhs
+    return otherwise()
   end, { expr = true, silent = true, desc = desc })
 end
 
@@ -26,6 +69,10 @@ local mapped = {} ---@type string[]
 local function keymaps(keymap)
   for _, lhs in ipairs(mapped) do
     pcall(vim.keymap.del, 'i', lhs) -- from an earlier setup()
+    if originals[lhs] then
+      vim.fn.mapset('i', false, originals[lhs])
+      originals[lhs] = nil
+    end
   end
   mapped = vim.tbl_filter(function(k)
     return k ~= false
@@ -79,9 +126,7 @@ function M.setup(opts)
       end
     end,
   })
-  if c.renderer == 'sparkls' then
-    keymaps(c.suggestion.keymap)
-  end
+  keymaps(c.renderer == 'sparkls' and c.suggestion.keymap or {})
   -- Buffers opened before setup() (e.g. `nvim file.py` with a lazy-loaded plugin).
   for _, buf in ipairs(api.nvim_list_bufs()) do
     if api.nvim_buf_is_loaded(buf) and vim.tbl_contains(c.filetypes, vim.bo[buf].filetype) then
