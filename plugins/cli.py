@@ -340,41 +340,22 @@ class _Row:
         return "; ".join(notes)
 
 
-def _prepare(position: str, workspace: str | None, max_tokens: int):
-    """Index the file's folder, open the document, and build the decode context at the position
-    (what ``sparkls complete`` does; see sparkls.server.offline)."""
-    from pathlib import Path
-
-    from lsprotocol import types
-
-    from sparkls.decode.ngram_engine import NgramEngine
-    from sparkls.decode.ngram_model import CodeModel
-    from sparkls.server.completion import completion_context
-    from sparkls.server.documents import UTF32, Document
-    from sparkls.server.indexer import index_workspace
-    from sparkls.server.options import Options
+def _prepare(position: str, workspace: str | None, max_tokens: int, engine: str = "auto"):
+    """The decode engine and context at the position, as ``sparkls complete`` builds them."""
+    from sparkls.server.offline import prepare_at
 
     try:
         path, line, col = position.rsplit(":", 2)
         line_no, col_no = int(line), int(col)
     except ValueError:
         raise SystemExit(f"sparkls race: expected FILE:LINE:COL (1-based), got {position!r}") from None
-    file = Path(path).resolve()
     try:
-        text = file.read_text(encoding="utf-8")
+        completer, ctx, model = prepare_at(path, line_no, col_no, workspace, engine, max_tokens)
     except (OSError, UnicodeDecodeError) as e:
         raise SystemExit(f"sparkls race: cannot read {path}: {e}") from None
-    root = Path(workspace).resolve() if workspace else file.parent
-    options = Options()
-    model = CodeModel()
-    index_workspace(model, root, options.index, key=lambda p: p.as_uri())
-    uri = file.as_uri()
-    doc = Document(uri, text)
-    model.open_document(uri, text)
-    offset = doc.offset_at(types.Position(line_no - 1, col_no - 1), UTF32)
-    ctx = completion_context(doc, offset, max_tokens)
-    prompt_tokens = len(model.lexer.split(ctx.prefix))
-    return NgramEngine(model), ctx, prompt_tokens
+    tokenizer = getattr(completer, "tokenizer", None)
+    prompt_tokens = len(tokenizer.encode(ctx.prefix[-8000:])) if tokenizer else len(model.lexer.split(ctx.prefix))
+    return completer, ctx, prompt_tokens
 
 
 def _cell(x: float | None, fmt: str) -> str:
@@ -438,7 +419,7 @@ def cmd_race(args: argparse.Namespace) -> int:
         except RemoteError as e:
             print(f"sparkls race: {e}", file=sys.stderr)
             return 2
-    engine, ctx, prompt_tokens = _prepare(args.position, args.workspace, args.max_tokens)
+    engine, ctx, prompt_tokens = _prepare(args.position, args.workspace, args.max_tokens, args.engine)
     live = sys.stdout.isatty() and not args.plain
     header = (f"{args.position}: {model.name}, prompt ≈ {prompt_tokens} tokens, up to {ctx.max_tokens} new"
               + (f"; remote {remote.config.model} at {remote.config.endpoint}" if remote else ""))
@@ -583,6 +564,8 @@ def parser() -> argparse.ArgumentParser:
                            "(default: smollm2-135m, the local decode core's model)")
     race.add_argument("--workspace", help="folder to index for context (default: the file's folder)")
     race.add_argument("--max-tokens", type=integer, default=64)
+    race.add_argument("--engine", choices=["auto", "ngram", "neural"], default="auto",
+                      help="decode core: the neural model when installed (auto), or the n-gram core")
     race.add_argument("--seed", type=int, default=0, help="seed for modelled jitter and speculative bursts")
     race.add_argument("--remote", metavar="URL", help="an OpenAI-compatible server (vLLM, SGLang, llama.cpp, ...): "
                                                       "adds a `remote` row with its real tokens and cadence")

@@ -1,4 +1,5 @@
-"""Which decode core serves: the neural model when its weights are installed, the n-gram core otherwise.
+"""Which decode core serves: the neural model when its weights are installed, the n-gram core
+otherwise, or a remote OpenAI-compatible engine when configured (with the local core behind it).
 
 The neural model takes seconds to load (and to compile on a first run), so it loads in the
 background; until it is ready the n-gram core answers.
@@ -8,7 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
+from typing import Callable, Iterator
+
+from sparkls.decode.engine import CompletionContext, Engine
 
 from sparkls.decode.model_path import default_model_path
 from sparkls.server.options import ModelOptions
@@ -17,7 +22,10 @@ log = logging.getLogger("sparkls")
 
 
 def neural_model_path(options: ModelOptions) -> Path | None:
-    """The GGUF to load, or None when the n-gram core should serve alone."""
+    """The GGUF to load, or None when the n-gram core should serve alone.
+
+    ``$SPARKLS_ENGINE`` (ngram, neural, auto) pins the local core, e.g. for tests.
+    """
     choice = os.environ.get("SPARKLS_ENGINE") or options.engine
     if choice == "ngram":
         return None
@@ -37,3 +45,38 @@ def load_neural_engine(path: Path):
     model = LlamaModel.load(path)
     model.warmup()
     return NeuralEngine(model)
+
+
+class RemoteWithFallback:
+    """The `remote` engine, with this machine's decode core taking over when the remote fails.
+
+    A failure (timeout, lost connection, HTTP error) ends the remote stream where it was; if
+    nothing had been shown yet, the local core answers the same request. For the next 30 s
+    the local core answers directly, then the remote is tried again.
+    """
+
+    name = "remote"
+    RETRY_SECONDS = 30.0
+
+    def __init__(self, settings, local: Callable[[], Engine], on_measure=None) -> None:
+        from sparkls.backends.remote import RemoteEngine
+
+        self.remote = RemoteEngine(settings, on_measure=on_measure)  # RemoteError(kind="config") if invalid
+        self.local = local
+        self.retry_at = 0.0
+
+    def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        from sparkls.backends.remote import RemoteError
+
+        if time.monotonic() < self.retry_at:
+            yield from self.local().complete(ctx, cancelled)
+            return
+        shown = ""
+        try:
+            for shown in self.remote.complete(ctx, cancelled):
+                yield shown
+        except RemoteError as exc:
+            self.retry_at = time.monotonic() + self.RETRY_SECONDS
+            log.error("remote engine failed (%s): the local decode core takes over", exc)
+            if not shown:
+                yield from self.local().complete(ctx, cancelled)

@@ -22,7 +22,7 @@ class IndexOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
 class ModelOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     path: str | None = None  # a llama-architecture GGUF; None = the packaged SmolLM2 if installed
-    engine: Literal["auto", "ngram", "neural"] = "auto"
+    engine: Literal["auto", "ngram", "neural", "remote"] = "auto"
 
 
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
@@ -39,6 +39,9 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     backend: str = "local"  # whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, …
     served_model: str = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
     index: IndexOptions = msgspec.field(default_factory=IndexOptions)
+    # An OpenAI-compatible server for model.engine = "remote": {"url", "model", "api_key_env", ...}
+    # (see backends/remote.py RemoteConfig; the key itself is read from the named variable).
+    remote: dict[str, Any] | None = None
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)
 
 

@@ -26,7 +26,7 @@ from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.server import convert
 from sparkls.server.completion import completion_context, typed_word
-from sparkls.server.engines import load_neural_engine, neural_model_path
+from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
 from sparkls.server.lsp_log import LspLogHandler
@@ -58,7 +58,8 @@ class SparklsServer(LanguageServer):
         super().__init__("sparkls", __version__, protocol_cls=SparklsProtocol)
         self.documents = DocumentStore()
         self.model = CodeModel()
-        self.engine = NgramEngine(self.model)
+        self.local_engine = NgramEngine(self.model)  # becomes the neural engine once it loads
+        self.remote_engine: RemoteWithFallback | None = None
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparkls-decode")
         self.hub = StreamHub(lambda: self.engine, self.pool)
         self.pacer = Pacer()
@@ -76,6 +77,11 @@ class SparklsServer(LanguageServer):
         self.exit_code = 0  # LSP: `exit` without `shutdown` first exits with 1
 
     @property
+    def engine(self):
+        """The engine that serves the next request."""
+        return self.remote_engine or self.local_engine
+
+    @property
     def encoding(self) -> str:
         return self.workspace.position_encoding or types.PositionEncodingKind.Utf16
 
@@ -88,10 +94,20 @@ class SparklsServer(LanguageServer):
         return mode in ("inline", "both"), mode in ("completion", "both")
 
     def apply_options(self) -> None:
-        """Settings that live outside ``options``: the backend and the served model."""
+        """Settings that live outside ``options``: the backend, the served model, the remote engine."""
         self.pacer.backend_name = self.options.backend
         self.pacer.model_name = self.options.served_model
-
+        self.remote_engine = None
+        if self.options.model.engine == "remote":
+            try:
+                self.remote_engine = RemoteWithFallback(
+                    self.options.remote or {}, lambda: self.local_engine, on_measure=_measured_remote
+                )
+            except Exception as exc:  # bad settings: say so, serve locally
+                log.error("remote engine not started: %s", exc)
+                return
+            if self.options.backend == "local":
+                self.pacer.backend_name = "remote"  # its tokens arrive at their real cadence
     def supersede(self, uri: str) -> None:
         """Cancel the document's older completion request still in progress (the newest one wins)."""
         older = self.requests.get(uri)
@@ -147,6 +163,12 @@ class SparklsServer(LanguageServer):
         return Path(path) if path else None
 
 
+def _measured_remote(measurement) -> None:
+    remote = host().get("remote")
+    if getattr(remote, "name", "") == "remote" and hasattr(remote, "update"):
+        remote.update(measurement)
+
+
 def _finite(x: float) -> float | None:
     return round(x, 1) if math.isfinite(x) else None
 
@@ -168,6 +190,8 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     ls.apply_options()
     ls.model_path = neural_model_path(ls.options.model)
     ls.engine_label = f"neural: {ls.model_path.name}" if ls.model_path else "ngram"
+    if ls.remote_engine is not None:
+        ls.engine_label = f"remote: {ls.remote_engine.remote.config.model}, local: {ls.engine_label}"
     log.info("sparkls %s: engine %s, position encoding %s", __version__, ls.engine_label, ls.encoding)
 
 
@@ -188,7 +212,7 @@ async def _load_model(ls: SparklsServer, path: Path) -> None:
         log.error("could not load %s (%s): serving with the n-gram core", path, exc)
         ls.engine_label = "ngram"
     else:
-        ls.engine = engine
+        ls.local_engine = engine
         log.info("neural engine ready: %s", path.name)
     ls.send_status()
 
