@@ -115,7 +115,7 @@ def test_ghost_text_streams_then_tab_accepts(workbench) -> None:
 
 
 def test_select_backend_and_toggle_completions(workbench) -> None:
-    """Ensure `sparkls: Select Backend` switches the server's backend and the toggle turns ghost text off."""
+    """Ensure Select Backend switches the server's backend, Escape dismisses, and the toggle turns ghost text off."""
     from playwright.sync_api import expect
 
     cs, page, editor = workbench
@@ -130,6 +130,16 @@ def test_select_backend_and_toggle_completions(workbench) -> None:
     while json.loads(user_settings.read_text()).get("sparkls.backend") != "cerebras-wse3" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert json.loads(user_settings.read_text())["sparkls.backend"] == "cerebras-wse3"
+
+    # Escape hides the ghost text (and tells the server); the rest of the stream must not bring it back.
+    _type_at_end(page, editor, TYPED)
+    ghost = editor.locator(GHOST_SELECTOR)
+    expect(ghost.first).to_be_visible(timeout=20_000)
+    page.keyboard.press("Escape")
+    expect(ghost).to_have_count(0)
+    time.sleep(1)
+    assert ghost.count() == 0, f"ghost text came back after Escape: {page.evaluate('window.__ghosts')}"
+    page.keyboard.press("Control+Z")  # the typed prefix was one edit
 
     _run_command(page, "sparkls: Toggle Inline Completions")
     expect(_status(page)).not_to_contain_text("cerebras-wse3", timeout=10_000)

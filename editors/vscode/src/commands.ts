@@ -57,8 +57,9 @@ function accept(s: Sparkls, arg: unknown): void {
 }
 
 function dismiss(s: Sparkls, uri: string | undefined): void {
-  const stream = uri ? s.store.drop(uri) : undefined;
+  const stream = uri ? s.inline.dismiss(uri) : undefined;
   if (stream && s.client) {
+    s.log.debug(`dismissed ${stream.streamId}`);
     s.client.sendNotification(Notifications.didDismiss, { streamId: stream.streamId }).catch((e) => s.log.warn(String(e)));
   }
 }

@@ -52,6 +52,8 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
   private readonly retrigger = new Retrigger(() => this.refresh());
   /** Documents whose stream grew since the last refresh. */
   private readonly pending = new Set<string>();
+  /** Where the user last dismissed a suggestion: a refresh already under way must not bring it back. */
+  private dismissed: { uri: string; version: number; position: Pos } | undefined;
 
   constructor(
     readonly store: StreamStore,
@@ -64,6 +66,11 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
       return null;
     }
     const uri = this.host.uri(doc);
+    const d = this.dismissed;
+    if (d && d.uri === uri && d.version === doc.version && samePos(d.position, position) && this.retrigger.busy) {
+      return null; // our refresh, sent before the user dismissed the suggestion here
+    }
+    this.dismissed = undefined;
     const known = this.store.lookup(uri, doc.version, position);
     if (known) {
       // Re-invoked (by our trigger, or the user) where a stream already answered: its newest text, no request.
@@ -99,6 +106,15 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
     }
   }
 
+  /** The user dismissed the document's suggestion: forget its stream (returned, to tell the server). */
+  dismiss(uri: string): Stream | undefined {
+    const stream = this.store.drop(uri);
+    if (stream) {
+      this.dismissed = { uri, version: stream.version, position: stream.position };
+    }
+    return stream;
+  }
+
   /** Runs (coalesced) after notifications: refresh the editor if the stream it shows has grown meanwhile. */
   private async refresh(): Promise<void> {
     const uris = [...this.pending];
@@ -126,6 +142,11 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
 export class Retrigger {
   private running = false;
   private again = false;
+
+  /** A trigger is under way (the editor may be fetching because of it). */
+  get busy(): boolean {
+    return this.running;
+  }
 
   constructor(private readonly run: () => Thenable<unknown>) {}
 

@@ -12,7 +12,7 @@ interface Doc {
   version: number;
 }
 
-function setup(opts: { streaming?: boolean; enabled?: boolean; cursor?: Pos } = {}) {
+function setup(opts: { streaming?: boolean; enabled?: boolean; cursor?: Pos; trigger?: () => Promise<void> } = {}) {
   const triggers: number[] = [];
   const host: InlineHost<Doc, ItemLike> = {
     uri: () => URI,
@@ -20,9 +20,11 @@ function setup(opts: { streaming?: boolean; enabled?: boolean; cursor?: Pos } = 
     streaming: () => opts.streaming ?? true,
     makeItem: (text, range, streamId, index) => ({ insertText: text, range, command: { command: 'sparkls.accept', arguments: [{ streamId, index }] } }),
     cursor: () => opts.cursor ?? AT,
-    trigger: async () => {
-      triggers.push(Date.now());
-    },
+    trigger:
+      opts.trigger ??
+      (async () => {
+        triggers.push(Date.now());
+      }),
   };
   const inline = new StreamingInline(new StreamStore(), host);
   return { inline, triggers };
@@ -86,6 +88,26 @@ test('growth is not triggered when the cursor moved away', async () => {
   inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return', done: false });
   await tick();
   assert.equal(triggers.length, 0);
+});
+
+test('after a dismissal, a refresh already under way does not ask again; the next edit does', async () => {
+  let release: () => void = () => undefined;
+  const { inline } = setup({ trigger: () => new Promise<void>((resolve) => (release = resolve)) });
+  let requests = 0;
+  const next = async () => {
+    requests++;
+    return [serverItem('ret')];
+  };
+  await inline.provide({ version: 3 }, AT, next);
+  inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return', done: false });
+  await tick(); // the refresh is now under way
+  assert.equal(inline.dismiss(URI)?.streamId, 's1');
+  assert.equal(await inline.provide({ version: 3 }, AT, next), null, 'the refresh sent before Escape');
+  assert.equal(requests, 1);
+  release();
+  await tick();
+  await inline.provide({ version: 4 }, { line: 4, character: 8 }, next);
+  assert.equal(requests, 2);
 });
 
 test('Retrigger runs one trigger at a time and coalesces requests made meanwhile into one more', async () => {
