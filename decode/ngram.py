@@ -83,7 +83,8 @@ def _key(h):
 
 
 @njit(cache=True)
-def _find_ctx(t, key):
+def _ctx_slot(t, key, create):
+    """Slot of context ``key``; inserted if absent and ``create``, else -1 when absent."""
     mask = t.ctx_key.shape[0] - 1
     i = np.int64(key & np.uint64(mask))
     while True:
@@ -91,24 +92,17 @@ def _find_ctx(t, key):
         if k == key:
             return i
         if k == 0:
-            return -1
-        i = (i + 1) & mask
-
-
-@njit(cache=True)
-def _ctx_slot(t, key):
-    """Slot of ``key``, inserted if absent."""
-    mask = t.ctx_key.shape[0] - 1
-    i = np.int64(key & np.uint64(mask))
-    while True:
-        k = t.ctx_key[i]
-        if k == key:
-            return i
-        if k == 0:
+            if not create:
+                return -1
             t.ctx_key[i] = key
             t.meta[0] += 1
             return i
         i = (i + 1) & mask
+
+
+@njit(cache=True, inline="always")
+def _find_ctx(t, key):
+    return _ctx_slot(t, key, False)
 
 
 @njit(cache=True)
@@ -170,7 +164,7 @@ def add_span(t, tokens, start, stop, max_order, delta):
             h = _extend(h, tokens[i - k])
             key = _key(h)
             if delta > 0:
-                ctx = _ctx_slot(t, key)
+                ctx = _ctx_slot(t, key, True)
             else:
                 ctx = _find_ctx(t, key)
                 if ctx < 0:
@@ -226,7 +220,7 @@ def _rehash_into(old, new):
     remap = np.full(old.ctx_key.shape[0], EMPTY, np.int64)
     for i in range(old.ctx_key.shape[0]):
         if old.ctx_key[i] != 0 and old.ctx_total[i] > 0:
-            j = _ctx_slot(new, old.ctx_key[i])
+            j = _ctx_slot(new, old.ctx_key[i], True)
             remap[i] = j
             new.ctx_total[j] = old.ctx_total[i]
             new.ctx_best[j] = old.ctx_best[i]

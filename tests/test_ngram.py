@@ -60,7 +60,7 @@ def test_colliding_slots_and_growth() -> None:
     """Ensure keys that share a slot both survive, and tables grow without losing counts."""
     t = ngram.new_tables(16, 16)
     a, b = np.uint64(0x11), np.uint64(0x11 + 16)  # same index under mask 15
-    sa, sb = ngram._ctx_slot(t, a), ngram._ctx_slot(t, b)
+    sa, sb = ngram._ctx_slot(t, a, True), ngram._ctx_slot(t, b, True)
     assert sa != sb and ngram._find_ctx(t, a) == sa and ngram._find_ctx(t, b) == sb
 
     c = NgramCounts(max_order=8, size_hint=16)
