@@ -282,6 +282,29 @@ def test_checkhealth_explains_each_error(version, tmp_path):
 # --- Neovim 0.12: the built-in vim.lsp.inline_completion ----------------------------------------
 
 
+def test_plugin_keeps_the_builtin_off_sparkls(session, request):
+    """Ensure that with the built-in enabled globally, before and after a buffer opens, only the plugin draws."""
+    if session.version != "0.12":
+        pytest.skip("Neovim 0.11 has no built-in inline completion")
+    session.lua("vim.lsp.inline_completion.enable()")  # a user config that also turns on the built-in
+    ed = request.getfixturevalue("ed")  # opens its buffer now, with the built-in on
+    builtin_on = "return vim.fn.exists('#nvim.lsp.inline_completion:' .. vim.api.nvim_get_current_buf()) == 1"
+    try:
+        type_ret(ed)
+        wait_for(lambda: any(n["done"] for n in ed.lua("return _G.received")), what="the stream's done")
+        assert ed.ghost("nvim.lsp.inline_completion") is None
+        assert ed.lua(builtin_on) is False  # its per-buffer autocmds (and 200 ms requests) never started
+        ed.lua("vim.lsp.inline_completion.enable(true)")  # enabled again later, e.g. from a toggle mapping
+        assert ed.lua(builtin_on) is False
+        ed.nvim.input("<Tab>")
+        wait_for(lambda: ed.line() == "    " + RETURN, what="accepted line", diag=ed.diag)
+        assert ed.ghost("nvim.lsp.inline_completion") is None
+        ed.nvim.command("checkhealth sparkls")
+        assert not [line for line in ed.nvim.current.buffer[:] if "ERROR" in line]
+    finally:
+        ed.lua("vim.lsp.inline_completion.enable(false)")
+
+
 @pytest.mark.parametrize("version", versions("0.12"))
 def test_builtin_inline_completion_without_the_plugin(version, tmp_path):
     """Ensure 0.12's vim.lsp.inline_completion, configured as in the README, shows and accepts sparkls's suggestion."""
@@ -315,34 +338,6 @@ def test_builtin_inline_completion_without_the_plugin(version, tmp_path):
         ed.nvim.input("<Tab>")
         wait_for(lambda: ed.line() == "    " + RETURN, what="accepted by get()", diag=ed.diag)
         assert ed.nvim.api.win_get_cursor(0) == [5, 4 + len(RETURN)]
-    finally:
-        assert ed.close()
-
-
-@pytest.mark.parametrize("version", versions("0.12"))
-def test_plugin_keeps_the_builtin_off_sparkls(version, tmp_path):
-    """Ensure that with the built-in enabled globally, before and after, only the plugin draws sparkls's ghost."""
-    project = copy_project(tmp_path / "project")
-    path = project / "pkg" / "draft.py"
-    path.write_text(DRAFT)
-    ed = plugin_editor(version, tmp_path / "home", project)
-    builtin_on = "return vim.fn.exists('#nvim.lsp.inline_completion:' .. vim.api.nvim_get_current_buf()) == 1"
-    try:
-        ed.lua("vim.lsp.inline_completion.enable()")  # a user config that also turns on the built-in
-        ed.nvim.command(f"edit {path}")
-        wait_for(ed.client_ready, what="sparkls client", diag=ed.diag)
-        ed.wait_indexed()
-        type_ret(ed)
-        wait_for(lambda: any(n["done"] for n in ed.lua("return _G.received")), what="the stream's done")
-        assert ed.ghost("nvim.lsp.inline_completion") is None
-        assert ed.lua(builtin_on) is False  # its per-buffer autocmds (and 200 ms requests) never started
-        ed.lua("vim.lsp.inline_completion.enable(true)")  # enabled again later, e.g. from a toggle mapping
-        assert ed.lua(builtin_on) is False
-        ed.nvim.input("<Tab>")
-        wait_for(lambda: ed.line() == "    " + RETURN, what="accepted line", diag=ed.diag)
-        assert ed.ghost("nvim.lsp.inline_completion") is None
-        ed.nvim.command("checkhealth sparkls")
-        assert not [line for line in ed.nvim.current.buffer[:] if "ERROR" in line]
     finally:
         assert ed.close()
 

@@ -163,12 +163,15 @@ class Editor:
             pass
         finally:
             self.nvim.close()
+        self.killed = []
         for pid in pids:  # give a server that was told to exit a moment, then make sure
             deadline = time.monotonic() + 5
             while _alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
             if _alive(pid):
                 os.kill(pid, 9)
+                self.killed.append(pid)
+        assert not self.killed, f"LSP servers still running 5 s after shutdown/exit: {self.killed}"
         return pids
 
 
