@@ -52,6 +52,10 @@ if [[ ! -f $CS_DIR/.complete ]]; then
 fi
 
 # Playwright drives Debian's chromium (executable_path); `playwright install` is never run.
+if [[ ! -x $PYTHON ]]; then
+  echo "vscode.sh: $PYTHON not found: run the README's install line first, or set PYTHON" >&2
+  exit 1
+fi
 if [[ $("$PYTHON" -c "from importlib.metadata import version; print(version('playwright'))" 2>/dev/null) != "$PLAYWRIGHT_VERSION" ]]; then
   step "playwright $PLAYWRIGHT_VERSION into $PYTHON"
   "$PYTHON" -m pip install -q "playwright==$PLAYWRIGHT_VERSION"
