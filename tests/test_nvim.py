@@ -268,6 +268,11 @@ def test_checkhealth_explains_each_error(version, tmp_path):
         ed.nvim.command("checkhealth sparkls")
         report = ed.nvim.current.buffer[:]
         assert any("setup() was not called" in line for line in report)
+        ed.lua("require('sparkls').setup({ renderer = 'fancy' })")  # refused, with a message
+        ed.nvim.command("checkhealth sparkls")
+        report = [line for line in ed.nvim.current.buffer[:] if line.strip()]
+        assert any("renderer" in line and "ERROR" in line for line in report), report
+        assert all("ADVICE" in report[i + 1] for i, line in enumerate(report) if "ERROR" in line), report
         ed.lua("require('sparkls').setup({ cmd = { '/nonexistent/sparkls', 'serve' } })")
         ed.nvim.command("checkhealth sparkls")
         report = [line for line in ed.nvim.current.buffer[:] if line.strip()]

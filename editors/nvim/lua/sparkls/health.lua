@@ -7,7 +7,7 @@ local health = vim.health
 local function check_neovim()
   health.start('sparkls: Neovim')
   local v = vim.version()
-  local version = ('%d.%d.%d'):format(v.major, v.minor, v.patch)
+  local version = ('%d.%d.%d%s'):format(v.major, v.minor, v.patch, v.prerelease and '-dev' or '')
   if vim.fn.has('nvim-0.11') == 1 then
     health.ok('Neovim ' .. version)
   else
@@ -23,7 +23,13 @@ end
 ---@return sparkls.Config?
 local function check_setup()
   health.start('sparkls: configuration')
-  if not require('sparkls').did_setup then
+  local sparkls = require('sparkls')
+  if sparkls.setup_error then
+    health.error('setup() refused its options: ' .. sparkls.setup_error, {
+      'Fix that option in require("sparkls").setup{...}; the defaults and their types are in lua/sparkls/config.lua.',
+    })
+  end
+  if not sparkls.did_setup then
     health.error('require("sparkls").setup() was not called', {
       'Add `require("sparkls").setup({})` to your init.lua (after the plugin is on your runtimepath).',
     })
@@ -53,8 +59,8 @@ local function check_server(c)
     health.ok(('`%s` found: %s'):format(exe, vim.fn.exepath(exe)))
   else
     health.error(('`%s` (cmd[1]) is not an executable'):format(exe), {
-      'Install sparkls (`pip install -e /path/to/sparkls` in a venv), then either put that venv\'s bin/ on $PATH or set',
-      '`cmd = { "/path/to/sparkls/.venv/bin/sparkls", "serve" }` in setup{}.',
+      'Install sparkls (`pip install -e /path/to/sparkls` in a venv), then put that venv\'s bin/ on $PATH.',
+      'Or point setup{} at it: `cmd = { "/path/to/sparkls/.venv/bin/sparkls", "serve" }`.',
     })
   end
 end

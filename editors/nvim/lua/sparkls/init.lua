@@ -7,6 +7,8 @@ local config = require('sparkls.config')
 local M = {}
 
 M.did_setup = false
+---@type string? why the last setup() was refused
+M.setup_error = nil
 
 --- Insert-mode mappings that were on our keys before us (e.g. Neovim's default <Tab> = snippet
 --- jump), by key: used while no suggestion is shown, and put back when a later setup() frees the key.
@@ -91,8 +93,13 @@ function M.setup(opts)
     vim.notify('sparkls.nvim needs Neovim 0.11 or newer', vim.log.levels.ERROR)
     return
   end
-  local c = config.setup(opts)
-  M.did_setup = true
+  local ok, c = pcall(config.setup, opts)
+  if not ok then
+    M.setup_error = tostring(c)
+    vim.notify('sparkls: ' .. M.setup_error .. ' (see :checkhealth sparkls)', vim.log.levels.ERROR)
+    return
+  end
+  M.did_setup, M.setup_error = true, nil
   api.nvim_set_hl(0, 'SparklsGhost', { link = 'Comment', default = true })
 
   local group = api.nvim_create_augroup('sparkls', { clear = true })
