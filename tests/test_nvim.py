@@ -28,7 +28,7 @@ SETTINGS = {"backend": "nvidia-hopper", "served_model": "llama-3.1-70b", "model"
 SPIES = """
 _G.seen, _G.sent, _G.received = {}, {}, {}
 vim.api.nvim_create_autocmd('User', { pattern = 'SparklsGhost', callback = function(ev)
-  table.insert(_G.seen, { text = ev.data.text, full = ev.data.full, done = ev.data.done })
+  table.insert(_G.seen, { text = ev.data.text, full = ev.data.full, done = ev.data.done, stream_id = ev.data.stream_id })
 end })
 -- what the client sends (didDismiss, executeCommand) and what the server streams, as seen on the wire
 vim.api.nvim_create_autocmd('LspAttach', { callback = function(ev)
@@ -135,10 +135,12 @@ def test_ghost_streams_grows_and_tab_accepts(ed):
 
     wait_for(lambda: any(n["done"] for n in ed.lua("return _G.received")), what="the stream's done")
     received = ed.lua("return _G.received")
-    renders = [s["full"] for s in ed.lua("return _G.seen") if s["text"]]
+    stream_id = received[-1]["streamId"]
+    renders = [s["full"] for s in ed.lua("return _G.seen") if s["text"] and s.get("stream_id") == stream_id]
     # every render shows exactly a text the server sent, and the last one is the stream's final text
     assert received[-1]["text"] == RETURN and received[-1]["done"] is True
-    assert set(renders) <= {n["text"] for n in received} | {renders[0]}  # renders[0]: the response
+    notified = {n["text"] for n in received if n["streamId"] == stream_id}
+    assert set(renders) <= notified | {renders[0]}  # renders[0]: the response
     distinct = list(dict.fromkeys(renders))
     assert len(distinct) >= 3, distinct  # it visibly grew
     assert all(b.startswith(a) for a, b in zip(distinct, distinct[1:]))
