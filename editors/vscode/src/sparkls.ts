@@ -136,8 +136,12 @@ export class Sparkls {
       this.restartTimer = setTimeout(() => void this.restart(), RESTART_DELAY_MS);
       return;
     }
-    const settings = { [SECTION]: serverSettings(this.settings()) };
+    const current = this.settings();
+    const settings = { [SECTION]: serverSettings(current) };
     this.client?.sendNotification(DidChangeConfigurationNotification.type, { settings }).catch((e) => this.log.error(String(e)));
+    if (this.status && this.status.backend !== current.backend) {
+      this.status = { backend: current.backend, engine: this.status.engine }; // until the server's next status
+    }
     this.showStatus(this.status);
   }
 
