@@ -197,7 +197,7 @@ end
 ---@param params table
 ---@param ctx lsp.HandlerContext
 function M.on_stream(params, ctx)
-  for buf, p in pairs(pending) do
+  for _, p in pairs(pending) do
     if p.client_id == ctx.client_id and p.id == params.requestId then
       table.insert(p.early, params) -- ahead of its response: applied when that arrives
       return
