@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pygls logs every message it sends at INFO; editors file stderr lines as errors.
+    logging.getLogger("pygls").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     return args.run(args)
 
 

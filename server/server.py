@@ -138,14 +138,17 @@ class SparklsServer(LanguageServer):
         self.send_status()
 
     def send_status(self) -> None:
+        """`sparkls/status`: the selected backend, and how the last stream with it went."""
+        backend = self.pacer.backend_name
         s = getattr(self, "last_stream", None)
-        timeline = s.timeline if s else None
+        if s is not None and s.timeline.backend != backend:
+            s = None  # the last stream ran on another backend: nothing measured with this one yet
         self.protocol.notify(
             "sparkls/status",
             {
-                "backend": timeline.backend if timeline else self.pacer.backend_name,
+                "backend": backend,
                 "engine": self.engine.name,
-                "modelledTokensPerSecond": _finite(timeline.tokens_per_s) if timeline else None,
+                "modelledTokensPerSecond": _finite(s.timeline.tokens_per_s) if s else None,
                 "measuredTokensPerSecond": round(s.tokens / s.decode_seconds, 1) if s and s.decode_seconds else None,
                 "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
                 "keptUp": s.kept_up if s else True,
