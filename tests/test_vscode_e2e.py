@@ -114,39 +114,46 @@ def test_ghost_text_streams_then_tab_accepts(workbench) -> None:
     assert target.read_text().startswith(want), f"{target.read_text()!r}\n{cs.extension_log()}"
 
 
-def test_select_backend_and_toggle_completions(workbench) -> None:
-    """Ensure Select Backend switches the server's backend, Escape dismisses, and the toggle turns ghost text off."""
+def test_settings_backend_command_escape_and_toggle(workbench) -> None:
+    """Ensure a settings change reaches the server, Select Backend switches it, Escape dismisses, the toggle turns off."""
     from playwright.sync_api import expect
 
     cs, page, editor = workbench
     user_settings = cs.user_data / "User" / "settings.json"
-    _run_command(page, "sparkls: Select Backend")
-    page.wait_for_selector(".quick-input-list .monaco-list-row:has-text('nvidia-blackwell')")  # the pick, not the palette
-    page.keyboard.type("cerebras-wse3")
-    page.keyboard.press("Enter")
-    # The server confirms with `sparkls/status`; the choice is kept in the user settings.
-    expect(_status(page)).to_contain_text("cerebras-wse3", timeout=10_000)
-    deadline = time.monotonic() + 10
-    while json.loads(user_settings.read_text()).get("sparkls.backend") != "cerebras-wse3" and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert json.loads(user_settings.read_text())["sparkls.backend"] == "cerebras-wse3"
+    folder_settings = cs.workspace / ".vscode" / "settings.json"
+    ghost = editor.locator(GHOST_SELECTOR)
 
+    # A backend set in the folder's settings goes to the server (didChangeConfiguration): its next status names it.
+    folder_settings.parent.mkdir()
+    folder_settings.write_text(json.dumps({"sparkls.backend": "nvidia-blackwell"}))
+    expect(_status(page)).to_contain_text("nvidia-blackwell", timeout=10_000)
     # Escape hides the ghost text (and tells the server); the rest of the stream must not bring it back.
     _type_at_end(page, editor, TYPED)
-    ghost = editor.locator(GHOST_SELECTOR)
     expect(ghost.first).to_be_visible(timeout=20_000)
     page.keyboard.press("Escape")
     expect(ghost).to_have_count(0)
     time.sleep(1)
     assert ghost.count() == 0, f"ghost text came back after Escape: {page.evaluate('window.__ghosts')}"
+    expect(_status(page)).to_contain_text(re.compile(r"nvidia-blackwell [\d.]+ tok/s"), timeout=5_000)
     page.keyboard.press("Control+Z")  # the typed prefix was one edit
+
+    _run_command(page, "sparkls: Select Backend")
+    page.wait_for_selector(".quick-input-list .monaco-list-row:has-text('nvidia-hopper')")  # the pick, not the palette
+    page.keyboard.type("cerebras-wse3")
+    page.keyboard.press("Enter")
+    # The server confirms with `sparkls/status`; the choice is kept where the backend was set, the folder's settings.
+    expect(_status(page)).to_contain_text("cerebras-wse3", timeout=10_000)
+    deadline = time.monotonic() + 10
+    while json.loads(folder_settings.read_text()).get("sparkls.backend") != "cerebras-wse3" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert json.loads(folder_settings.read_text())["sparkls.backend"] == "cerebras-wse3"
 
     _run_command(page, "sparkls: Toggle Inline Completions")
     expect(_status(page)).not_to_contain_text("cerebras-wse3", timeout=10_000)
     assert json.loads(user_settings.read_text())["sparkls.enable"] is False
     _type_at_end(page, editor, TYPED)
     time.sleep(2)  # as long as a suggestion takes to show when enabled (ghost text came within 1 s above)
-    assert editor.locator(GHOST_SELECTOR).count() == 0, "ghost text shown while completions are off"
+    assert ghost.count() == 0, "ghost text shown while completions are off"
 
 
 def _status(page):

@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { DidChangeConfigurationNotification, LanguageClient, State } from 'vscode-languageclient/node';
 import { Commands, Notifications, RESTART_DELAY_MS, SECTION } from './common/constants';
 import { SparklsFeature, createClient } from './common/server';
-import { RESTART_KEYS, Settings, readSettings, resolveServer, serverSettings } from './common/settings';
+import { RESTART_KEYS, SERVER_KEYS, Settings, readSettings, resolveServer, serverSettings } from './common/settings';
 import { StreamingInline } from './inline';
 import { Status, formatStatus } from './status';
 import { StreamNotification, StreamStore } from './stream';
@@ -137,8 +137,10 @@ export class Sparkls {
       return;
     }
     const current = this.settings();
-    const settings = { [SECTION]: serverSettings(current) };
-    this.client?.sendNotification(DidChangeConfigurationNotification.type, { settings }).catch((e) => this.log.error(String(e)));
+    if (SERVER_KEYS.some((key) => event.affectsConfiguration(`${SECTION}.${key}`))) {
+      const settings = { [SECTION]: serverSettings(current) };
+      this.client?.sendNotification(DidChangeConfigurationNotification.type, { settings }).catch((e) => this.log.error(String(e)));
+    }
     if (this.status && this.status.backend !== current.backend) {
       this.status = { backend: current.backend, engine: this.status.engine }; // until the server's next status
     }

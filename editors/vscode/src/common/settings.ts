@@ -37,8 +37,11 @@ export function serverSettings(s: Settings): Record<string, unknown> {
   };
 }
 
-/** Settings whose change needs a new server process (the others are sent to the running one). */
+/** Settings whose change needs a new server process. */
 export const RESTART_KEYS = ['serverPath', 'pythonPath', 'streaming'];
+
+/** Settings the running server is sent (didChangeConfiguration) when they change; the rest are the extension's. */
+export const SERVER_KEYS = ['backend', 'model', 'debounceMs'];
 
 export interface ServerCommand {
   command: string;
