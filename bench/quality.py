@@ -61,8 +61,9 @@ def make_cases(n: int, seed: int) -> list[Case]:
                 cuts = [m.start() for m in _TOKEN_END.finditer(line) if len(line) // 3 < m.start() < len(line) - 2]
                 if cuts:
                     c = rng.choice(cuts)
+                    # The rest of the line is not typed yet: the suffix starts at the line break.
                     lines_cases.append(
-                        Case("line", path, text[: offset + c], text[offset + c :], line[c:].rstrip())
+                        Case("line", path, text[: offset + c], text[offset + len(line) :], line[c:].rstrip())
                     )
             if code and stripped.endswith(":") and i + 1 < len(lines) and lines[i + 1].strip() and i > 20:
                 body = lines[i + 1]
