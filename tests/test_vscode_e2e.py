@@ -53,8 +53,10 @@ def workbench(tmp_path: Path):
     (ws / "pkg" / "delete.py").write_text(DRAFT)
     settings = {
         "sparkls.serverPath": str(Path(sys.executable).parent / "sparkls"),
-        # A modelled backend slower than local decode, so the stream is paced and its growth visible.
+        # A modelled backend far slower than local decode (~38 tok/s: 15 tokens over ~0.4 s), so the stream is
+        # paced and its growth visible even when a loaded machine makes the editor slow to refresh.
         "sparkls.backend": "nvidia-hopper",
+        "sparkls.servedModel": "llama-3.1-405b",
         "sparkls.debounceMs": 0,
     }
     cs = CodeServer(t, tmp_path, ws, settings)

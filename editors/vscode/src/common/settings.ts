@@ -6,6 +6,7 @@ export interface Settings {
   serverPath: string;
   pythonPath: string;
   backend: string;
+  servedModel: string;
   modelEngine: string;
   modelPath: string;
   debounceMs: number | 'auto';
@@ -20,6 +21,7 @@ export function readSettings(get: <T>(key: string, fallback: T) => T): Settings 
     serverPath: get('serverPath', '').trim(),
     pythonPath: get('pythonPath', '').trim(),
     backend: get('backend', 'local').trim() || 'local',
+    servedModel: get('servedModel', '').trim(),
     modelEngine: get('model.engine', 'auto'),
     modelPath: get('model.path', '').trim(),
     debounceMs: typeof debounce === 'number' && Number.isFinite(debounce) && debounce >= 0 ? Math.round(debounce) : 'auto',
@@ -32,6 +34,7 @@ export function readSettings(get: <T>(key: string, fallback: T) => T): Settings 
 export function serverSettings(s: Settings): Record<string, unknown> {
   return {
     backend: s.backend,
+    ...(s.servedModel ? { served_model: s.servedModel } : {}),
     debounce_ms: s.debounceMs,
     model: { engine: s.modelEngine, path: s.modelPath || null },
   };
@@ -41,7 +44,7 @@ export function serverSettings(s: Settings): Record<string, unknown> {
 export const RESTART_KEYS = ['serverPath', 'pythonPath', 'streaming'];
 
 /** Settings the running server is sent (didChangeConfiguration) when they change; the rest are the extension's. */
-export const SERVER_KEYS = ['backend', 'model', 'debounceMs'];
+export const SERVER_KEYS = ['backend', 'servedModel', 'model', 'debounceMs'];
 
 export interface ServerCommand {
   command: string;

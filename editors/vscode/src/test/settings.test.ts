@@ -13,8 +13,13 @@ function env(executables: string[], extra: Partial<Env> = {}): Env {
 
 test('server settings use the server names', () => {
   assert.deepEqual(serverSettings(settings()), { backend: 'local', debounce_ms: 'auto', model: { engine: 'auto', path: null } });
-  const s = settings({ backend: 'cerebras-wse3', debounceMs: 150, 'model.engine': 'ngram', 'model.path': '/m.gguf' });
-  assert.deepEqual(serverSettings(s), { backend: 'cerebras-wse3', debounce_ms: 150, model: { engine: 'ngram', path: '/m.gguf' } });
+  const s = settings({ backend: 'cerebras-wse3', servedModel: 'llama-3.1-70b', debounceMs: 150, 'model.engine': 'ngram', 'model.path': '/m.gguf' });
+  assert.deepEqual(serverSettings(s), {
+    backend: 'cerebras-wse3',
+    served_model: 'llama-3.1-70b',
+    debounce_ms: 150,
+    model: { engine: 'ngram', path: '/m.gguf' },
+  });
   assert.equal(settings({ debounceMs: -3 }).debounceMs, 'auto');
   assert.equal(settings({ debounceMs: 'soon' }).debounceMs, 'auto');
 });
