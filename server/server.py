@@ -149,7 +149,7 @@ class SparklsServer(LanguageServer):
                 "backend": backend,
                 "engine": self.engine.name,
                 "modelledTokensPerSecond": _finite(s.timeline.tokens_per_s) if s else None,
-                "measuredTokensPerSecond": round(s.tokens / s.decode_seconds, 1) if s and s.decode_seconds else None,
+                "measuredTokensPerSecond": round(s.tokens / s.decode_seconds, 1) if s and s.tokens and s.decode_seconds else None,
                 "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
                 "keptUp": s.kept_up if s else True,
             },
@@ -262,6 +262,7 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
         log.warning(error)
     ls.apply_options()
     ls.hub.reset()  # suggestions made under the old settings must not be served again
+    ls.send_status()
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -395,6 +396,16 @@ def select_backend(ls: SparklsServer, *args) -> dict:
     log.info("backend: %s", name)
     ls.send_status()
     return {"backend": name}
+
+
+@SERVER.command("sparkls.listBackends")
+def list_backends(ls: SparklsServer, *args) -> list[dict]:
+    """Every backend the plugin host knows, built-in or third-party, with its availability."""
+    h = host()
+    return [
+        {"name": e.name, "available": e.available, "reason": e.reason or "", "active": e.name == ls.pacer.backend_name}
+        for e in (h.entries[n] for n in h.names(available=False))
+    ]
 
 
 @SERVER.command("sparkls.accept")

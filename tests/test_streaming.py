@@ -81,6 +81,10 @@ async def test_select_backend_command() -> None:
     result = await client.text_document_inline_completion_async(client.inline_params(URI, 2, 10))
     notes = await wait_done(client, result.items[0].command.arguments[0]["streamId"])
     assert notes[-1].backend == "cerebras-wse3"
+    listed = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="sparkls.listBackends"))
+    names = {b["name"]: b for b in listed}
+    assert {"local", "cerebras-wse3", "nvidia-blackwell", "nvidia-hopper"} <= set(names)
+    assert names["cerebras-wse3"]["active"] and not names["local"]["active"]
     with pytest.raises(JsonRpcException, match="available"):
         await client.workspace_execute_command_async(
             types.ExecuteCommandParams(command="sparkls.selectBackend", arguments=["no-such-chip"])
