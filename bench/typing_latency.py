@@ -1,6 +1,6 @@
 """What a Neovim user sees: keystroke → first ghost text → whole ghost, per hardware backend.
 
-    .venv/bin/python bench/typing.py [--nvim 0.11|0.12] [--trials 5] [--backends local,cerebras-wse3,...]
+    .venv/bin/python bench/typing_latency.py [--nvim 0.11|0.12] [--trials 5] [--backends local,cerebras-wse3,...]
 
 A real headless Neovim (the PyPI wheel) with editors/nvim runs `sparkls serve` on a copy of the
 fixture workspace. Each trial types `ret` at the end of a handler (one `nvim_input`, as a quick
@@ -13,18 +13,12 @@ plugin's 30 ms debounce and the server's adaptive one.
 
 from __future__ import annotations
 
+import argparse
 import os
+import statistics
 import sys
-
-# Run as a script, this file's folder comes first on sys.path and this file would shadow the
-# standard library's `typing` for everything imported below.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-from pathlib import Path  # noqa: E402
+import tempfile
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from nvim.harness import PLUGIN, SERVER_CMD, Editor, copy_project, wait_for  # noqa: E402
