@@ -14,7 +14,6 @@ plugin's 30 ms debounce and the server's adaptive one.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
