@@ -28,8 +28,9 @@ function M.status_text()
       streamed and 'streaming' or 'not streaming',
       suggestion.enabled and 'on' or 'off',
       s.backend or require('sparkls.config').get().settings.backend or 'local',
-      s.modelledTokensPerSecond and (', modelled %.0f tok/s'):format(s.modelledTokensPerSecond) or '',
-      s.measuredTokensPerSecond and (', measured %.0f tok/s'):format(s.measuredTokensPerSecond) or ''
+      -- JSON null arrives as vim.NIL: only numbers are rates
+      type(s.modelledTokensPerSecond) == 'number' and (', modelled %.0f tok/s'):format(s.modelledTokensPerSecond) or '',
+      type(s.measuredTokensPerSecond) == 'number' and (', measured %.0f tok/s'):format(s.measuredTokensPerSecond) or ''
     )
   end
   return table.concat(out, '\n')

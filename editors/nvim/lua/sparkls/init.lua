@@ -194,7 +194,7 @@ function M.statusline()
   if not s then
     return 'sparkls'
   end
-  local tps = s.modelledTokensPerSecond and (' %d tok/s'):format(s.modelledTokensPerSecond) or ''
+  local tps = type(s.modelledTokensPerSecond) == 'number' and (' %d tok/s'):format(s.modelledTokensPerSecond) or ''
   return ('sparkls: %s%s'):format(s.backend or '?', tps)
 end
 
