@@ -292,7 +292,9 @@ def test_checkhealth_explains_each_error(version, tmp_path):
 def test_plugin_keeps_the_builtin_off_sparkls(session, request):
     """Ensure that with the built-in enabled globally, before and after a buffer opens, only the plugin draws."""
     if session.version != "0.12":
-        pytest.skip("Neovim 0.11 has no built-in inline completion")
+        # Nothing to conflict with on 0.11: check that there is indeed no built-in there.
+        assert session.lua("return vim.lsp.inline_completion == nil") is True
+        return
     session.lua("vim.lsp.inline_completion.enable()")  # a user config that also turns on the built-in
     ed = request.getfixturevalue("ed")  # opens its buffer now, with the built-in on
     builtin_on = "return vim.fn.exists('#nvim.lsp.inline_completion:' .. vim.api.nvim_get_current_buf()) == 1"
