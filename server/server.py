@@ -70,6 +70,8 @@ class SparklsServer(LanguageServer):
         self.model_path: Path | None = None
         self.engine_label = "ngram"  # what serverInfo and the log say serves
         self.load_task: asyncio.Task | None = None
+        # Counts for sparkls/status: requests, those answered by typing along a stream, those superseded.
+        self.counts = {"requests": 0, "typeahead": 0, "superseded": 0}
         self.options = Options()
         self.index_task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set once serving, for worker threads
@@ -111,8 +113,10 @@ class SparklsServer(LanguageServer):
     def supersede(self, uri: str) -> None:
         """Cancel the document's older completion request still in progress (the newest one wins)."""
         older = self.requests.get(uri)
+        self.counts["requests"] += 1
         if older is not None and older is not asyncio.current_task() and not older.done():
             older.cancel()
+            self.counts["superseded"] += 1
         self.requests[uri] = asyncio.current_task()
 
     def debounce(self, uri: str, timeline, automatic: bool) -> float:
@@ -152,6 +156,8 @@ class SparklsServer(LanguageServer):
                 "measuredTokensPerSecond": round(s.tokens / s.decode_seconds, 1) if s and s.tokens and s.decode_seconds else None,
                 "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
                 "keptUp": s.kept_up if s else True,
+                **self.counts,
+                "liveStreams": len(self.hub.live),  # decodes still running
             },
         )
 
@@ -319,6 +325,7 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
     if hit is not None:
         stream, typed = hit
         log.debug("typeahead: %r typed along stream %s", typed, stream.id)
+        ls.counts["typeahead"] += 1
         return View(stream, len(typed), word, ls.hub.next_id()), range_
     timeline = ls.pacer.timeline(uri, ctx)
     delay = ls.debounce(uri, timeline, automatic)
