@@ -23,16 +23,12 @@ Qwen3-32B at 2,100-2,600 tok/s (row 9); Qwen3-235B-A22B at 1,400-1,500 (row 9) w
 from __future__ import annotations
 
 import math
-from typing import Annotated
-
 import msgspec
 
 from sparkls.backends.stream import TomlBackend, stream
-from sparkls.plugins.api import Request, Timeline
+from sparkls.plugins.api import Fraction, NonNeg, Positive, Request, Timeline
 
-Pos = Annotated[float, msgspec.Meta(gt=0)]
-Frac = Annotated[float, msgspec.Meta(gt=0, le=1)]
-NonNeg = Annotated[float, msgspec.Meta(ge=0)]
+Pos, Frac = Positive, Fraction
 
 
 class WaferSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -23,11 +23,9 @@ from typing import Annotated
 import msgspec
 
 from sparkls.backends.stream import TomlBackend, stream
-from sparkls.plugins.api import Request, Timeline
+from sparkls.plugins.api import Fraction, NonNeg, Positive, Request, Timeline
 
-Pos = Annotated[float, msgspec.Meta(gt=0)]
-Frac = Annotated[float, msgspec.Meta(gt=0, le=1)]
-NonNeg = Annotated[float, msgspec.Meta(ge=0)]
+Pos, Frac = Positive, Fraction
 
 
 class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

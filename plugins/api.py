@@ -21,6 +21,7 @@ import msgspec
 Positive = Annotated[float, msgspec.Meta(gt=0)]
 NonNeg = Annotated[float, msgspec.Meta(ge=0)]
 Count = Annotated[int, msgspec.Meta(ge=0)]
+Fraction = Annotated[float, msgspec.Meta(gt=0, le=1)]
 DraftKind = Literal["none", "medusa", "eagle", "mtp", "draft-model"]
 
 # Fraction of a target decode step spent drafting, when a model does not say.
