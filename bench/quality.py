@@ -122,9 +122,10 @@ async def pipeline(cases: list[Case]) -> list[tuple[str, float]]:
     results = []
     for n, case in enumerate(cases):
         uri = case.path.with_name(f"_case{n}_{case.path.name}").as_uri()
-        for other in sorted(case.path.parent.glob("*.py"))[:4]:
-            if other != case.path:
-                await client.open(other.as_uri(), other.read_text())
+        # Neighbours open, never the case's own file: its full text would hold the answer.
+        others = [p for p in sorted(case.path.parent.glob("*.py")) if p != case.path][:3]
+        for other in others:
+            await client.open(other.as_uri(), other.read_text())
         await client.open(uri, case.prefix + case.suffix)
         line = case.prefix.count("\n")
         col = len(case.prefix) - case.prefix.rfind("\n") - 1
@@ -136,7 +137,8 @@ async def pipeline(cases: list[Case]) -> list[tuple[str, float]]:
             item = result.items[0]
             text = item.insert_text[col - item.range.start.character :]
         results.append((first_line(text), elapsed))
-        client.text_document_did_close(_close(uri))
+        for closing in [uri] + [p.as_uri() for p in others]:
+            client.text_document_did_close(_close(closing))
     await stop_server(client)
     return results
 
