@@ -58,7 +58,11 @@ def make_cases(n: int, seed: int) -> list[Case]:
             stripped = line.strip()
             code = stripped and not stripped.startswith(("#", '"""', "'''")) and len(stripped) > 12
             if code and i > 20:
-                cuts = [m.start() for m in _TOKEN_END.finditer(line) if len(line) // 3 < m.start() < len(line) - 2]
+                cuts = [
+                    m.start()
+                    for m in _TOKEN_END.finditer(line)
+                    if len(line) // 3 < m.start() < len(line) - 2 and not _inside_word(line, m.start())
+                ]
                 if cuts:
                     c = rng.choice(cuts)
                     # The rest of the line is not typed yet: the suffix starts at the line break.
@@ -76,6 +80,11 @@ def make_cases(n: int, seed: int) -> list[Case]:
     rng.shuffle(lines_cases)
     rng.shuffle(block_cases)
     return lines_cases[:n] + block_cases[:n]
+
+
+def _inside_word(line: str, at: int) -> bool:
+    """A cut between two identifier characters is inside a token, not right after one."""
+    return (line[at - 1].isalnum() or line[at - 1] == "_") and (line[at].isalnum() or line[at] == "_")
 
 
 def edit_similarity(a: str, b: str) -> float:
