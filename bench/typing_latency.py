@@ -21,15 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from nvim.harness import PLUGIN, SERVER_CMD, Editor, copy_project, wait_for  # noqa: E402
+from handler_draft import DRAFT, RETURN  # noqa: E402
 
-DRAFT = (
-    "def handle_delete(request, store):\n"
-    "    payload = request.json()\n"
-    "    record = store.delete(payload)\n"
-    '    log.info("deleted %s", record.id)\n'
-    "    \n"
-)
-RETURN = 'return {"status": "ok", "id": record.id}'
 SPY = """
 local final = ...
 _G.marks = {}

@@ -10,18 +10,11 @@ from __future__ import annotations
 import pytest
 
 from nvim.harness import PLUGIN, SERVER_CMD, Editor, copy_project, nvim_binary, wait_for
+from handler_draft import DRAFT, RETURN
 
 pytestmark = pytest.mark.e2e
 
 # The n-gram core completes the handler pattern repeated in the fixture's pkg/handlers.py.
-DRAFT = (
-    "def handle_delete(request, store):\n"
-    "    payload = request.json()\n"
-    "    record = store.delete(payload)\n"
-    '    log.info("deleted %s", record.id)\n'
-    "    \n"
-)
-RETURN = 'return {"status": "ok", "id": record.id}'
 # Hopper serving a 70B model: tens of ms per token, so the ghost visibly grows.
 SETTINGS = {"backend": "nvidia-hopper", "served_model": "llama-3.1-70b", "model": {"engine": "ngram"}}
 

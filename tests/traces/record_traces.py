@@ -28,13 +28,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent / "fixtures" / "project"
-DRAFT = (
-    "def handle_delete(request, store):\n"
-    "    payload = request.json()\n"
-    "    record = store.delete(payload)\n"
-    '    log.info("deleted %s", record.id)\n'
-    "    \n"
-)
+sys.path.insert(0, str(HERE.parent))
+from handler_draft import DRAFT  # noqa: E402
 SERVER = [sys.executable, "-m", "sparkls.server", "serve"]
 OPTIONS = {"debounce_ms": 300}  # automatic requests wait: a cancel sent while typing wins deterministically
 
