@@ -68,7 +68,7 @@ async def run(backend: str, seed: int) -> dict:
         lambda p: done_at.setdefault(p.streamId, time.perf_counter()) if p.done else None
     )
     await asyncio.wait_for(client.index_done.wait(), 60)
-    if "neural" in os.environ.get("SPARKLS_ENGINE", "auto") or os.environ.get("SPARKLS_ENGINE", "auto") == "auto":
+    if os.environ.get("SPARKLS_ENGINE", "auto") != "ngram":
         for _ in range(600):  # wait for the neural core, if it is the one being measured
             if status and status[-1].engine == "neural":
                 break

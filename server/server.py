@@ -136,8 +136,8 @@ class SparklsServer(LanguageServer):
         follower.start()
 
     def stream_finished(self, stream: Stream) -> None:
-        if stream.tokens and stream.decode_seconds > 0:
-            self.pacer.measured(stream.tokens, stream.decode_seconds)
+        if stream.decoded and stream.decode_seconds > 0:
+            self.pacer.measured(stream.decoded, stream.decode_seconds)
         self.last_stream = stream
         self.send_status()
 
@@ -153,7 +153,7 @@ class SparklsServer(LanguageServer):
                 "backend": backend,
                 "engine": self.engine.name,
                 "modelledTokensPerSecond": _finite(s.timeline.tokens_per_s) if s else None,
-                "measuredTokensPerSecond": round(s.tokens / s.decode_seconds, 1) if s and s.tokens and s.decode_seconds else None,
+                "measuredTokensPerSecond": round(s.decoded / s.decode_seconds, 1) if s and s.decoded and s.decode_seconds else None,
                 "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
                 "keptUp": s.kept_up if s else True,
                 **self.counts,

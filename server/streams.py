@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from sparkls.decode.engine import CompletionContext, Engine
 from sparkls.plugins.api import Timeline
@@ -49,7 +49,8 @@ class Stream:
     kept_up: bool = True
     started: float = field(default_factory=time.monotonic)
     first_shown: float | None = None  # seconds after start
-    decode_seconds: float = 0.0
+    decoded: int = 0  # snapshots (≈ tokens) the decode core produced
+    decode_seconds: float = 0.0  # from start to the last of them: decode time, not pacing time
     task: asyncio.Task | None = None
     watchers: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -158,8 +159,7 @@ class StreamHub:
         asyncio.get_running_loop().call_later(ORPHAN_SECONDS, check)
 
     async def _run(self, s: Stream, ctx: CompletionContext) -> None:
-        t0 = time.perf_counter()
-        produced = in_thread(self.engine().complete(ctx, s.stop.is_set), self.pool, s.stop)
+        produced = in_thread(_timed(self.engine().complete(ctx, s.stop.is_set), s), self.pool, s.stop)
         try:
             async for e in pace(s.timeline, produced, RealClock(), start=asyncio.get_running_loop().time()):
                 s.text, s.tokens = e.text, e.tokens
@@ -173,7 +173,6 @@ class StreamHub:
             log.exception("stream %s failed", s.id)
         finally:
             s.stop.set()
-            s.decode_seconds = time.perf_counter() - t0
             s.done = True
             s._bump()
             if self.live.get(s.uri) is s:
@@ -182,6 +181,15 @@ class StreamHub:
                 self.finished[s.id] = s
                 while len(self.finished) > KEEP_FINISHED:
                     self.finished.popitem(last=False)
+
+
+def _timed(snapshots: Iterator[str], s: Stream) -> Iterator[str]:
+    """Count and time the decode core's snapshots where they are made (in the worker thread)."""
+    t0 = time.perf_counter()
+    for text in snapshots:
+        s.decoded += 1
+        s.decode_seconds = time.perf_counter() - t0
+        yield text
 
 
 def _range(r) -> dict:
