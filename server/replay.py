@@ -18,6 +18,7 @@ import difflib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -93,11 +94,14 @@ def _drop_path(value: Any, parts: list[str]) -> None:
 
 
 def _rewrite(value: Any, pairs: list[tuple[str, str]]) -> Any:
-    """Every string with the recorded root replaced by the replay's."""
+    """Every string with the recorded root replaced by the replay's, in one pass: the new root may
+    contain the old one (a clone at /check/work/main replaying a trace recorded at /work/main)."""
     if isinstance(value, str):
-        for old, new in pairs:
-            value = value.replace(old, new)
-        return value
+        if not pairs:
+            return value
+        olds = sorted((old for old, _ in pairs), key=len, reverse=True)
+        news = dict(pairs)
+        return re.sub("|".join(map(re.escape, olds)), lambda m: news[m.group(0)], value)
     if isinstance(value, dict):
         return {k: _rewrite(v, pairs) for k, v in value.items()}
     if isinstance(value, list):

@@ -4,6 +4,7 @@ asserted exactly, the stream rules ignore what varies and catch what matters."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,5 +90,16 @@ def test_stream_final_text_is_compared(sparkls_replay_virtual) -> None:
 def test_sparkls_in_process(sparkls_replay_virtual) -> None:
     """Ensure that a real-client trace replays against a fresh in-process sparkls on the virtual clock."""
     result = sparkls_replay_virtual(HERE / "traces" / "nvim-0.12.jsonl", root=HERE / "fixtures" / "project")
+    assert_replay_ok(result)
+    assert result.compared >= 5
+
+
+def test_replay_root_that_contains_the_recorded_root(sparkls_replay_virtual, tmp_path) -> None:
+    """Ensure that a clone whose path contains the recording's path (CI's /check/work/main replaying
+    a trace made at /work/main) gets each recorded path rewritten once, not twice."""
+    recorded_root = trace.read(HERE / "traces" / "nvim-0.12.jsonl").header.root_uri
+    nested = tmp_path / Path(recorded_root.removeprefix("file:///"))
+    shutil.copytree(HERE / "fixtures" / "project", nested)
+    result = sparkls_replay_virtual(HERE / "traces" / "nvim-0.12.jsonl", root=nested)
     assert_replay_ok(result)
     assert result.compared >= 5
