@@ -4,10 +4,13 @@ Sections, in data-path order: kernels (int8-block matrix products, RMSNorm, RoPE
 attention) → forward → model and sessions (KV cache reuse across keystrokes) →
 sampling → generation with speculative verification → prompt-lookup drafting.
 
-Weights are int8 blocks of 32 with a float32 scale (see :mod:`.gguf_model`). One
-token (decode) streams each weight once through a fused int8 matrix-vector product;
-T > 1 tokens (prefill, draft verification) dequantize four weight rows into a
-per-thread buffer and reuse them for all T rows, so a weight read serves T tokens.
+Weights are int8 blocks of 32 with a float32 scale (see :mod:`.gguf_model`). On x86
+CPUs with AVX2, each linear layer quantizes its input rows to int16 blocks and sums
+integer products (:mod:`.q8`): a weight is read once per forward pass and costs a few
+instructions per token, so verifying drafted tokens costs little more than one decode
+step. Elsewhere, float kernels: one token streams each weight through a fused int8
+matrix-vector product; T > 1 tokens dequantize four weight rows into a per-thread
+buffer and reuse them for all T rows.
 
 Every kernel is ``cache=True``; all matrix products share one signature, so a cold
 start compiles a handful of functions once.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import mmap
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple, Sequence
@@ -27,9 +31,11 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.core.extending import intrinsic
 
+from . import q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
 from .model_path import default_model_path
+from .speculation import DraftBudget
 
 PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk stay in L2
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
@@ -155,13 +161,25 @@ def matmul(out, x, q, s, scratch):
             out[t, i] = acc
 
 
-@njit(cache=True, fastmath=True)
-def linear(out, x, q, s, scratch):
-    """x (T,n) @ W.T -> out (T,d): :func:`matvec` for one row, :func:`matmul` for more."""
-    if x.shape[0] == 1:
-        matvec(out[0], x[0], q, s)
-    else:
-        matmul(out, x, q, s, scratch)
+if q8.AVAILABLE:
+
+    @njit(cache=True)
+    def linear(out, x, q, s, st):
+        """x (T,n) @ W.T -> out (T,d): quantize x to int8 blocks, then integer products."""
+        T, n = x.shape
+        xq, xs = st.xq[:T, :n], st.xs[:T, : n // 32]
+        q8.quantize(x, xq, xs)
+        q8.matmul_q8(out, xq, xs, q, s)
+
+else:
+
+    @njit(cache=True, fastmath=True)
+    def linear(out, x, q, s, st):
+        """x (T,n) @ W.T -> out (T,d): :func:`matvec` for one row, :func:`matmul` for more."""
+        if x.shape[0] == 1:
+            matvec(out[0], x[0], q, s)
+        else:
+            matmul(out, x, q, s, st.wbuf)
 
 
 @njit(cache=True, fastmath=True)
@@ -305,6 +323,8 @@ class RunState(NamedTuple):
     sbuf: np.ndarray  # (max(C * kv_mul, n_heads) * ctx,) attention scores of one KV head (or all heads of one row)
     obuf: np.ndarray  # (C * kv_mul * hs,) attention output of one KV head
     wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul
+    xq: np.ndarray  # (C, max(D, F)) int16 input rows of a linear layer (q8 kernels)
+    xs: np.ndarray  # (C, max(D, F) / 32) their block scales
 
 
 def _zeros_small_pages(shape: tuple) -> np.ndarray:
@@ -339,6 +359,8 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros(max(chunk * kv_mul, cfg.n_heads) * n_ctx, f32),
         np.zeros(chunk * kv_mul * cfg.head_size, f32),
         np.zeros((threads, 4, max(D, F)), f32),
+        np.zeros((chunk, max(D, F)), np.int16),
+        np.zeros((chunk, max(D, F) // 32), f32),
     )
 
 
@@ -372,7 +394,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
         # Attention: rmsnorm -> fused q,k,v projection -> RoPE -> cache -> attention -> wo.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.attn_norm[layer], cfg.rms_eps)
-        linear(qkv, xb, w.wqkv_q[layer], w.wqkv_s[layer], st.wbuf)
+        linear(qkv, xb, w.wqkv_q[layer], w.wqkv_s[layer], st)
         for t in range(T):
             pos = pos0 + t
             rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
@@ -384,22 +406,22 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
             attention_one(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.sbuf)
         else:
             attention(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.qbuf, st.sbuf, st.obuf)
-        linear(xb, att, w.wo_q[layer], w.wo_s[layer], st.wbuf)
+        linear(xb, att, w.wo_q[layer], w.wo_s[layer], st)
         x += xb
 
         # Feed-forward: rmsnorm -> fused gate/up -> SwiGLU -> down.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.ffn_norm[layer], cfg.rms_eps)
-        linear(hb, xb, w.w13_q[layer], w.w13_s[layer], st.wbuf)
+        linear(hb, xb, w.w13_q[layer], w.w13_s[layer], st)
         swiglu(hb2, hb, F)
-        linear(xb, hb2, w.w2_q[layer], w.w2_s[layer], st.wbuf)
+        linear(xb, hb2, w.w2_q[layer], w.w2_s[layer], st)
         x += xb
 
     # Only the rows whose logits are wanted go through the final norm and the LM head.
     first = T - n_logits
     for r in range(n_logits):
         rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
-    linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_s, st.wbuf)
+    linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_s, st)
 
 
 # --- model and sessions --------------------------------------------------------------------
@@ -450,6 +472,7 @@ class LlamaModel:
         self.tokenizer = tokenizer
         self.path = path
         self.lock = threading.Lock()
+        self.draft_budget = DraftBudget()  # how many drafts a verification should take
         set_blas_threads(1)
 
     @classmethod
@@ -592,9 +615,10 @@ class Session:
         Speculation: ``draft(history)`` proposes up to ``max_draft`` next ids given all ids
         so far (int32 array). The pending token plus the drafts run in ONE batched pass;
         the drafts the model agrees with are kept, followed by the model's own next token,
-        and the cache is rolled back past the first rejected draft. The output equals
-        plain greedy decoding, up to float rounding differences between the batched and
-        the one-token kernels (ties within ~1e-6 of the logit scale).
+        and the cache is rolled back past the first rejected draft. How many drafts to
+        verify is the model's :class:`DraftBudget` call (measured costs and acceptance).
+        The output equals plain greedy decoding, up to float rounding differences
+        between the batched and the one-token attention (ties within ~1e-5 of the logit scale).
 
         ``first_allowed`` (int32 ids) restricts the first token (token healing).
         ``should_stop(generated)`` is asked after every yielded token, ``cancelled()``
@@ -611,6 +635,7 @@ class Session:
             token = int(allowed[int(np.argmax(logits[allowed]))]) if sampler is None else _pick_among(pick, logits, allowed)
         else:
             token = pick(logits)
+        budget = self.model.draft_budget
         out: list[int] = []
         while True:
             # `token` is decided but not yet in the cache.
@@ -620,9 +645,11 @@ class Session:
                 return
             proposals = list(draft(self._history(token))) if (draft is not None and sampler is None) else []
             room = min(max_draft, max_new - len(out), self.n_ctx - self.n_cached - 1, PREFILL_CHUNK - 1)
-            proposals = [int(p) for p in proposals[: max(room, 0)]]
+            proposals = [int(p) for p in proposals[: budget.length(min(len(proposals), room))]]
+            started = time.perf_counter()
             if not proposals:
                 token = pick(self.step(token))
+                budget.timed_step(time.perf_counter() - started)
                 continue
             base = self.n_cached
             rows = self.verify([token] + proposals)
@@ -631,6 +658,7 @@ class Session:
                 if _argmax(rows[i]) != p:
                     break
                 accepted += 1
+            budget.timed_verify(len(proposals) + 1, time.perf_counter() - started, len(proposals), accepted)
             self.truncate(base + 1 + accepted)  # drop the rejected drafts' keys/values
             self._logits = rows[accepted].copy()
             for p in proposals[:accepted]:

@@ -7,6 +7,7 @@ import pytest
 from llama_reference import ReferenceLlama
 from tiny_gguf import write_tiny_llama
 
+from sparkls.decode import q8
 from sparkls.decode.gguf_model import ModelLoadError, dequantize_blocks, quantize_blocks
 from sparkls.decode.llama import LlamaModel, SessionPool, prompt_lookup_draft, sample
 from sparkls.decode.model_path import default_model_path
@@ -30,6 +31,13 @@ def tiny(tiny_paths) -> LlamaModel:
 
 def prompt(rng, n, vocab=269):
     return rng.integers(3, vocab, n).astype(np.int32)
+
+
+# Paths that split the same tokens differently (one at a time, other chunk boundaries) differ
+# only in the attention kernels' float rounding; the int16 activations of the linear layers can
+# turn such a 1e-7 difference into one quantization step (1/32767 of a block's largest value),
+# hence a looser bound than the float kernels need.
+TOL = 2e-3 if q8.AVAILABLE else 1e-4
 
 
 def agreement(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -73,8 +81,8 @@ def test_batched_prefill_equals_sequential(tiny):
     b.feed(ids[:1])
     for t in ids[1:]:
         last = b.step(t)
-    np.testing.assert_allclose(logits, last, rtol=1e-4, atol=1e-4, err_msg="prefill != sequential")
-    np.testing.assert_allclose(a.state.key_cache[:, :, :150], b.state.key_cache[:, :, :150], rtol=1e-4, atol=1e-4, err_msg="key caches differ")
+    np.testing.assert_allclose(logits, last, rtol=TOL, atol=TOL, err_msg="prefill != sequential")
+    np.testing.assert_allclose(a.state.key_cache[:, :, :150], b.state.key_cache[:, :, :150], rtol=TOL, atol=TOL, err_msg="key caches differ")
 
 
 def test_kv_cache_reuse_equals_fresh(tiny):
@@ -87,9 +95,9 @@ def test_kv_cache_reuse_equals_fresh(tiny):
     got = s.feed(edited).copy()
     assert s.n_cached == len(edited)
     want = tiny.new_session(256).feed(edited)
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg="reused cache != fresh")
+    np.testing.assert_allclose(got, want, rtol=TOL, atol=TOL, err_msg="reused cache != fresh")
     assert s.feed(edited) is s.last_logits  # unchanged prompt: nothing recomputed
-    np.testing.assert_allclose(s.feed(edited[:50]), tiny.new_session(256).feed(edited[:50]), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(s.feed(edited[:50]), tiny.new_session(256).feed(edited[:50]), rtol=TOL, atol=TOL)
 
 
 def greedy(model, ids, n, draft=None, **kw):

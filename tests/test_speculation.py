@@ -1,0 +1,51 @@
+"""The draft-length policy: verify as many drafts as pay for themselves, given measured costs."""
+
+from __future__ import annotations
+
+from sparkls.decode.speculation import DraftBudget
+
+
+def budget_after(step_s: float, extra_s: float, accepted_of: list[tuple[int, int]]) -> DraftBudget:
+    b = DraftBudget()
+    b.timed_step(step_s)
+    for accepted, drafted in accepted_of:
+        b.timed_verify(drafted + 1, step_s + drafted * extra_s, drafted, accepted)
+    return b
+
+
+def test_cheap_batches_and_good_drafts_verify_long_drafts() -> None:
+    """Ensure that when extra tokens are cheap and drafts are always accepted, all drafts are verified."""
+    b = budget_after(0.010, 0.001, [(8, 8)] * 10)
+    assert b.acceptance > 0.9
+    assert b.length(8) == 8
+
+
+def test_bad_drafts_are_not_verified() -> None:
+    """Ensure that when every draft is rejected and extra tokens cost half a step, none are verified."""
+    b = budget_after(0.010, 0.005, [(0, 4)] * 10)
+    assert b.acceptance < 0.2
+    assert b.length(8) == 0
+
+
+def test_expensive_batches_shorten_drafts() -> None:
+    """Ensure that the same acceptance gives shorter drafts when each extra token costs more."""
+    history = [(3, 8), (2, 8), (5, 8), (1, 8)] * 3
+    cheap = budget_after(0.010, 0.0005, history).length(8)
+    dear = budget_after(0.010, 0.004, history).length(8)
+    assert 1 <= dear < cheap
+
+
+def test_drafting_resumes_after_plain_steps() -> None:
+    """Ensure that after drafts were given up, plain steps relax the estimate until drafting is tried again."""
+    b = budget_after(0.010, 0.002, [(0, 4)] * 10)
+    assert b.length(4) == 0
+    for _ in range(30):
+        b.timed_step(0.010)
+    assert b.length(4) >= 1
+
+
+def test_never_more_than_available() -> None:
+    """Ensure that the length never exceeds the drafts on offer, and 0 on offer gives 0."""
+    b = budget_after(0.010, 0.0001, [(8, 8)] * 10)
+    assert b.length(3) == 3
+    assert b.length(0) == 0
