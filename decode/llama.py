@@ -645,11 +645,12 @@ class Session:
                 return
             proposals = list(draft(self._history(token))) if (draft is not None and sampler is None) else []
             room = min(max_draft, max_new - len(out), self.n_ctx - self.n_cached - 1, PREFILL_CHUNK - 1)
-            proposals = [int(p) for p in proposals[: budget.length(min(len(proposals), room))]]
+            offered = min(len(proposals), room)
+            proposals = [int(p) for p in proposals[: budget.length(offered)]]
             started = time.perf_counter()
             if not proposals:
                 token = pick(self.step(token))
-                budget.timed_step(time.perf_counter() - started)
+                budget.timed_step(time.perf_counter() - started, declined=offered > 0)
                 continue
             base = self.n_cached
             rows = self.verify([token] + proposals)

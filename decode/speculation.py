@@ -6,8 +6,8 @@ the kernels and whatever else the machine is doing. Drafts are accepted left to 
 until the first miss, so with a per-token acceptance rate p a verification yields
 ``1 + p + p**2 + ... + p**k`` tokens on average. Both are measured as generation runs
 (decaying averages), so the length follows the machine and the text: long drafts for
-code being repeated, none when the drafter keeps guessing wrong (while no drafts are
-tried, the acceptance estimate relaxes back toward its prior, so drafting resumes).
+code being repeated, none when the drafter keeps guessing wrong (while drafts on offer
+are declined, the acceptance estimate relaxes back toward its prior, so drafting resumes).
 """
 
 from __future__ import annotations
@@ -49,16 +49,19 @@ class DraftBudget:
                 best_k, best_rate = k, rate
         return best_k
 
-    def timed_step(self, seconds: float) -> None:
+    def timed_step(self, seconds: float, declined: bool = False) -> None:
+        """A one-token forward took ``seconds``; ``declined``: drafts were on offer but not verified."""
         with self._lock:
             self.step_s = self._mix(self.step_s, seconds)
-            self.hits *= self.decay  # not drafting: let the estimate drift back to the prior
-            self.misses *= self.decay
+            if declined:  # let the estimate drift back to the prior, so drafting is tried again
+                self.hits *= self.decay
+                self.misses *= self.decay
 
     def timed_verify(self, n_tokens: int, seconds: float, drafted: int, accepted: int) -> None:
         with self._lock:
             if self.step_s is not None and n_tokens > 1:
-                self.extra_s = self._mix(self.extra_s, max(seconds - self.step_s, 0.0) / (n_tokens - 1))
+                extra = min(max(seconds - self.step_s, 0.0) / (n_tokens - 1), self.step_s)  # a preempted pass is not the kernel's cost
+                self.extra_s = self._mix(self.extra_s, extra)
             self.hits = self.hits * self.decay + accepted
             self.misses = self.misses * self.decay + (1 if accepted < drafted else 0)
 

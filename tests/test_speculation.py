@@ -39,8 +39,11 @@ def test_drafting_resumes_after_plain_steps() -> None:
     """Ensure that after drafts were given up, plain steps relax the estimate until drafting is tried again."""
     b = budget_after(0.010, 0.002, [(0, 4)] * 10)
     assert b.length(4) == 0
+    for _ in range(5):
+        b.timed_step(0.010)  # no drafts on offer: no evidence either way
+    assert b.length(4) == 0
     for _ in range(30):
-        b.timed_step(0.010)
+        b.timed_step(0.010, declined=True)
     assert b.length(4) >= 1
 
 
