@@ -15,6 +15,7 @@ decoded together (see :meth:`BpeTokenizer.decode_stream`).
 from __future__ import annotations
 
 import bisect
+from array import array
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -36,6 +37,22 @@ def byte_decoder() -> dict[str, int]:
             chars.append(256 + n)
             n += 1
     return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def _rust_tokenizer(tokens: Sequence[str], merges: Sequence[str]):
+    """The ``tokenizers`` BPE pipeline over this vocabulary (see the module docstring)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    pairs = [tuple(m.split(" ", 1)) for m in merges]
+    try:
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=pairs, ignore_merges=False))
+    except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exception, e.g. for a merge of unknown tokens
+        raise ValueError(f"bad BPE vocabulary or merges ({exc})") from exc
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
+    )
+    return tok
 
 
 class BpeTokenizer:
@@ -62,32 +79,33 @@ class BpeTokenizer:
         eos_id: int = -1,
         name: str = "bpe",
     ) -> None:
-        from tokenizers import Tokenizer, models, pre_tokenizers
-
         self.name = name
         self.bos_id = int(bos_id)
         self.eos_id = int(eos_id)
         self.vocab_size = len(tokens)
         types = list(token_types) if token_types is not None else [1] * len(tokens)
         self._special = np.array([t in (CONTROL, 4) for t in types], bool)
-        vocab = {tok: i for i, tok in enumerate(tokens)}
-        pairs = [tuple(m.split(" ", 1)) for m in merges]
-        model = models.BPE(vocab=vocab, merges=pairs, ignore_merges=False)
-        self._tok = Tokenizer(model)
-        self._tok.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
-        )
+        self._tok = _rust_tokenizer(tokens, merges)
+        # Token bytes as one blob plus offsets (token i is blob[off[i]:off[i + 1]]), not 49k
+        # bytes objects: small long-lived objects made among the temporaries of the build
+        # kept partly used allocator arenas resident (measured: 5 MB after loading SmolLM2).
         table = byte_decoder()
-        self._bytes: list[bytes] = []
+        pieces = []
         for tok, special in zip(tokens, self._special):
             if special or any(c not in table for c in tok):
-                self._bytes.append(tok.encode("utf-8"))
+                pieces.append(tok.encode("utf-8"))
             else:
-                self._bytes.append(bytes(table[c] for c in tok))
-        # Sorted (bytes, id) of ordinary tokens, for prefix queries (token healing).
-        order = sorted((b, i) for i, b in enumerate(self._bytes) if b and not self._special[i])
-        self._sorted_bytes = [b for b, _ in order]
-        self._sorted_ids = np.array([i for _, i in order], np.int32)
+                pieces.append(bytes(table[c] for c in tok))
+        self._offsets = array("q", [0])
+        total = 0
+        for b in pieces:
+            total += len(b)
+            self._offsets.append(total)
+        self._blob = b"".join(pieces)
+        # Ids of ordinary tokens sorted by their bytes, for prefix queries (token healing).
+        order = sorted((i for i, b in enumerate(pieces) if b and not self._special[i]), key=pieces.__getitem__)
+        del pieces
+        self._sorted_ids = np.array(order, np.int32)
 
     @classmethod
     def from_metadata(cls, meta: dict, name: str | None = None) -> BpeTokenizer:
@@ -107,13 +125,9 @@ class BpeTokenizer:
     @classmethod
     def from_gguf(cls, path: str | Path) -> BpeTokenizer:
         """Read only the tokenizer of a GGUF file."""
-        from gguf import GGUFReader
+        from .gguf_model import read_header
 
-        reader = GGUFReader(path)
-        keys = ("tokenizer.ggml.model", "tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type",
-                "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "general.name")  # fmt: skip
-        meta = {k: reader.fields[k].contents() for k in keys if k in reader.fields}
-        return cls.from_metadata(meta)
+        return cls.from_metadata(read_header(path)[0])
 
     # --- Tokenizer protocol -------------------------------------------------------------
 
@@ -127,17 +141,18 @@ class BpeTokenizer:
 
     def piece(self, token_id: int) -> str:
         """Text of one token (U+FFFD where it holds only part of a character)."""
-        return self._bytes[token_id].decode("utf-8", errors="replace")
+        return self.token_bytes(token_id).decode("utf-8", errors="replace")
 
     # --- extras --------------------------------------------------------------------------
 
     def token_bytes(self, token_id: int) -> bytes:
         """The raw bytes one token stands for."""
-        return self._bytes[token_id]
+        i = int(token_id)
+        return self._blob[self._offsets[i] : self._offsets[i + 1]]
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
-        table = self._bytes
-        return b"".join(table[int(i)] for i in ids)
+        blob, off = self._blob, self._offsets
+        return b"".join([blob[off[i] : off[i + 1]] for i in ids])
 
     def decode_stream(self, ids: Sequence[int]) -> str:
         """Text of ``ids`` without a trailing incomplete UTF-8 character.
@@ -165,9 +180,12 @@ class BpeTokenizer:
         generated token to ones that re-type its text.
         """
         p = prefix.encode("utf-8") if isinstance(prefix, str) else prefix
-        keys = self._sorted_bytes
-        lo = bisect.bisect_left(keys, p)
-        hi = lo
-        while hi < len(keys) and keys[hi].startswith(p):
-            hi += 1
-        return self._sorted_ids[lo:hi].copy()
+        ids = self._sorted_ids
+        lo = bisect.bisect_left(ids, p, key=self.token_bytes)
+        # Every key starting with p sorts before p with its last non-0xff byte incremented.
+        stem = p.rstrip(b"\xff")
+        if not stem:
+            return ids[lo:].copy()
+        end = stem[:-1] + bytes([stem[-1] + 1])
+        hi = bisect.bisect_left(ids, end, lo, key=self.token_bytes)
+        return ids[lo:hi].copy()

@@ -13,7 +13,6 @@ four matrix products (fewer parallel launches, better load balance across thread
 
 from __future__ import annotations
 
-import gc
 import mmap
 from pathlib import Path
 from typing import NamedTuple
@@ -182,37 +181,40 @@ def _convert_into(tensor, q_out: np.ndarray, s_out: np.ndarray) -> None:
 # --- loading ---------------------------------------------------------------------------
 
 
-def _field(reader, key: str, path: Path, default=None):
-    field = reader.fields.get(key)
-    if field is None:
+def _field(header, key: str, path: Path, default=None):
+    if hasattr(header, "fields"):  # a gguf.GGUFReader (the tests' reference model reads with one)
+        field = header.fields.get(key)
+        value = None if field is None else field.contents()
+    else:
+        value = header.get(key)
+    if value is None:
         if default is not None:
             return default
         raise ModelLoadError(f"{path}: missing GGUF metadata key {key!r}")
-    return field.contents()
+    return value
 
 
-def read_config(reader, path: Path) -> Config:
-    """The :class:`Config` of a GGUF reader, validated."""
-    arch = _field(reader, "general.architecture", path)
+def read_config(header, path: Path) -> Config:
+    """The :class:`Config` of a GGUF's metadata (:func:`read_header` values, or a ``GGUFReader``), validated."""
+    arch = _field(header, "general.architecture", path)
     if arch != "llama":
         raise ModelLoadError(f"{path}: architecture {arch!r} is not supported (only 'llama')")
-    dim = int(_field(reader, "llama.embedding_length", path))
-    n_heads = int(_field(reader, "llama.attention.head_count", path))
-    n_kv = int(_field(reader, "llama.attention.head_count_kv", path, n_heads))
-    hidden = int(_field(reader, "llama.feed_forward_length", path))
-    tokens = reader.fields.get("tokenizer.ggml.tokens")
-    vocab = int(_field(reader, "llama.vocab_size", path, len(tokens.data) if tokens else 0))
+    dim = int(_field(header, "llama.embedding_length", path))
+    n_heads = int(_field(header, "llama.attention.head_count", path))
+    n_kv = int(_field(header, "llama.attention.head_count_kv", path, n_heads))
+    hidden = int(_field(header, "llama.feed_forward_length", path))
+    vocab = int(_field(header, "llama.vocab_size", path, 0) or len(_field(header, "tokenizer.ggml.tokens", path, ())))
     cfg = Config(
         dim=dim,
         hidden_dim=hidden,
-        n_layers=int(_field(reader, "llama.block_count", path)),
+        n_layers=int(_field(header, "llama.block_count", path)),
         n_heads=n_heads,
         n_kv_heads=n_kv,
         head_size=dim // max(n_heads, 1),
         vocab_size=vocab,
-        max_ctx=int(_field(reader, "llama.context_length", path)),
-        rope_base=float(_field(reader, "llama.rope.freq_base", path, 10000.0)),
-        rms_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", path, 1e-5)),
+        max_ctx=int(_field(header, "llama.context_length", path)),
+        rope_base=float(_field(header, "llama.rope.freq_base", path, 10000.0)),
+        rms_eps=float(_field(header, "llama.attention.layer_norm_rms_epsilon", path, 1e-5)),
     )
     problems = []
     if n_heads <= 0 or dim % n_heads or cfg.head_size % 2:
@@ -223,8 +225,8 @@ def read_config(reader, path: Path) -> Config:
         problems.append(f"dim {dim} and hidden {hidden} must be multiples of {QBLOCK}")
     if vocab <= 0 or cfg.n_layers <= 0 or cfg.max_ctx <= 0:
         problems.append("vocab_size, block_count and context_length must be positive")
-    rope_dims = reader.fields.get("llama.rope.dimension_count")
-    if rope_dims is not None and int(rope_dims.contents()) != cfg.head_size:
+    rope_dims = _field(header, "llama.rope.dimension_count", path, -1)
+    if rope_dims != -1 and int(rope_dims) != cfg.head_size:
         problems.append("partial RoPE (rope.dimension_count != head size) is not supported")
     if problems:
         raise ModelLoadError(f"{path}: " + "; ".join(problems))
@@ -251,10 +253,11 @@ class _Tensor(NamedTuple):
 def load_gguf(path: str | Path) -> LoadedModel:
     """Read, validate and convert a llama GGUF.
 
-    The header is parsed with ``gguf.GGUFReader``; its per-field objects (about 165 MB
-    for a 49k-token vocabulary) are dropped before the weights are converted, and the
-    file pages of each converted tensor are released, so peak RSS stays near the size
-    of the converted weights.
+    The header is parsed by :func:`read_header` (``gguf.GGUFReader`` made ~165 MB of
+    per-field objects for a 49k-token vocabulary, took 2 s and left ~5 MB of fragments
+    resident), and the file pages of each converted tensor are released, so peak RSS stays
+    near the size of the converted weights. Loading also fixes glibc's mmap threshold for
+    the process (:func:`_map_large_blocks`).
 
     Raises
     ------
@@ -264,25 +267,13 @@ def load_gguf(path: str | Path) -> LoadedModel:
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found")
+    _map_large_blocks()
+    metadata, index = read_header(path)
     try:
-        from gguf import GGUFReader
-
-        reader = GGUFReader(path)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-        raise ModelLoadError(f"{path}: not a readable GGUF file ({exc})") from exc
+        cfg = read_config(metadata, path)
+    except (TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: bad GGUF metadata ({type(exc).__name__}: {exc})") from exc
     try:
-        cfg = read_config(reader, path)
-        metadata, big_arrays = _read_metadata(reader)
-        index = {t.name: (int(t.tensor_type), tuple(int(x) for x in t.shape), int(t.data_offset), int(t.n_bytes)) for t in reader.tensors}
-    except ModelLoadError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{path}: bad GGUF header ({type(exc).__name__}: {exc})") from exc
-    finally:
-        del reader
-    _release_freed_memory()
-    try:
-        metadata.update(_read_big_arrays(path, big_arrays))
         weights = _read_weights(_TensorFile(path, index), cfg, path)
     except ModelLoadError:
         raise
@@ -291,15 +282,35 @@ def load_gguf(path: str | Path) -> LoadedModel:
     return LoadedModel(path, cfg, weights, metadata)
 
 
-def _release_freed_memory() -> None:
-    """Collect the reader's objects and hand freed heap pages back to the OS (glibc keeps them otherwise)."""
-    gc.collect()
+MMAP_THRESHOLD = 4 << 20  # bytes: glibc malloc serves blocks this large from their own mappings
+TRIM_THRESHOLD = 16 << 20  # bytes of free heap top glibc keeps before giving pages back
+
+
+def _map_large_blocks() -> None:
+    """Make glibc malloc serve every block of 4 MB or more from its own mapping, for good.
+
+    By default the threshold adapts: freeing a mapped block raises it to that block's size
+    (up to 32 MB), and loading frees many. Every session's 12.6 MB logits buffer then came
+    from the heap, where ``calloc`` writes all of it (prefill touches one row), and a
+    dropped session's buffers stayed resident as holes: 22 MB of ``bench/decode.py``'s
+    peak and 12.6 MB per live session in the server (measured). A mapped block is touched
+    only where written and goes back to the OS when freed.
+
+    Fixing the mmap threshold also fixes the heap-top trim threshold. At 4 MB the top rose
+    and fell with verification's logits copies (T x 196 KB, T varying) and speculative
+    decoding took 20-27 page faults per token instead of 11 (the KV cache filling); at
+    16 MB it is back to 11-13 and the benchmark's peak RSS is the same (measured).
+
+    Process-wide, set by the model loader because the decode core's buffers need it.
+    """
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
-        pass
+        pass  # not glibc: nothing to tune
 
 
 class _TensorFile:
@@ -337,57 +348,111 @@ class _TensorFile:
             pass
 
 
-# Array fields with ~50k entries: GGUFReader makes a NumPy object per entry, so these
-# are re-read from the file after the reader is gone (its ~165 MB of objects otherwise
-# stay fragmented in the heap).
-_BIG_ARRAYS = ("tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type", "tokenizer.ggml.scores")
+# --- header ----------------------------------------------------------------------------
+
+# GGUF value types (gguf.GGUFValueType) with fixed-size encodings, as NumPy little-endian dtypes.
+_FIXED = {0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<u1", 10: "<u8", 11: "<i8", 12: "<f8"}
+_BOOL, _STRING, _ARRAY = 7, 8, 9
 
 
-def _read_metadata(reader) -> tuple[dict, dict]:
-    """Scalar and small metadata values, and (offset, item type) of the big array fields."""
-    from gguf import GGUFValueType
+class _HeaderReader:
+    """Sequential little-endian reads of a GGUF header; every read is bounds-checked."""
 
-    meta, big = {}, {}
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == "tokenizer.chat_template":
-            continue
-        if key in _BIG_ARRAYS and field.types and field.types[0] == GGUFValueType.ARRAY:
-            big[key] = (int(field.offset), field.types[-1])
-            continue
-        try:
-            meta[key] = field.contents()
-        except Exception:  # noqa: BLE001 - exotic fields are not needed
-            continue
-    return meta, big
+    def __init__(self, buf) -> None:
+        self.buf = buf
+        self.pos = 0
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or self.pos + n > len(self.buf):
+            raise ValueError(f"truncated at byte {self.pos} (wanted {n} more)")
+        view = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return view
+
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "little")
+
+    def u64(self) -> int:
+        return int.from_bytes(self.take(8), "little")
+
+    def string(self) -> str:
+        return str(self.take(self.u64()), "utf-8")
+
+    def value(self, vtype: int):
+        """One metadata value: a Python scalar or str; arrays of strings (or arrays) as lists,
+        arrays of numbers as NumPy arrays."""
+        if vtype == _STRING:
+            return self.string()
+        if vtype == _ARRAY:
+            item, count = self.u32(), self.u64()
+            if item in _FIXED:
+                dtype = np.dtype(_FIXED[item])
+                data = np.frombuffer(self.take(count * dtype.itemsize), dtype)
+                return data.astype(bool) if item == _BOOL else data.copy()
+            if count * 8 > len(self.buf) - self.pos:  # every string or array item takes at least 8 bytes
+                raise ValueError(f"array of {count} items at byte {self.pos} is longer than the file")
+            return [self.value(item) for _ in range(count)]
+        if vtype in _FIXED:
+            x = np.frombuffer(self.take(np.dtype(_FIXED[vtype]).itemsize), _FIXED[vtype])[0]
+            return bool(x) if vtype == _BOOL else x.item()
+        raise ValueError(f"unknown value type {vtype} at byte {self.pos}")
 
 
-def _read_big_arrays(path: Path, big: dict) -> dict:
-    """Parse the recorded array fields straight from the file (string or int32/float32 items)."""
-    from gguf import GGUFValueType
+def read_header(path: str | Path) -> tuple[dict, dict]:
+    """Metadata and tensor index of a GGUF (versions 2 and 3, little-endian).
 
-    out = {}
-    mm = np.memmap(path, np.uint8, mode="r")
+    Returns ``(metadata, index)``: metadata maps each key to its value (tokenizer vocabulary
+    and merges as lists of str, numeric arrays as NumPy arrays); index maps each tensor name
+    to ``(ggml type, ggml shape, absolute data offset, n_bytes)``.
+
+    Raises
+    ------
+    ModelLoadError
+        if the file is not a GGUF or its header is inconsistent.
+    """
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    path = Path(path)
     try:
-        view = memoryview(mm)
-        for key, (offset, item_type) in big.items():
-            # KV layout: key length u64, key bytes, value type u32, item type u32, count u64, items.
-            pos = offset + 8 + int.from_bytes(view[offset : offset + 8], "little") + 8
-            count = int.from_bytes(view[pos : pos + 8], "little")
-            pos += 8
-            if item_type == GGUFValueType.STRING:
-                items = []
-                for _ in range(count):
-                    n = int.from_bytes(view[pos : pos + 8], "little")
-                    items.append(str(view[pos + 8 : pos + 8 + n], "utf-8"))
-                    pos += 8 + n
-                out[key] = items
-            elif item_type in (GGUFValueType.INT32, GGUFValueType.FLOAT32):
-                dtype = np.int32 if item_type == GGUFValueType.INT32 else np.float32
-                out[key] = np.frombuffer(view[pos : pos + 4 * count], dtype).tolist()
-        view.release()
-    finally:
-        del mm
-    return out
+        with open(path, "rb") as f:
+            # Not closed explicitly: the map is unmapped when the last view of it is collected.
+            view = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+        return _parse_header(_HeaderReader(view), path, GGML_QUANT_SIZES, GGMLQuantizationType)
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError, KeyError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ModelLoadError(f"{path}: not a readable GGUF file ({type(exc).__name__}: {exc})") from exc
+
+
+def _parse_header(r: _HeaderReader, path: Path, quant_sizes: dict, qtype) -> tuple[dict, dict]:
+    if bytes(r.take(4)) != b"GGUF":
+        raise ModelLoadError(f"{path}: not a GGUF file (bad magic)")
+    version = r.u32()
+    if version not in (2, 3):
+        raise ModelLoadError(f"{path}: GGUF version {version} is not supported (2 or 3, little-endian)")
+    n_tensors, n_kv = r.u64(), r.u64()
+    metadata = {}
+    for _ in range(n_kv):
+        key = r.string()
+        metadata[key] = r.value(r.u32())
+    infos = []
+    for _ in range(n_tensors):
+        name = r.string()
+        n_dims = r.u32()
+        if n_dims > 4:
+            raise ValueError(f"tensor {name!r} has {n_dims} dimensions")
+        shape = tuple(r.u64() for _ in range(n_dims))
+        infos.append((name, r.u32(), shape, r.u64()))
+    align = metadata.get("general.alignment", 32)
+    if not isinstance(align, int) or align <= 0 or align & (align - 1):
+        raise ModelLoadError(f"{path}: general.alignment {align!r} is not a power of two")
+    start = -(-r.pos // align) * align
+    index = {}
+    for name, ttype, shape, offset in infos:
+        block, size = quant_sizes[qtype(ttype)]
+        n_elements = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        index[name] = (ttype, shape, start + offset, n_elements // block * size)
+    return metadata, index
 
 
 def _read_weights(tensors: _TensorFile, cfg: Config, path: Path) -> Weights:

@@ -79,3 +79,12 @@ def test_real_known_tokens(real):
     assert pieces == ["def", " fib", "onacci", "(", "n", "):", "\n   ", " return", " ", "1", "2", "3"]
     assert real.vocab_size == 49152 and real.eos_id == 2
     assert real.piece(0) == "<|endoftext|>"
+
+
+@pytest.mark.parametrize("prefix", [b"", b" ", b"d", b"de", b"\xc3", b"\xff", b"\xff\xff", b"zzz", b"\x00"])
+def test_ids_with_prefix_equals_a_scan(tiny, prefix):
+    """Ensure that the bisection returns exactly the ordinary tokens a full scan finds, in byte order."""
+    want = sorted(
+        (tiny.token_bytes(i), i) for i in range(tiny.vocab_size) if not tiny.is_special(i) and tiny.token_bytes(i).startswith(prefix)
+    )
+    assert tiny.ids_with_prefix(prefix).tolist() == [i for _, i in want]
