@@ -26,7 +26,7 @@ from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.server import convert
 from sparkls.server.completion import completion_context, typed_word
-from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path
+from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
 from sparkls.server.lsp_log import LspLogHandler
@@ -300,6 +300,7 @@ def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> No
     path = to_fs_path(uri)
     disk = read_text(Path(path), ls.options.index.max_file_bytes) if path else None
     ls.model.close_document(uri, disk_text=disk)
+    release_document(ls.local_engine, uri)
 
 
 async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic: bool) -> tuple[View, types.Range] | None:
