@@ -9,8 +9,8 @@
   closing bracket that no bracket open at the cursor is waiting for, or whose bracket the
   text after the cursor on its line closes already.
 - At the end of a line, a completion whose first line ends inside a bracket it opened
-  ("raise ValueError(" and a line break) goes on until that bracket closes, instead of
-  offering a lone "(".
+  ("raise ValueError(" and a line break) goes on to the line that closes that bracket,
+  instead of offering a lone "(" (shown once closed; if it never closes, the first line).
 """
 
 from __future__ import annotations
@@ -79,10 +79,11 @@ class Brackets:
                 depth += 1
         self.reserved = len(stack) - low
 
-    def check(self, text: str) -> tuple[int, list[tuple[int, int]]]:
-        """``(bad, breaks)`` for a completion: the index of the first closing bracket it may
-        not write (-1 if none), and for each line break before it, its index and how many of
-        the brackets the completion opened are still open there."""
+    def check(self, text: str) -> tuple[int, list[tuple[int, int]], int]:
+        """``(bad, breaks, still_open)`` for a completion: the index of the first closing bracket
+        it may not write (-1 if none); for each line break before it, its index and how many
+        brackets the completion opened are still open there; and how many are open at the
+        end (at ``bad`` if any)."""
         stack = list(self.stack)
         low = len(stack)
         breaks: list[tuple[int, int]] = []
@@ -97,10 +98,10 @@ class Brackets:
                 stack.append(tok)
             elif tok in _CLOSES:
                 if not stack or stack[-1] != _CLOSES[tok] or len(stack) <= self.reserved:
-                    return at, breaks
+                    return at, breaks, len(stack) - low
                 stack.pop()
                 low = min(low, len(stack))
-        return -1, breaks
+        return -1, breaks, len(stack) - low
 
 
 @dataclass
@@ -128,7 +129,7 @@ class StopRules:
 
     def cut(self, text: str) -> tuple[str, bool]:
         """Return ``(visible, done)`` for the completion ``text`` produced so far."""
-        bad, breaks = self.brackets.check(text)
+        bad, breaks, still_open = self.brackets.check(text)
         if self.block:
             if bad < 0:
                 return self._cut_block(text)
@@ -137,7 +138,7 @@ class StopRules:
         end = text.find("\n")
         if end >= 0 and (bad < 0 or bad > end) and not self.line_suffix and breaks[:1] and breaks[0][0] == end:
             if breaks[0][1] > 0:
-                return self._cut_statement(text, bad, breaks)
+                return self._cut_statement(text, bad, breaks, still_open)
         if bad >= 0 and (end < 0 or bad < end):
             # The line ends there, unless it repeats the text after the cursor even sooner.
             before = self._before_tail(text if end < 0 else text[:end])
@@ -174,24 +175,26 @@ class StopRules:
                 return line.rstrip()[: -len(tail)]
         return None
 
-    def _cut_statement(self, text: str, bad: int, breaks: list[tuple[int, int]]) -> tuple[str, bool]:
-        """The cursor's line ends inside a bracket the completion opened: go on to the line
-        where the completion's brackets are all closed again, unless a line leaves the
-        statement (less indented than the cursor's line, or blank) or max_lines is reached."""
-        stop, done = (bad, True) if bad >= 0 else (len(text), False)
-        closed = [at for at, still_open in breaks if still_open == 0 and at < stop]
-        if closed:
-            stop, done = closed[0], True
-        lines = text[:stop].split("\n")
+    def _cut_statement(self, text: str, bad: int, breaks: list[tuple[int, int]], still_open: int) -> tuple[str, bool]:
+        """The cursor's line ends inside a bracket the completion opened: the lines down to the
+        one where it closes again follow, once it has closed. A statement that does not close
+        (it leaves the cursor's indentation, has a blank line, runs past max_lines or out of
+        tokens) is not shown beyond its first line: a small model's unfinished call is more
+        often a runaway list than a useful start."""
+        first = text[: breaks[0][0]]
+        closed = next((at for at, n in breaks[1:] if n == 0 and (bad < 0 or at < bad)), -1)
+        if closed < 0 and bad >= 0 and still_open == 0:
+            closed = bad  # closed, then a bracket nothing waits for: the statement ends there
+        lines = text[: closed if closed >= 0 else (bad if bad >= 0 else len(text))].split("\n")
         for i, line in enumerate(lines[1:], start=1):
-            complete = i < len(lines) - 1 or done
-            if not line.strip():
-                if complete:
-                    return self._finish(lines[:i]), True
-                continue
-            if _indent(line) < self.line_indent or i >= self.max_lines:
-                return self._finish(lines[:i]), True
-        return (self._finish(lines), True) if done else ("\n".join(lines), False)
+            complete = i < len(lines) - 1 or closed >= 0
+            if (not line.strip() and complete) or (line.strip() and _indent(line) < self.line_indent):
+                return first.rstrip(), True  # it left the statement before closing it
+            if i > self.max_lines:
+                return first.rstrip(), True
+        if closed >= 0:
+            return self._finish(lines), True
+        return first, bad >= 0
 
     def _cut_block(self, text: str) -> tuple[str, bool]:
         lines = text.split("\n")

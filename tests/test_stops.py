@@ -76,8 +76,10 @@ def test_line_ending_in_an_open_bracket_goes_on_until_it_closes() -> None:
     """Ensure an end-of-line completion that opens a bracket and breaks the line continues to
     the line that closes it, instead of offering a lone "(". """
     rules = StopRules("    raise ValueError", "\n\n    return x\n", path="a.py")
-    assert rules.cut('(\n        "no"') == ('(\n        "no"', False)
+    assert rules.cut('(\n        "no"') == ("(", False)  # shown once it closes
     assert rules.cut('(\n        "no"\n    )\n    return') == ('(\n        "no"\n    )', True)
-    assert rules.cut("(\nx = 1\n") == ("(", True)  # a line outside the statement ends it
+    assert rules.cut('(\n        "no"\n    ))') == ('(\n        "no"\n    )', True)
+    assert rules.cut("(\nx = 1\n") == ("(", True)  # a line outside the statement: never closed
+    assert rules.cut("(\n" + "        a,\n" * 12 + "    )\n") == ("(", True)  # past max_lines
     mid_line = StopRules("    x = f", "  # note\n", path="a.py")
     assert mid_line.cut("(\n        a") == ("(", True)  # text after the cursor: one line only
