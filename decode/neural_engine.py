@@ -65,55 +65,93 @@ class NeuralEngine:
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
         tok = self.tokenizer
         prompt = self.prompt(ctx)
-        ids, healed, allowed = self._heal(prompt)
+        ids, healed = self._heal(prompt)
         room = self.n_ctx - ctx.max_tokens - self.draft_tokens - 2
         ids = ids[-room:]
         if cancelled() or len(ids) == 0:
             return
         session = self.sessions.get(ctx.path)
         session.feed(ids)
-        rules = StopRules(ctx.prefix, ctx.suffix)
+        rules = StopRules(ctx.prefix, ctx.suffix, path=ctx.path)
         draft = self._drafter(ids) if self.speculative else None
         out: list[int] = []
         shown = ""
-        for token in session.generate(ctx.max_tokens, draft=draft, cancelled=cancelled, first_allowed=allowed):
+        for token in self._generate(session, healed, ctx.max_tokens, draft, cancelled):
             if tok.is_special(token):
                 break
             out.append(token)
             raw = tok.decode_bytes(out)
-            if len(raw) < len(healed):
-                if not healed.startswith(raw):
-                    return  # it wandered off what is already typed
-                continue
-            if not raw.startswith(healed):
-                return
+            if len(raw) <= len(healed):
+                continue  # still re-typing what is already typed
             # A character may span tokens: decode everything so far; a trailing partial
             # character is simply not shown yet.
             visible, done = rules.cut(raw[len(healed) :].decode("utf-8", "ignore"))
+            if not done:
+                # Trailing blanks wait for what follows them: the rules drop them where a line
+                # or block ends, and every snapshot must extend the one before.
+                visible = visible.rstrip()
             if visible != shown and visible.strip():
                 shown = visible
                 yield visible
             if done:
                 return
 
-    def _heal(self, prompt: str) -> tuple[np.ndarray, bytes, np.ndarray | None]:
-        """Token healing: ``(prompt ids, text to re-type, allowed first tokens)``.
+    def _generate(
+        self,
+        session,
+        healed: bytes,
+        max_new: int,
+        draft: Callable[[np.ndarray], Sequence[int]] | None,
+        cancelled: Callable[[], bool],
+    ) -> Iterator[int]:
+        """Greedy tokens after the cached prompt, the first of them re-typing ``healed``.
+
+        Healing may take several tokens ("\n   " then " return" for "\n    "): as long as the
+        tokens so far are only a start of ``healed``, the next one is constrained too, so
+        the model can never wander off the text already typed.
+        """
+        rest = healed
+        n = 0
+        while rest and n < max_new and not cancelled():
+            pick = session.generate(1, first_allowed=self._allowed(rest))
+            token = next(pick)  # from the logits already computed: no forward pass
+            pick.close()
+            n += 1
+            yield token
+            session.step(token)  # the next token is decided after this one
+            piece = self.tokenizer.token_bytes(token)
+            rest = rest[len(piece) :] if len(piece) < len(rest) else b""
+        if n < max_new and not cancelled():
+            yield from session.generate(max_new - n, draft=draft, cancelled=cancelled)
+
+    def _heal(self, prompt: str) -> tuple[np.ndarray, bytes]:
+        """Token healing: ``(prompt ids, text to re-type)``.
 
         The prompt's last token may be half a word, or indentation that in training text was
         split differently ("\n   " + " return", not "\n    " + "return"). So the prompt stops
-        before it and the model re-types it, its first token chosen among those that start
-        with that text or are a start of it.
+        before it and the model re-types it (see :meth:`_generate`).
         """
         tok = self.tokenizer
         ids = tok.encode(prompt)
         if len(ids) < 2:
-            return ids, b"", None
+            return ids, b""
         healed = tok.token_bytes(int(ids[-1]))
         keep = len(prompt.encode("utf-8")) - len(healed)
         head = prompt.encode("utf-8")[:keep].decode("utf-8", "ignore")
-        exact = [self._exact(healed[:i]) for i in range(1, len(healed))]
-        allowed = np.concatenate((tok.ids_with_prefix(healed), np.array([i for i in exact if i >= 0], np.int32)))
-        return tok.encode(head), healed, allowed
+        return tok.encode(head), healed
+
+    def _allowed(self, rest: bytes) -> np.ndarray:
+        """Tokens that may come next while ``rest`` is still to be re-typed.
+
+        Those that start with all of it, and those that are exactly a start of it ending
+        before whitespace: the BPE pre-tokenizer gives the last blank of an indentation to
+        the word after it ("\n   " + " return"), but never splits a word or a run of
+        punctuation, so a split there ("p" + "rotocol") is text the model never saw and
+        leads it astray.
+        """
+        exact = [self._exact(rest[:i]) for i in range(1, len(rest)) if rest[i : i + 1] in b" \t\r\n"]
+        starts = self.tokenizer.ids_with_prefix(rest)
+        return np.concatenate((starts, np.array([i for i in exact if i >= 0], np.int32)))
 
     def _exact(self, piece: bytes) -> int:
         """The id of the token whose bytes are exactly ``piece``, or -1."""

@@ -5,15 +5,103 @@
   starts there: lines stop at the first one indented less than the first line.
 - Nothing that already follows the cursor is repeated: the rest of the line after a
   mid-line cursor, or the next existing line after a block.
+- Brackets stay balanced (as Continue's bracket matching does): a completion ends before a
+  closing bracket that no bracket open at the cursor is waiting for, or whose bracket the
+  text after the cursor on its line closes already.
+- At the end of a line, a completion whose first line ends inside a bracket it opened
+  ("raise ValueError(" and a line break) goes on to the line that closes that bracket,
+  instead of offering a lone "(" (shown once closed; if it never closes, the first line).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_OPENS = "([{"
+_CLOSES = {")": "(", "]": "[", "}": "{"}
+
+# Skipped: strings and comments (a quoted string ends at its quote or, unterminated, at the
+# end of its line). Kept: brackets and line breaks.
+_QUOTED = r""""(?:\\.|[^"\\\n])*(?:"|(?=\n)|\Z)|'(?:\\.|[^'\\\n])*(?:'|(?=\n)|\Z)"""
+_HASH = r'''"""[\s\S]*?(?:"""|\Z)|\'\'\'[\s\S]*?(?:\'\'\'|\Z)|#[^\n]*'''
+_SLASH = r"""/\*[\s\S]*?(?:\*/|\Z)|//[^\n]*|`(?:\\[\s\S]|[^`\\])*(?:`|\Z)"""
+_RUST_QUOTED = r""""(?:\\.|[^"\\])*(?:"|\Z)|'(?:\\[^'\n]{1,10}|[^'\\\n])'"""  # 'a is a lifetime
+_KEPT = r"[()\[\]{}\n]"
+_HASH_EXTS = {"py", "pyi", "pyw", "sh", "bash", "zsh", "rb", "r", "toml", "yaml", "yml", "pl", "jl", "ex", "exs", "nim", "cmake"}
+
+
+def _lexer(path: str) -> re.Pattern:
+    name = path.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if not ext:  # language unknown: "//" may be Python's floor division, "#" C's #include
+        skipped = _QUOTED
+    elif ext in _HASH_EXTS:
+        skipped = f"{_HASH}|{_QUOTED}"
+    elif ext == "rs":
+        skipped = f"{_SLASH}|{_RUST_QUOTED}"
+    else:
+        skipped = f"{_SLASH}|{_QUOTED}"
+    return re.compile(f"{skipped}|{_KEPT}")
 
 
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
+
+
+class Brackets:
+    """The brackets open at the cursor, and where a completion may not close one."""
+
+    def __init__(self, prefix: str, line_suffix: str, path: str = "") -> None:
+        self.lexer = _lexer(path)
+        stack: list[str] = []
+        head = len(prefix)
+        for m in self.lexer.finditer(prefix):
+            tok = m.group()
+            if tok in _CLOSES:
+                if _CLOSES[tok] in stack:  # otherwise a stray closer: ignored
+                    while stack.pop() != _CLOSES[tok]:
+                        pass
+            elif tok in _OPENS:
+                stack.append(tok)
+            elif tok != "\n" and m.end() == len(prefix):
+                head = m.start()  # the cursor may be inside this string or comment
+        self.stack = stack
+        self.head = prefix[head:]  # re-read with each completion, which may continue it
+        # How many of the open brackets the rest of the cursor's line closes.
+        depth = low = len(stack)
+        for m in self.lexer.finditer(self.head + line_suffix):
+            tok = m.group()
+            if tok in _CLOSES and depth:
+                depth -= 1
+                low = min(low, depth)
+            elif tok in _OPENS:
+                depth += 1
+        self.reserved = len(stack) - low
+
+    def check(self, text: str) -> tuple[int, list[tuple[int, int]], int]:
+        """``(bad, breaks, still_open)`` for a completion: the index of the first closing bracket
+        it may not write (-1 if none); for each line break before it, its index and how many
+        brackets the completion opened are still open there; and how many are open at the
+        end (at ``bad`` if any)."""
+        stack = list(self.stack)
+        low = len(stack)
+        breaks: list[tuple[int, int]] = []
+        skip = len(self.head)
+        for m in self.lexer.finditer(self.head + text):
+            tok, at = m.group(), m.start() - skip
+            if at < 0:
+                continue
+            if tok == "\n":
+                breaks.append((at, len(stack) - low))
+            elif tok in _OPENS:
+                stack.append(tok)
+            elif tok in _CLOSES:
+                if not stack or stack[-1] != _CLOSES[tok] or len(stack) <= self.reserved:
+                    return at, breaks, len(stack) - low
+                stack.pop()
+                low = min(low, len(stack))
+        return -1, breaks, len(stack) - low
 
 
 @dataclass
@@ -23,11 +111,13 @@ class StopRules:
     prefix: str
     suffix: str
     max_lines: int = 12
+    path: str = ""  # the document's path: its language's comments and strings hide brackets
 
     def __post_init__(self) -> None:
         line_prefix = self.prefix[self.prefix.rfind("\n") + 1 :]
         self.block = line_prefix.strip() == ""
         self.base_indent = len(line_prefix)  # a blank line's prefix is all indentation
+        self.line_indent = _indent(line_prefix)
         first_suffix_line, _, rest = self.suffix.partition("\n")
         self.line_suffix = first_suffix_line.strip()
         following = [ln for ln in rest.split("\n") if ln.strip()]
@@ -35,11 +125,33 @@ class StopRules:
         if self.block and self.line_suffix:
             # The cursor sits in the indentation of an existing line: that line follows.
             self.next_line = self.line_suffix
+        self.brackets = Brackets(self.prefix, first_suffix_line, self.path)
 
     def cut(self, text: str) -> tuple[str, bool]:
         """Return ``(visible, done)`` for the completion ``text`` produced so far."""
+        bad, breaks, still_open = self.brackets.check(text)
         if self.block:
-            return self._cut_block(text)
+            if bad < 0:
+                return self._cut_block(text)
+            visible, _ = self._cut_block(text[:bad])
+            return self._finish(visible.split("\n")), True
+        end = text.find("\n")
+        if end >= 0 and (bad < 0 or bad > end) and not self.line_suffix and breaks[:1] and breaks[0][0] == end:
+            if breaks[0][1] > 0:
+                return self._cut_statement(text, bad, breaks, still_open)
+        if bad >= 0 and (end < 0 or bad < end):
+            # The line ends there, unless it repeats the text after the cursor even sooner.
+            before = self._before_tail(text if end < 0 else text[:end])
+            if before is not None and len(before) <= bad:
+                return before, True
+            line = text[:bad]
+            # The model ran into the closer the text after the cursor has ('def")' before '")'):
+            # what it wrote just before that closer is there too.
+            for k in range(min(len(line), len(self.line_suffix)), 0, -1):
+                if self.line_suffix.startswith(line[-k:] + text[bad]):
+                    line = line[:-k]
+                    break
+            text = line + "\n"
         return self._cut_line(text)
 
     def _cut_line(self, text: str) -> tuple[str, bool]:
@@ -47,14 +159,42 @@ class StopRules:
         done = end >= 0
         if done:
             text = text[:end]
-        tail = self.line_suffix
-        if tail:
-            at = text.find(tail)
-            if at >= 0 and text[at:].strip() == tail:
-                return text[:at].rstrip() if at and text[:at].strip() else text[:at], True
-            if text.rstrip().endswith(tail):
-                return text.rstrip()[: -len(tail)], True
+        before = self._before_tail(text)
+        if before is not None:
+            return before, True
         return (text.rstrip() if done else text), done
+
+    def _before_tail(self, line: str) -> str | None:
+        """``line`` without its end when that end is the text already after the cursor."""
+        tail = self.line_suffix
+        if tail and tail[0] not in _CLOSES:  # closing brackets: the bracket count decides (cut())
+            at = line.find(tail)
+            if at >= 0 and line[at:].strip() == tail:
+                return line[:at].rstrip() if at and line[:at].strip() else line[:at]
+            if line.rstrip().endswith(tail):
+                return line.rstrip()[: -len(tail)]
+        return None
+
+    def _cut_statement(self, text: str, bad: int, breaks: list[tuple[int, int]], still_open: int) -> tuple[str, bool]:
+        """The cursor's line ends inside a bracket the completion opened: the lines down to the
+        one where it closes again follow, once it has closed. A statement that does not close
+        (it leaves the cursor's indentation, has a blank line, runs past max_lines or out of
+        tokens) is not shown beyond its first line: a small model's unfinished call is more
+        often a runaway list than a useful start."""
+        first = text[: breaks[0][0]]
+        closed = next((at for at, n in breaks[1:] if n == 0 and (bad < 0 or at < bad)), -1)
+        if closed < 0 and bad >= 0 and still_open == 0:
+            closed = bad  # closed, then a bracket nothing waits for: the statement ends there
+        lines = text[: closed if closed >= 0 else (bad if bad >= 0 else len(text))].split("\n")
+        for i, line in enumerate(lines[1:], start=1):
+            complete = i < len(lines) - 1 or closed >= 0
+            if (not line.strip() and complete) or (line.strip() and _indent(line) < self.line_indent):
+                return first.rstrip(), True  # it left the statement before closing it
+            if i > self.max_lines:
+                return first.rstrip(), True
+        if closed >= 0:
+            return self._finish(lines), True
+        return first, bad >= 0
 
     def _cut_block(self, text: str) -> tuple[str, bool]:
         lines = text.split("\n")

@@ -251,8 +251,8 @@ def test_engine_sends_the_request_applies_stop_rules_and_measures(monkeypatch):
     with loopback(stream) as url:
         measured: list[Measurement] = []
         engine = RemoteEngine(dict(url=url, model="m", api_key_env="SPARKLS_TEST_KEY"), on_measure=measured.append)
-        out = list(engine.complete(ctx_at("log.append((name, ", ")\n"), lambda: False))
-    assert out == ["quantity"]  # the ")" already after the cursor is not repeated, and ends the line
+        out = list(engine.complete(ctx_at("log.append((name, ", "))\n"), lambda: False))
+    assert out == ["quantity"]  # the "))" already after the cursor are not repeated, and end the line
     assert seen["model"] == "m" and seen["prompt"] == "log.append((name, " and seen["stream"] is True
     assert seen["max_tokens"] == 16 and seen["stop"] == ["\n"]
     assert "Authorization: Bearer sk-test" in seen["head"]

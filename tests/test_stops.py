@@ -37,3 +37,49 @@ def test_block_line_cap() -> None:
     """Ensure a block stops after max_lines lines."""
     rules = StopRules("    ", "", max_lines=2)
     assert rules.cut("a\n    b\n    c\n    d") == ("a\n    b", True)
+
+
+def test_closing_bracket_nothing_waits_for_ends_the_line() -> None:
+    """Ensure a completion stops before a closing bracket that no open bracket needs."""
+    rules = StopRules("    callback: Optional[Callable[[Sequence[", "\n    ) -> None:\n", path="a.py")
+    assert rules.cut("types.Symbol]]]] = None,") == ("types.Symbol]]]] = None,", False)
+    assert rules.cut("types.Symbol]]]]] = None,") == ("types.Symbol]]]]", True)
+
+
+def test_bracket_closed_after_the_cursor_is_not_closed_again() -> None:
+    """Ensure the bracket the rest of the line closes (an auto-closed paren) is not closed by
+    the completion too, while brackets the completion opens itself may close."""
+    rules = StopRules("x = foo(", ")\n")
+    assert rules.cut("a, b) + 1") == ("a, b", True)
+    assert rules.cut("g(a)\n") == ("g(a)", True)
+    nested = StopRules("x = foo(bar(", ")\n")
+    assert nested.cut("x), y\n") == ("x), y", True)
+    assert nested.cut("x)) + 1") == ("x)", True)
+    quoted = StopRules('x = d["', '"]\n')
+    assert quoted.cut('key"] + 1') == ("key", True)
+
+
+def test_brackets_in_strings_and_comments_do_not_count() -> None:
+    """Ensure brackets inside strings and comments, before or after the cursor, are skipped."""
+    rules = StopRules('# see (1\nlog("a(b', "\n", path="a.py")
+    assert rules.cut('c)") # x)\n') == ('c)") # x)', True)
+    assert rules.cut('c") + 1)') == ('c") + 1', True)
+
+
+def test_block_stops_at_a_closing_bracket_nothing_waits_for() -> None:
+    """Ensure a block ends before a closing bracket that closes nothing open."""
+    rules = StopRules("def f(x):\n    ", "", path="a.py")
+    assert rules.cut("y = g(x)\n    return y)\n") == ("y = g(x)\n    return y", True)
+
+
+def test_line_ending_in_an_open_bracket_goes_on_until_it_closes() -> None:
+    """Ensure an end-of-line completion that opens a bracket and breaks the line continues to
+    the line that closes it, instead of offering a lone "(". """
+    rules = StopRules("    raise ValueError", "\n\n    return x\n", path="a.py")
+    assert rules.cut('(\n        "no"') == ("(", False)  # shown once it closes
+    assert rules.cut('(\n        "no"\n    )\n    return') == ('(\n        "no"\n    )', True)
+    assert rules.cut('(\n        "no"\n    ))') == ('(\n        "no"\n    )', True)
+    assert rules.cut("(\nx = 1\n") == ("(", True)  # a line outside the statement: never closed
+    assert rules.cut("(\n" + "        a,\n" * 12 + "    )\n") == ("(", True)  # past max_lines
+    mid_line = StopRules("    x = f", "  # note\n", path="a.py")
+    assert mid_line.cut("(\n        a") == ("(", True)  # text after the cursor: one line only
