@@ -174,8 +174,8 @@ def main() -> None:
 
     from sparkls.decode import q8
 
-    kernels = ("int16 activations x int8 weights, " + ("AVX-512 VNNI" if q8.VNNI else "AVX2")) if q8.AVAILABLE else "float"
-    print(f"SmolLM2-135M Q4_1 -> int8 blocks; {kernels} kernels; numba {numba.__version__}, "
+    kernels = ("int16 activations x weight blocks, " + ("AVX-512 VNNI" if q8.VNNI else "AVX2")) if q8.AVAILABLE else "float"
+    print(f"SmolLM2-135M; {kernels} kernels; numba {numba.__version__}, "
           f"{numba.get_num_threads()} threads, layer {numba.config.THREADING_LAYER}")
     if not args.skip_compile:
         startup_times()
@@ -183,6 +183,10 @@ def main() -> None:
     model = LlamaModel.load(path)
     model.warmup()
     print(f"  load + warm-up in this process: {time.perf_counter() - t:.2f} s, peak RSS {peak_rss_mb():.0f} MB")
+    w = model.weights
+    fmt = {True: "Q4_1", False: "Q8_0"}
+    print(f"  weights kept as: layers {fmt[w.w13_m.shape[-1] > 0]}, LM head {fmt[w.out_m.shape[-1] > 0]}; "
+          f"{sum(a.nbytes for a in {id(a): a for a in w}.values()) / 2**20:.0f} MB")
     tok = model.tokenizer
     prompt_1k = code_prompt(tok, 1000)
     keystrokes = "\ndef helper(x):\n    return x"
@@ -190,7 +194,7 @@ def main() -> None:
     print(f"  prompts: {len(tok.encode(prompt_1k))} tokens (cold), {len(keystrokes)} keystrokes (warm), {len(tok.encode(edit))} tokens (editing)")
 
     n = bench_numba(model, prompt_1k, keystrokes, edit)
-    print("\nNumba int8 (sparkls.decode.llama)")
+    print("\nNumba (sparkls.decode.llama)")
     print(f"  decode           {n['decode']:7.1f} tok/s   (target >= {TARGETS['decode']})")
     print(f"  prefill          {n['prefill']:7.1f} tok/s   (target >= {TARGETS['prefill']}, batched, 1k prompt)")
     print(f"  first token cold {n['cold_ms']:7.1f} ms      (1k-token prompt)")

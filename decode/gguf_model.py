@@ -1,14 +1,20 @@
-"""Load a llama-architecture GGUF into the int8-block layout the Numba kernels stream.
+"""Load a llama-architecture GGUF into the block layouts the Numba kernels stream.
 
-Every weight matrix becomes ``q`` (rows, cols) int8 plus ``s`` (rows, cols // 32)
-float32: one scale per block of 32 consecutive inputs, ``w[r, c] = q[r, c] * s[r, c // 32]``.
-Q8_0 tensors map straight onto that layout (their fp16 scales are widened, since
-Numba has no float16); every other type is dequantized with ``gguf.quants`` and
-re-quantized, a few thousand rows at a time so the float32 copy never exists whole.
-Q4_1 nibbles would be smaller, but their unpacking loop does not vectorize (decode.md §5).
+Every weight matrix is kept in one of two of GGUF's own block formats, split into arrays:
+``q`` (rows, n) int8 values stored as uint8 for Q8_0, or (rows, n/2) packed 4-bit values for
+Q4_1; ``d`` (rows, n/32) the blocks' fp16 scales as uint16 bits; ``m`` (rows, n/32 rounded up to a
+multiple of 8, zero-padded) Q4_1's fp16 minimums, or (rows, 0) for Q8_0. A Q8_0 weight is ``q * d``, a Q4_1 weight ``d * nibble + m``.
+Q8_0 and Q4_1 tensors are copied unchanged, Q4_0 becomes Q4_1 exactly (``m = -8 d``), and
+every other type is dequantized with ``gguf.quants`` and re-quantized to Q8_0, a few
+thousand rows at a time so the float32 copy never exists whole. Numba has no float16: the
+kernels widen the scales themselves (see :mod:`.q8`, and :data:`HALF` for the float kernels).
+
+Why keep 4-bit weights: decoding a token reads every weight once, so bytes per weight set
+the speed and the resident size (SmolLM2's Q4_1 layers: 66 MB; as int8 blocks: 119 MB).
 
 Per layer, Q/K/V are fused into one matrix and gate/up into another, so a layer is
-four matrix products (fewer parallel launches, better load balance across threads).
+four matrix products (fewer parallel launches, better load balance across threads); a
+fused matrix whose parts are not all 4-bit is stored as Q8_0.
 """
 
 from __future__ import annotations
@@ -18,7 +24,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 QBLOCK = 32  # inputs per int8 block (and per scale)
 _ROW_CHUNK = 512  # rows converted at a time: bounds the float32 temporaries to a few MB
@@ -44,25 +49,32 @@ class Config(NamedTuple):
 
 
 class Weights(NamedTuple):
-    """All weights, int8 blocks with float32 scales; L layers, D dim, F hidden, KV = n_kv_heads * head_size."""
+    """All weights (block layouts in the module docstring); L layers, D dim, F hidden, KV = n_kv_heads * head_size."""
 
-    emb_q: np.ndarray  # (V, D) int8 token embeddings
-    emb_s: np.ndarray  # (V, D/32) float32
-    out_q: np.ndarray  # (V, D) int8 LM head; the same arrays as emb_* when embeddings are tied
-    out_s: np.ndarray  # (V, D/32) float32
+    emb_q: np.ndarray  # (V, D or D/2) uint8 token embeddings
+    emb_d: np.ndarray  # (V, D/32) uint16 fp16 scales
+    emb_m: np.ndarray  # (V, D/32 or 0) uint16 fp16 minimums
+    out_q: np.ndarray  # LM head, as emb_*; the same arrays when embeddings are tied
+    out_d: np.ndarray
+    out_m: np.ndarray
     attn_norm: np.ndarray  # (L, D) float32 RMSNorm gains before attention
-    wqkv_q: np.ndarray  # (L, D + 2*KV, D) int8: rows of Wq, then Wk, then Wv
-    wqkv_s: np.ndarray  # (L, D + 2*KV, D/32) float32
-    wo_q: np.ndarray  # (L, D, D) int8 attention output projection
-    wo_s: np.ndarray  # (L, D, D/32) float32
+    wqkv_q: np.ndarray  # (L, D + 2*KV, ...) rows of Wq, then Wk, then Wv
+    wqkv_d: np.ndarray
+    wqkv_m: np.ndarray
+    wo_q: np.ndarray  # (L, D, ...) attention output projection
+    wo_d: np.ndarray
+    wo_m: np.ndarray
     ffn_norm: np.ndarray  # (L, D) float32 RMSNorm gains before the feed-forward
-    w13_q: np.ndarray  # (L, 2F, D) int8: rows of W_gate (w1), then W_up (w3)
-    w13_s: np.ndarray  # (L, 2F, D/32) float32
-    w2_q: np.ndarray  # (L, D, F) int8 down projection
-    w2_s: np.ndarray  # (L, D, F/32) float32
+    w13_q: np.ndarray  # (L, 2F, ...) rows of W_gate (w1), then W_up (w3)
+    w13_d: np.ndarray
+    w13_m: np.ndarray
+    w2_q: np.ndarray  # (L, D, ...) down projection, F inputs
+    w2_d: np.ndarray
+    w2_m: np.ndarray
     out_norm: np.ndarray  # (D,) float32 final RMSNorm gains
     rope_cos: np.ndarray  # (max_ctx, head_size/2) float32 cos(pos * theta_i)
     rope_sin: np.ndarray  # (max_ctx, head_size/2) float32 sin(pos * theta_i)
+    half: np.ndarray  # (65536,) float32 value of every fp16 bit pattern (HALF)
 
 
 class LoadedModel(NamedTuple):
@@ -74,11 +86,14 @@ class LoadedModel(NamedTuple):
     metadata: dict  # scalar metadata plus tokenizer lists (tokens, token_type, merges)
 
 
-# --- quantization ----------------------------------------------------------------------
+# --- block formats ---------------------------------------------------------------------
+
+Q8_0, Q4_0, Q4_1 = 8, 2, 3  # ggml type ids
+HALF = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)  # fp16 bits -> float32
 
 
-def quantize_blocks(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 quantization per block of 32 inputs.
+def quantize_q8_0(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric 8-bit blocks of 32 with an fp16 scale, as ggml's Q8_0.
 
     Parameters
     ----------
@@ -86,96 +101,74 @@ def quantize_blocks(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    q : int8 array, shape (rows, cols)
-    s : float32 array, shape (rows, cols // 32); ``w ~= q * s`` blockwise
+    q : uint8 array (rows, cols) holding the int8 values
+    d : uint16 array (rows, cols // 32), the fp16 bits of the scales; ``w ~= q * d`` blockwise
     """
     rows, cols = w.shape
-    blocks = w.reshape(rows, cols // QBLOCK, QBLOCK)
-    amax = np.abs(blocks).max(axis=2)
-    s = (amax / 127.0).astype(np.float32)
-    inv = np.divide(1.0, s, out=np.zeros_like(s), where=s > 0)
-    q = np.rint(blocks * inv[:, :, None]).astype(np.int8)
-    return q.reshape(rows, cols), s
+    blocks = np.asarray(w, np.float32).reshape(rows, cols // QBLOCK, QBLOCK)
+    d16 = (np.abs(blocks).max(axis=2) / 127.0).astype(np.float16)
+    scale = d16.astype(np.float32)
+    inv = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
+    q = np.clip(np.rint(blocks * inv[:, :, None]), -127, 127).astype(np.int8)
+    return q.reshape(rows, cols).view(np.uint8), d16.view(np.uint16)
 
 
-@njit(cache=True)
-def _requantize_f32(w, q_out, s_out):
-    """float32 (rows, cols) -> int8 blocks; same numbers as :func:`quantize_blocks`, without temporaries."""
-    rows, cols = w.shape
-    for r in range(rows):
-        for b in range(cols // 32):
-            amax = np.float32(0.0)
-            for j in range(32):
-                amax = max(amax, abs(w[r, b * 32 + j]))
-            scale = np.float32(amax / np.float32(127.0))
-            inv = np.float32(1.0) / scale if scale > 0 else np.float32(0.0)
-            s_out[r, b] = scale
-            for j in range(32):
-                q_out[r, b * 32 + j] = np.int8(np.rint(w[r, b * 32 + j] * inv))
-
-
-@njit(cache=True)
-def _requantize_q4_1(raw, d, m, q_out, s_out):
-    """Q4_1 blocks -> int8 blocks.
-
-    raw : uint8 (rows, nb * 20); a block is fp16 d, fp16 m, then 16 bytes whose low
-    nibbles are elements 0..15 and high nibbles elements 16..31; ``w = d * nibble + m``.
-    d, m : float32 (rows, nb), the fp16 fields widened in NumPy (Numba has no float16).
-    """
+def dequantize(q: np.ndarray, d: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Float32 (rows, n) of a matrix in either block layout (the module docstring's q, d, m)."""
     rows, nb = d.shape
-    w = np.empty(32, np.float32)
-    for r in range(rows):
-        for b in range(nb):
-            base = b * 20 + 4
-            for j in range(16):
-                byte = raw[r, base + j]
-                w[j] = d[r, b] * np.float32(byte & 15) + m[r, b]
-                w[j + 16] = d[r, b] * np.float32(byte >> 4) + m[r, b]
-            amax = np.float32(0.0)
-            for j in range(32):
-                amax = max(amax, abs(w[j]))
-            scale = np.float32(amax / np.float32(127.0))
-            inv = np.float32(1.0) / scale if scale > 0 else np.float32(0.0)
-            s_out[r, b] = scale
-            for j in range(32):
-                q_out[r, b * 32 + j] = np.int8(np.rint(w[j] * inv))
+    scale = HALF[d][:, :, None]
+    if m.shape[1]:  # Q4_1 (m has padding columns past nb)
+        packed = q.reshape(rows, nb, 16)
+        nibbles = np.concatenate([packed & 15, packed >> 4], axis=2).astype(np.float32)
+        w = scale * nibbles + HALF[m[:, :nb]][:, :, None]
+    else:
+        w = scale * q.view(np.int8).reshape(rows, nb, QBLOCK).astype(np.float32)
+    return w.reshape(rows, nb * QBLOCK).astype(np.float32)
 
 
-def dequantize_blocks(q: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`quantize_blocks`: (rows, cols) float32."""
-    rows, cols = q.shape
-    return (q.reshape(rows, cols // QBLOCK, QBLOCK) * s[:, :, None]).reshape(rows, cols).astype(np.float32)
+def _halves(blocks: np.ndarray, at: int) -> np.ndarray:
+    """The fp16 field at byte ``at`` of every block (rows, nb, size) as uint16 bits."""
+    return blocks[:, :, at : at + 2].copy().view(np.uint16)[:, :, 0]
 
 
-def _convert_into(tensor, q_out: np.ndarray, s_out: np.ndarray) -> None:
-    """Write one GGUF tensor (rows, cols) into int8 blocks ``q_out`` and scales ``s_out``."""
-    from gguf import GGMLQuantizationType as Q
-    from gguf.quants import dequantize
+def _copy_blocks(tensor, q_out: np.ndarray, d_out: np.ndarray, m_out: np.ndarray) -> None:
+    """Write one GGUF tensor (rows, cols) into the layout of ``q_out``: Q4_1 if ``m_out`` has columns, else Q8_0."""
+    from gguf.quants import dequantize as dequantize_gguf
 
-    data = tensor.data
+    data, ttype = tensor.data, tensor.tensor_type
     rows = q_out.shape[0]
-    if tensor.tensor_type == Q.Q8_0:
-        # Q8_0 block: fp16 scale then 32 int8 values (34 bytes); same layout as ours.
-        blocks = np.asarray(data).reshape(rows, -1, 34)
-        for r0 in range(0, rows, _ROW_CHUNK):
-            b = blocks[r0 : r0 + _ROW_CHUNK]
-            s_out[r0 : r0 + len(b)] = b[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float32)
-            q_out[r0 : r0 + len(b)] = b[:, :, 2:].view(np.int8).reshape(len(b), -1)
-        return
-    if tensor.tensor_type == Q.Q4_1:
-        blocks = np.asarray(data).reshape(rows, -1, 20)
-        for r0 in range(0, rows, _ROW_CHUNK):
-            b = blocks[r0 : r0 + _ROW_CHUNK]
-            d = b[:, :, 0:2].copy().view(np.float16)[:, :, 0].astype(np.float32)
-            m = b[:, :, 2:4].copy().view(np.float16)[:, :, 0].astype(np.float32)
-            raw = np.ascontiguousarray(b.reshape(len(b), -1))
-            _requantize_q4_1(raw, d, m, q_out[r0 : r0 + len(b)], s_out[r0 : r0 + len(b)])
-        return
     for r0 in range(0, rows, _ROW_CHUNK):
-        chunk = np.asarray(data[r0 : r0 + _ROW_CHUNK])
-        w = chunk if tensor.tensor_type in (Q.F32, Q.F16) else dequantize(chunk, tensor.tensor_type)
-        w = np.ascontiguousarray(w, np.float32).reshape(len(chunk), -1)
-        _requantize_f32(w, q_out[r0 : r0 + len(w)], s_out[r0 : r0 + len(w)])
+        r1 = min(r0 + _ROW_CHUNK, rows)
+        chunk = np.asarray(data[r0:r1])
+        if m_out.shape[1]:  # 4-bit layout: only Q4_1 and Q4_0 tensors are given one
+            blocks = chunk.reshape(r1 - r0, -1, 20 if ttype == Q4_1 else 18)
+            d = _halves(blocks, 0)
+            d_out[r0:r1] = d
+            nb = d.shape[1]
+            if ttype == Q4_1:
+                m_out[r0:r1, :nb] = _halves(blocks, 2)
+                q_out[r0:r1] = blocks[:, :, 4:].reshape(r1 - r0, -1)
+            else:  # Q4_0: w = d * (nibble - 8), exactly d * nibble + (-8 d) in fp16
+                m_out[r0:r1, :nb] = (d.view(np.float16) * np.float16(-8)).view(np.uint16)
+                q_out[r0:r1] = blocks[:, :, 2:].reshape(r1 - r0, -1)
+        elif ttype == Q8_0:
+            blocks = chunk.reshape(r1 - r0, -1, 34)
+            d_out[r0:r1] = _halves(blocks, 0)
+            q_out[r0:r1] = blocks[:, :, 2:].reshape(r1 - r0, -1)
+        else:
+            w = chunk if chunk.dtype in (np.float32, np.float16) else dequantize_gguf(chunk, ttype)
+            q_out[r0:r1], d_out[r0:r1] = quantize_q8_0(np.asarray(w, np.float32).reshape(r1 - r0, -1))
+
+
+def _empty_blocks(shape: tuple, cols: int, four_bit: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """q, d, m for matrices of ``shape + (cols,)`` in the 4-bit or the 8-bit layout.
+
+    Q4_1's minimums get zero columns up to a multiple of 8 blocks: the kernels sum
+    ``m * sum(x)`` eight blocks per instruction (:mod:`.q8`).
+    """
+    nb = cols // QBLOCK
+    q = np.empty(shape + (cols // 2 if four_bit else cols,), np.uint8)
+    return q, np.empty(shape + (nb,), np.uint16), np.zeros(shape + (-(-nb // 8) * 8 if four_bit else 0,), np.uint16)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -482,35 +475,31 @@ def _read_weights(tensors: _TensorFile, cfg: Config, path: Path) -> Weights:
         return np.ascontiguousarray(data, np.float32).reshape(n)
 
     def matrices(rows: int, cols: int, names_per_layer: list[tuple[str, int]]):
-        q = np.empty((L, rows, cols), np.int8)
-        s = np.empty((L, rows, cols // QBLOCK), np.float32)
+        types = {tensors.index[f"blk.{i}.{name}.weight"][0] for i in range(L) for name, _ in names_per_layer
+                 if f"blk.{i}.{name}.weight" in tensors.index}  # fmt: skip
+        q, d, m = _empty_blocks((L, rows), cols, four_bit=types <= {Q4_0, Q4_1})
         for layer in range(L):
             r0 = 0
             for name, n_rows in names_per_layer:
                 t = need(f"blk.{layer}.{name}.weight", cols, n_rows)
-                _convert_into(t, q[layer, r0 : r0 + n_rows], s[layer, r0 : r0 + n_rows])
-                r0 += n_rows
-        return q, s
+                r1 = r0 + n_rows
+                _copy_blocks(t, q[layer, r0:r1], d[layer, r0:r1], m[layer, r0:r1])
+                r0 = r1
+        return q, d, m
 
-    emb = need("token_embd.weight", D, V)
-    emb_q = np.empty((V, D), np.int8)
-    emb_s = np.empty((V, D // QBLOCK), np.float32)
-    _convert_into(emb, emb_q, emb_s)
-    if "output.weight" in tensors.index:
-        out_q = np.empty((V, D), np.int8)
-        out_s = np.empty((V, D // QBLOCK), np.float32)
-        _convert_into(need("output.weight", D, V), out_q, out_s)
-    else:  # tied embeddings: the LM head is the embedding matrix
-        out_q, out_s = emb_q, emb_s
+    def table(name: str):
+        t = need(name, D, V)
+        q, d, m = _empty_blocks((V,), D, four_bit=t.tensor_type in (Q4_0, Q4_1))
+        _copy_blocks(t, q, d, m)
+        return q, d, m
 
-    wqkv_q, wqkv_s = matrices(D + 2 * KV, D, [("attn_q", D), ("attn_k", KV), ("attn_v", KV)])
-    wo_q, wo_s = matrices(D, D, [("attn_output", D)])
-    w13_q, w13_s = matrices(2 * F, D, [("ffn_gate", F), ("ffn_up", F)])
-    w2_q, w2_s = matrices(D, F, [("ffn_down", D)])
+    emb = table("token_embd.weight")
+    out = table("output.weight") if "output.weight" in tensors.index else emb  # tied: the LM head is the embedding matrix
+    wqkv = matrices(D + 2 * KV, D, [("attn_q", D), ("attn_k", KV), ("attn_v", KV)])
+    wo = matrices(D, D, [("attn_output", D)])
+    w13 = matrices(2 * F, D, [("ffn_gate", F), ("ffn_up", F)])
+    w2 = matrices(D, F, [("ffn_down", D)])
     attn_norm = np.stack([vector(f"blk.{i}.attn_norm.weight", D) for i in range(L)])
     ffn_norm = np.stack([vector(f"blk.{i}.ffn_norm.weight", D) for i in range(L)])
     cos, sin = rope_tables(cfg)
-    return Weights(
-        emb_q, emb_s, out_q, out_s, attn_norm, wqkv_q, wqkv_s, wo_q, wo_s, ffn_norm,
-        w13_q, w13_s, w2_q, w2_s, vector("output_norm.weight", D), cos, sin,
-    )  # fmt: skip
+    return Weights(*emb, *out, attn_norm, *wqkv, *wo, ffn_norm, *w13, *w2, vector("output_norm.weight", D), cos, sin, HALF)

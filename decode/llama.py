@@ -1,19 +1,18 @@
 """A llama forward pass in Numba, laid out like llama2.c's ``run.c``.
 
-Sections, in data-path order: kernels (int8-block matrix products, RMSNorm, RoPE,
+Sections, in data-path order: kernels (block-quantized matrix products, RMSNorm, RoPE,
 attention) → forward → model and sessions (KV cache reuse across keystrokes) →
 sampling → generation with speculative verification → prompt-lookup drafting.
 
-Weights are int8 blocks of 32 with a float32 scale (see :mod:`.gguf_model`). On x86
-CPUs with AVX2, each linear layer quantizes its input rows to int16 blocks and sums
-integer products (:mod:`.q8`): a weight is read once per forward pass and costs a few
+Weights stay in GGUF's Q4_1 or Q8_0 blocks of 32 (see :mod:`.gguf_model`). On x86 CPUs
+with AVX2, each linear layer quantizes its input rows to int16 blocks and sums integer
+products (:mod:`.q8`): a weight is read once per forward pass and costs a few
 instructions per token, so verifying drafted tokens costs little more than one decode
-step. Elsewhere, float kernels: one token streams each weight through a fused int8
-matrix-vector product; T > 1 tokens dequantize four weight rows into a per-thread
-buffer and reuse them for all T rows.
+step. Elsewhere, float kernels dequantize four weight rows into a per-thread buffer and
+reuse them for all T tokens.
 
-Every kernel is ``cache=True``; all matrix products share one signature, so a cold
-start compiles a handful of functions once.
+Every kernel is ``cache=True``; all matrix products share one signature per block
+format, so a cold start compiles a handful of functions once.
 """
 
 from __future__ import annotations
@@ -85,101 +84,67 @@ def rmsnorm(out, x, weight, eps):
         out[i] = x[i] * inv * weight[i]
 
 
-@njit(cache=True, parallel=True, fastmath=True)
-def matvec(out, x, q, s):
-    """W (d,n) @ x (n,) -> out (d,), with W[i, k] = q[i, k] * s[i, k // 32].
-
-    One int8 read per weight, converted and multiplied in registers; the block scale
-    is applied once per 32 products. Decode time is mostly this function.
-    """
-    d, n = q.shape
-    nb = n // 32
-    for i in prange(d):
-        qi = q[i]
-        si = s[i]
-        acc = np.float32(0.0)
+@njit(cache=True, fastmath=True)
+def dequantize_row(q, d, m, half, r, out):
+    """out (n,) = row r of a weight matrix in Q4_1 (m has columns) or Q8_0 blocks (see :mod:`.gguf_model`)."""
+    nb = d.shape[1]
+    if m.shape[1] > 0:
         for b in range(nb):
-            # Slices with a run-time length keep LLVM from unrolling the 32 products
-            # and vectorizing across blocks with gathers (measured 4x slower).
-            qb = qi[b * 32 : (b + 1) * 32]
-            xb = x[b * 32 : (b + 1) * 32]
-            p = np.float32(0.0)
-            for j in range(qb.shape[0]):
-                p += np.float32(qb[j]) * xb[j]
-            acc += p * si[b]
-        out[i] = acc
+            scale = half[d[r, b]]
+            low = half[m[r, b]]
+            for j in range(16):
+                byte = q[r, b * 16 + j]
+                out[b * 32 + j] = scale * np.float32(byte & 15) + low
+                out[b * 32 + 16 + j] = scale * np.float32(byte >> 4) + low
+    else:
+        for b in range(nb):
+            scale = half[d[r, b]]
+            for j in range(32):
+                v = np.int32(q[r, b * 32 + j])
+                out[b * 32 + j] = np.float32(v - 256 if v > 127 else v) * scale
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def matmul(out, x, q, s, scratch):
-    """x (T,n) @ W (d,n).T -> out (T,d), W as in :func:`matvec`.
+def matmul_float(out, x, q, d, m, half, scratch):
+    """x (T,n) @ W.T -> out (T,rows) in float32, for CPUs without the integer kernels of :mod:`.q8`.
 
-    Each thread dequantizes 4 weight rows into ``scratch[thread]`` (4, >=n) float32 and
-    reuses them for all T rows of x: int8 conversion is paid once per weight read, and
-    one x load feeds 4 FMAs.
+    Each thread dequantizes 4 weight rows into ``scratch[thread]`` (4, >=n) and reuses them
+    for all T rows of x: the dequantization is paid once per weight read.
     """
     T, n = x.shape
-    d = q.shape[0]
-    nb = n // 32
-    for rb in prange(d // 4):
+    rows = q.shape[0]
+    for rb in prange((rows + 3) // 4):
         w = scratch[numba.get_thread_id()]
         r0 = rb * 4
-        for r in range(4):
-            qr = q[r0 + r]
-            wr = w[r]
-            for b in range(nb):
-                sb = s[r0 + r, b]
-                qb = qr[b * 32 : (b + 1) * 32]
-                wb = wr[b * 32 : (b + 1) * 32]
-                for j in range(qb.shape[0]):
-                    wb[j] = np.float32(qb[j]) * sb
-        w0 = w[0, :n]
-        w1 = w[1, :n]
-        w2 = w[2, :n]
-        w3 = w[3, :n]
+        k = min(4, rows - r0)
+        for r in range(k):
+            dequantize_row(q, d, m, half, r0 + r, w[r])
         for t in range(T):
             xt = x[t]
-            a0 = np.float32(0.0)
-            a1 = np.float32(0.0)
-            a2 = np.float32(0.0)
-            a3 = np.float32(0.0)
-            for k in range(n):
-                xv = xt[k]
-                a0 += w0[k] * xv
-                a1 += w1[k] * xv
-                a2 += w2[k] * xv
-                a3 += w3[k] * xv
-            out[t, r0] = a0
-            out[t, r0 + 1] = a1
-            out[t, r0 + 2] = a2
-            out[t, r0 + 3] = a3
-    for i in range(d - d % 4, d):  # rows left over when d % 4 != 0 (odd vocabularies)
-        for t in range(T):
-            acc = np.float32(0.0)
-            for k in range(n):
-                acc += np.float32(q[i, k]) * s[i, k // 32] * x[t, k]
-            out[t, i] = acc
+            for r in range(k):
+                wr = w[r]
+                acc = np.float32(0.0)
+                for j in range(n):
+                    acc += wr[j] * xt[j]
+                out[t, r0 + r] = acc
 
 
 if q8.AVAILABLE:
 
     @njit(cache=True)
-    def linear(out, x, q, s, st):
-        """x (T,n) @ W.T -> out (T,d): quantize x to int8 blocks, then integer products."""
+    def linear(out, x, q, d, m, half, st):
+        """x (T,n) @ W.T -> out (T,rows): quantize x to int16 blocks, then integer products."""
         T, n = x.shape
-        xq, xs = st.xq[:T, :n], st.xs[:T, : n // 32]
-        q8.quantize(x, xq, xs)
-        q8.matmul_q8(out, xq, xs, q, s)
+        xq, xs, xsum = st.xq[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : max(n // 32, m.shape[1])]
+        q8.quantize(x, xq, xs, xsum)
+        q8.matmul(out, q, d, m, xq, xs, xsum)
 
 else:
 
-    @njit(cache=True, fastmath=True)
-    def linear(out, x, q, s, st):
-        """x (T,n) @ W.T -> out (T,d): :func:`matvec` for one row, :func:`matmul` for more."""
-        if x.shape[0] == 1:
-            matvec(out[0], x[0], q, s)
-        else:
-            matmul(out, x, q, s, st.wbuf)
+    @njit(cache=True)
+    def linear(out, x, q, d, m, half, st):
+        """x (T,n) @ W.T -> out (T,rows) with the float kernel."""
+        matmul_float(out, x, q, d, m, half, st.wbuf)
 
 
 @njit(cache=True, fastmath=True)
@@ -199,94 +164,74 @@ def rope(v, cos, sin, n_heads, head_size):
             v[o + 2 * i + 1] = a * sin[i] + b * cos[i]
 
 
+KEY_TILE = 64  # positions per tile of the transposed key cache
+
+
 @njit(cache=True, parallel=True, fastmath=True)
-def attention_one(out, qkv, k_cache, v_cache, layer, pos, n_heads, n_kv_heads, head_size, sbuf):
-    """Attention of one query row at position ``pos`` (decode), heads in parallel.
-
-    Shapes as in :func:`attention`; sbuf (>= n_heads*ctx,) holds one score row per head.
-    Faster than the GEMM form for one row: no BLAS call overhead, both cores busy.
-    """
-    kv_mul = n_heads // n_kv_heads
-    n_pos = pos + 1
-    ctx = k_cache.shape[2]
-    scale = np.float32(1.0 / np.sqrt(head_size))
-    for h in prange(n_heads):
-        g = h // kv_mul
-        sc = sbuf[h * ctx : h * ctx + n_pos]
-        qh = qkv[0, h * head_size : (h + 1) * head_size]
-        keys = k_cache[layer, g]
-        top = np.float32(-3.0e38)
-        for p in range(n_pos):
-            kp = keys[p]
-            a = np.float32(0.0)
-            for j in range(head_size):
-                a += qh[j] * kp[j]
-            a *= scale
-            sc[p] = a
-            top = max(top, a)
-        total = np.float32(0.0)
-        for p in range(n_pos):
-            e = fast_exp(sc[p] - top)
-            sc[p] = e
-            total += e
-        inv = np.float32(1.0) / total
-        oh = out[0, h * head_size : (h + 1) * head_size]
-        oh[:] = 0.0
-        values = v_cache[layer, g]
-        for p in range(n_pos):
-            a = sc[p] * inv
-            vp = values[p]
-            for j in range(head_size):
-                oh[j] += a * vp[j]
-
-
-@njit(cache=True, fastmath=True)
-def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head_size, qbuf, sbuf, obuf):
-    """Causal grouped-query attention of T query rows against the cache, as two GEMMs per KV head.
+def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head_size, sbuf):
+    """Causal grouped-query attention of T query rows at positions pos0.., heads in parallel.
 
     out (T, n_heads*hs); qkv (T, >= n_heads*hs) with the rotated queries first;
-    k_cache, v_cache (L, n_kv_heads, ctx, hs), filled for positions < pos0 + T;
-    row t sits at position pos0 + t and attends to positions 0..pos0+t.
-    The queries of all T rows and of the kv_mul heads sharing a KV head are stacked
-    (m = T * kv_mul rows), so each key and value is read once per layer, not once per
-    query: that is what makes verifying k drafts cheaper than k decode steps.
-    qbuf (>= m*hs,), sbuf (>= m*ctx,), obuf (>= m*hs,) float32 scratch.
+    k_cache (L, n_kv_heads, ctx/KEY_TILE, hs, KEY_TILE): keys transposed in tiles of
+    positions, so scores are vectorized passes over score rows (a dot product per position
+    ends in a horizontal sum each: 3x slower at 1.6k positions, measured), and the cache
+    still grows with use, a tile at a time; v_cache (L, n_kv_heads, ctx, hs); both filled
+    for positions < pos0 + T. Row t attends to positions 0..pos0+t.
+    sbuf (n_threads, >= T*ctx) holds each thread's score rows.
+
+    Each head's T rows are computed together: a key tile and a value row are read once for
+    all of them (once per row made a 9-token verification at 1.6k positions read 65 MB per
+    layer). Every row still goes through the same operations in the same order as when it
+    is alone, so verified drafts match plain decoding.
     """
     T = out.shape[0]
     kv_mul = n_heads // n_kv_heads
-    n_pos = pos0 + T
-    m = T * kv_mul
+    n_last = pos0 + T  # positions the last row sees
     scale = np.float32(1.0 / np.sqrt(head_size))
-    q = qbuf[: m * head_size].reshape((m, head_size))
-    sc = sbuf[: m * n_pos].reshape((m, n_pos))
-    o = obuf[: m * head_size].reshape((m, head_size))
-    for g in range(n_kv_heads):
-        for t in range(T):
-            for r in range(kv_mul):
-                h = g * kv_mul + r
-                q[t * kv_mul + r] = qkv[t, h * head_size : (h + 1) * head_size] * scale
-        np.dot(q, k_cache[layer, g, :n_pos].T, sc)  # (m, n_pos) scores
-        for i in range(m):
-            valid = pos0 + i // kv_mul + 1  # causal: row i's token sees positions < valid
-            row = sc[i]
+    for h in prange(n_heads):
+        g = h // kv_mul
+        sc = sbuf[numba.get_thread_id(), : T * n_last].reshape((T, n_last))
+        sc[:] = 0.0
+        for tile in range((n_last + KEY_TILE - 1) // KEY_TILE):
+            keys = k_cache[layer, g, tile]  # (hs, KEY_TILE)
+            p0 = tile * KEY_TILE
+            for t in range(max(p0 - pos0, 0), T):  # rows that see part of this tile
+                qh = qkv[t, h * head_size : (h + 1) * head_size]
+                part = sc[t, p0 : p0 + min(KEY_TILE, pos0 + t + 1 - p0)]
+                j = 0
+                while j + 4 <= head_size:  # four key dimensions per pass over the scores
+                    q0, q1, q2, q3 = qh[j] * scale, qh[j + 1] * scale, qh[j + 2] * scale, qh[j + 3] * scale
+                    k0, k1, k2, k3 = keys[j], keys[j + 1], keys[j + 2], keys[j + 3]
+                    for p in range(part.shape[0]):
+                        part[p] += q0 * k0[p] + q1 * k1[p] + q2 * k2[p] + q3 * k3[p]
+                    j += 4
+                while j < head_size:
+                    qj, kj = qh[j] * scale, keys[j]
+                    for p in range(part.shape[0]):
+                        part[p] += qj * kj[p]
+                    j += 1
+        for t in range(T):  # softmax of each row over its positions
+            row = sc[t, : pos0 + t + 1]
             top = np.float32(-3.0e38)
-            for p in range(valid):
+            for p in range(row.shape[0]):
                 top = max(top, row[p])
             total = np.float32(0.0)
-            for p in range(valid):
+            for p in range(row.shape[0]):
                 e = fast_exp(row[p] - top)
                 row[p] = e
                 total += e
             inv = np.float32(1.0) / total
-            for p in range(valid):
+            for p in range(row.shape[0]):
                 row[p] *= inv
-            for p in range(valid, n_pos):
-                row[p] = 0.0
-        np.dot(sc, v_cache[layer, g, :n_pos], o)  # (m, hs) weighted values
-        for t in range(T):
-            for r in range(kv_mul):
-                h = g * kv_mul + r
-                out[t, h * head_size : (h + 1) * head_size] = o[t * kv_mul + r]
+            out[t, h * head_size : (h + 1) * head_size] = 0.0
+        values = v_cache[layer, g]
+        for p in range(n_last):
+            vp = values[p]
+            for t in range(max(p - pos0, 0), T):
+                a = sc[t, p]
+                oh = out[t, h * head_size : (h + 1) * head_size]
+                for i in range(head_size):
+                    oh[i] += a * vp[i]
 
 
 @njit(cache=True, fastmath=True)
@@ -314,17 +259,15 @@ class RunState(NamedTuple):
     hb: np.ndarray  # (C, 2F) gate and up projections
     hb2: np.ndarray  # (C, F) SwiGLU output
     logits: np.ndarray  # (C, V) logits of the last rows asked for
-    # (L, KVH, ctx, hs): each head's keys are one contiguous matrix for the attention
-    # GEMMs. Allocated without transparent huge pages, else the first token would fault
-    # in 2 MB per (layer, head) slab at once.
-    key_cache: np.ndarray  # (L, KVH, ctx, hs) float32
+    # Allocated without transparent huge pages, else the first token would fault in 2 MB
+    # per (layer, head) slab at once.
+    key_cache: np.ndarray  # (L, KVH, ctx/KEY_TILE, hs, KEY_TILE) float32, transposed tiles (see attention)
     value_cache: np.ndarray  # (L, KVH, ctx, hs) float32
-    qbuf: np.ndarray  # (C * kv_mul * hs,) stacked queries of one KV head
-    sbuf: np.ndarray  # (max(C * kv_mul, n_heads) * ctx,) attention scores of one KV head (or all heads of one row)
-    obuf: np.ndarray  # (C * kv_mul * hs,) attention output of one KV head
-    wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul
+    sbuf: np.ndarray  # (n_threads, C * ctx) each thread's attention scores
+    wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul_float
     xq: np.ndarray  # (C, max(D, F)) int16 input rows of a linear layer (q8 kernels)
     xs: np.ndarray  # (C, max(D, F) / 32) their block scales
+    xsum: np.ndarray  # (C, max(D, F) / 32 rounded up to a multiple of 8) their blocks' dequantized sums
 
 
 def _zeros_small_pages(shape: tuple) -> np.ndarray:
@@ -353,14 +296,13 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, 2 * F), f32),
         np.zeros((chunk, F), f32),
         np.zeros((chunk, V), f32),
+        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, -(-n_ctx // KEY_TILE), cfg.head_size, KEY_TILE)),
         _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, n_ctx, cfg.head_size)),
-        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, n_ctx, cfg.head_size)),
-        np.zeros(chunk * kv_mul * cfg.head_size, f32),
-        np.zeros(max(chunk * kv_mul, cfg.n_heads) * n_ctx, f32),
-        np.zeros(chunk * kv_mul * cfg.head_size, f32),
+        np.zeros((threads, chunk * n_ctx), f32),
         np.zeros((threads, 4, max(D, F)), f32),
         np.zeros((chunk, max(D, F)), np.int16),
         np.zeros((chunk, max(D, F) // 32), f32),
+        np.zeros((chunk, -(-max(D, F) // 256) * 8), f32),
     )
 
 
@@ -384,44 +326,38 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
     hb = st.hb[:T]
     hb2 = st.hb2[:T]
 
-    # Token embeddings, dequantized from the int8 table.
-    for t in range(T):
-        tok = tokens[t]
-        for k in range(D):
-            x[t, k] = np.float32(w.emb_q[tok, k]) * w.emb_s[tok, k // 32]
+    for t in range(T):  # token embeddings
+        dequantize_row(w.emb_q, w.emb_d, w.emb_m, w.half, tokens[t], x[t])
 
     for layer in range(cfg.n_layers):
         # Attention: rmsnorm -> fused q,k,v projection -> RoPE -> cache -> attention -> wo.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.attn_norm[layer], cfg.rms_eps)
-        linear(qkv, xb, w.wqkv_q[layer], w.wqkv_s[layer], st)
+        linear(qkv, xb, w.wqkv_q[layer], w.wqkv_d[layer], w.wqkv_m[layer], w.half, st)
         for t in range(T):
             pos = pos0 + t
             rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
             rope(qkv[t, D : D + KV], w.rope_cos[pos], w.rope_sin[pos], cfg.n_kv_heads, hs)
             for g in range(cfg.n_kv_heads):
-                st.key_cache[layer, g, pos] = qkv[t, D + g * hs : D + (g + 1) * hs]
+                st.key_cache[layer, g, pos // KEY_TILE, :, pos % KEY_TILE] = qkv[t, D + g * hs : D + (g + 1) * hs]
                 st.value_cache[layer, g, pos] = qkv[t, D + KV + g * hs : D + KV + (g + 1) * hs]
-        if T == 1:
-            attention_one(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.sbuf)
-        else:
-            attention(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.qbuf, st.sbuf, st.obuf)
-        linear(xb, att, w.wo_q[layer], w.wo_s[layer], st)
+        attention(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.sbuf)
+        linear(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
         x += xb
 
         # Feed-forward: rmsnorm -> fused gate/up -> SwiGLU -> down.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.ffn_norm[layer], cfg.rms_eps)
-        linear(hb, xb, w.w13_q[layer], w.w13_s[layer], st)
+        linear(hb, xb, w.w13_q[layer], w.w13_d[layer], w.w13_m[layer], w.half, st)
         swiglu(hb2, hb, F)
-        linear(xb, hb2, w.w2_q[layer], w.w2_s[layer], st)
+        linear(xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st)
         x += xb
 
     # Only the rows whose logits are wanted go through the final norm and the LM head.
     first = T - n_logits
     for r in range(n_logits):
         rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
-    linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_s, st)
+    linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
 
 
 # --- model and sessions --------------------------------------------------------------------
@@ -430,9 +366,9 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
 def set_blas_threads(n: int) -> int:
     """Set the thread count of every OpenBLAS loaded in this process; returns how many were found.
 
-    The attention GEMMs (``np.dot`` in njit code) run between Numba's parallel regions;
-    a second pool of BLAS threads spinning against Numba's on 2 cores made decoding
-    3-70x slower (measured), so :class:`LlamaModel` sets 1. NumPy's and SciPy's
+    NumPy work between Numba's parallel regions (the tests' reference model, the
+    benchmark) must not bring a second pool of spinning threads: when attention ran on
+    BLAS, that made decoding 3-70x slower on 2 cores (measured), so :class:`LlamaModel` sets 1. NumPy's and SciPy's
     OpenBLAS are separate libraries; both are set.
     """
     import ctypes

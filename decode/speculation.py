@@ -6,8 +6,10 @@ the kernels and whatever else the machine is doing. Drafts are accepted left to 
 until the first miss, so with a per-token acceptance rate p a verification yields
 ``1 + p + p**2 + ... + p**k`` tokens on average. Both are measured as generation runs
 (decaying averages), so the length follows the machine and the text: long drafts for
-code being repeated, none when the drafter keeps guessing wrong (while drafts on offer
-are declined, the acceptance estimate relaxes back toward its prior, so drafting resumes).
+code being repeated, none when the drafter keeps guessing wrong or batches cost too much.
+While drafts on offer are declined, both estimates relax back toward their priors, so
+drafting is tried again: one slow verification (a page fault, a preempted thread) must
+not switch speculation off for good.
 """
 
 from __future__ import annotations
@@ -53,15 +55,17 @@ class DraftBudget:
         """A one-token forward took ``seconds``; ``declined``: drafts were on offer but not verified."""
         with self._lock:
             self.step_s = self._mix(self.step_s, seconds)
-            if declined:  # let the estimate drift back to the prior, so drafting is tried again
+            if declined:  # let the estimates drift back to their priors, so drafting is tried again
                 self.hits *= self.decay
                 self.misses *= self.decay
+                if self.extra_s is not None:
+                    self.extra_s = self._mix(self.extra_s, self.extra_prior * self.step_s)
 
     def timed_verify(self, n_tokens: int, seconds: float, drafted: int, accepted: int) -> None:
         with self._lock:
             if self.step_s is not None and n_tokens > 1:
                 extra = min(max(seconds - self.step_s, 0.0) / (n_tokens - 1), self.step_s)  # a preempted pass is not the kernel's cost
-                self.extra_s = self._mix(self.extra_s, extra)
+                self.extra_s = self._mix(self.extra_prior * self.step_s if self.extra_s is None else self.extra_s, extra)
             self.hits = self.hits * self.decay + accepted
             self.misses = self.misses * self.decay + (1 if accepted < drafted else 0)
 

@@ -52,3 +52,18 @@ def test_never_more_than_available() -> None:
     b = budget_after(0.010, 0.0001, [(8, 8)] * 10)
     assert b.length(3) == 3
     assert b.length(0) == 0
+
+
+def test_one_slow_verification_does_not_stop_drafting() -> None:
+    """Ensure that a first verification as slow as a plain step (extra token costing a whole
+    step, e.g. page faults) does not switch drafting off for good while drafts are accepted."""
+    b = DraftBudget()
+    b.timed_step(0.010)
+    b.timed_verify(2, 0.030, 1, 1)  # one draft, accepted, but the pass took three steps
+    declined = 0
+    while b.length(8) == 0 and declined < 50:
+        b.timed_step(0.010, declined=True)
+        declined += 1
+    assert declined < 50, "drafting never resumed"
+    b.timed_verify(9, 0.010 + 8 * 0.001, 8, 8)  # the kernel's real cost: cheap extra tokens
+    assert b.length(8) >= 4

@@ -38,8 +38,10 @@ def write_tiny_llama(
     n_kv_heads: int = 2,
     context_length: int = 256,
     tied: bool = True,
+    overrides: dict[str, str] | None = None,
 ) -> Path:
-    """Write the model; ``qtype`` is the type of the 2-D weights: F32, F16, Q8_0 or Q4_1."""
+    """Write the model; ``qtype`` is the type of the 2-D weights (F32, F16, Q8_0, Q4_0, Q4_1),
+    ``overrides`` the type of single tensors by name part (e.g. ``{"attn_v": "Q8_0"}``)."""
     path = Path(path)
     rng = np.random.default_rng(seed)
     tokens, types, merges = tiny_vocab()
@@ -67,10 +69,11 @@ def write_tiny_llama(
     w.add_eos_token_id(2)
     w.add_add_bos_token(False)
 
-    kind = GGMLQuantizationType[qtype]
+    default = GGMLQuantizationType[qtype]
 
     def matrix(name: str, rows: int, cols: int, std: float) -> None:
         m = (rng.standard_normal((rows, cols)) * std).astype(np.float32)
+        kind = next((GGMLQuantizationType[t] for part, t in (overrides or {}).items() if part in name), default)
         if kind == GGMLQuantizationType.F32:
             w.add_tensor(name, m)
         elif kind == GGMLQuantizationType.F16:
