@@ -33,6 +33,7 @@ from numba.core.extending import intrinsic
 from . import q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
+from .half import halves_to_floats, to_half
 from .model_path import default_model_path
 from .speculation import DraftBudget
 
@@ -167,17 +168,35 @@ def rope(v, cos, sin, n_heads, head_size):
 KEY_TILE = 64  # positions per tile of the transposed key cache
 
 
+@njit(cache=True, parallel=True)
+def widen_layer(k_cache, v_cache, layer, n_pos, keys, values):
+    """One layer's cached keys and values for positions < n_pos, fp16 -> float32, in parallel.
+
+    k_cache, v_cache: the session's fp16 cache (see :class:`RunState`); keys (n_kv_heads,
+    ctx/KEY_TILE, hs, KEY_TILE) and values (n_kv_heads, ctx, hs) float32 scratch. Widening
+    once per layer, before the heads run, keeps each head from widening its KV head's
+    data again (decode was 20 % slower that way, measured).
+    """
+    n_kv_heads = k_cache.shape[1]
+    tiles = (n_pos + KEY_TILE - 1) // KEY_TILE
+    hs = keys.shape[2]
+    for item in prange(n_kv_heads * tiles):
+        g, tile = item // tiles, item % tiles
+        halves_to_floats(k_cache[layer, g, tile].reshape(hs * KEY_TILE), keys[g, tile].reshape(hs * KEY_TILE))
+        rows = slice(tile * KEY_TILE, (tile + 1) * KEY_TILE)
+        halves_to_floats(v_cache[layer, g, rows].reshape(hs * KEY_TILE), values[g, rows].reshape(hs * KEY_TILE))
+
+
 @njit(cache=True, parallel=True, fastmath=True)
-def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head_size, sbuf):
+def attention(out, qkv, k_all, v_all, pos0, n_heads, n_kv_heads, head_size, sbuf):
     """Causal grouped-query attention of T query rows at positions pos0.., heads in parallel.
 
-    out (T, n_heads*hs); qkv (T, >= n_heads*hs) with the rotated queries first;
-    k_cache (L, n_kv_heads, ctx/KEY_TILE, hs, KEY_TILE): keys transposed in tiles of
-    positions, so scores are vectorized passes over score rows (a dot product per position
-    ends in a horizontal sum each: 3x slower at 1.6k positions, measured), and the cache
-    still grows with use, a tile at a time; v_cache (L, n_kv_heads, ctx, hs); both filled
-    for positions < pos0 + T. Row t attends to positions 0..pos0+t.
-    sbuf (n_threads, >= T*ctx) holds each thread's score rows.
+    out (T, n_heads*hs); qkv (T, >= n_heads*hs) with the rotated queries first; k_all
+    (n_kv_heads, ctx/KEY_TILE, hs, KEY_TILE) keys transposed in tiles of positions, so
+    scores are vectorized passes over score rows (a dot product per position ends in a
+    horizontal sum each: 3x slower at 1.6k positions, measured); v_all (n_kv_heads, ctx,
+    hs); both float32 (:func:`widen_layer`), filled for positions < pos0 + T. Row t
+    attends to positions 0..pos0+t. sbuf (n_threads, >= T*ctx) holds each thread's score rows.
 
     Each head's T rows are computed together: a key tile and a value row are read once for
     all of them (once per row made a 9-token verification at 1.6k positions read 65 MB per
@@ -193,7 +212,7 @@ def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head
         sc = sbuf[numba.get_thread_id(), : T * n_last].reshape((T, n_last))
         sc[:] = 0.0
         for tile in range((n_last + KEY_TILE - 1) // KEY_TILE):
-            keys = k_cache[layer, g, tile]  # (hs, KEY_TILE)
+            keys = k_all[g, tile]  # (hs, KEY_TILE)
             p0 = tile * KEY_TILE
             for t in range(max(p0 - pos0, 0), T):  # rows that see part of this tile
                 qh = qkv[t, h * head_size : (h + 1) * head_size]
@@ -224,9 +243,9 @@ def attention(out, qkv, k_cache, v_cache, layer, pos0, n_heads, n_kv_heads, head
             for p in range(row.shape[0]):
                 row[p] *= inv
             out[t, h * head_size : (h + 1) * head_size] = 0.0
-        values = v_cache[layer, g]
+        values = v_all[g]
         for p in range(0, n_last, 4):  # four positions per pass over a row's output (2-3x faster than one)
-            v0, v1, v2, v3 = values[p], values[min(p + 1, n_last - 1)], values[min(p + 2, n_last - 1)], values[min(p + 3, n_last - 1)]
+            v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]  # rows past n_last: zeros or stale, unused
             for t in range(max(p - pos0, 0), T):
                 oh = out[t, h * head_size : (h + 1) * head_size]
                 n_t = pos0 + t + 1
@@ -266,26 +285,28 @@ class RunState(NamedTuple):
     hb: np.ndarray  # (C, 2F) gate and up projections
     hb2: np.ndarray  # (C, F) SwiGLU output
     logits: np.ndarray  # (C, V) logits of the last rows asked for
-    # Allocated without transparent huge pages, else the first token would fault in 2 MB
-    # per (layer, head) slab at once.
-    key_cache: np.ndarray  # (L, KVH, ctx/KEY_TILE, hs, KEY_TILE) float32, transposed tiles (see attention)
-    value_cache: np.ndarray  # (L, KVH, ctx, hs) float32
+    # fp16 bits (see attention); ctx rounded up to whole key tiles. Allocated without
+    # transparent huge pages, else the first token would fault in 2 MB per (layer, head) slab.
+    key_cache: np.ndarray  # (L, KVH, ctx/KEY_TILE, hs, KEY_TILE) uint16, transposed tiles
+    value_cache: np.ndarray  # (L, KVH, ctx, hs) uint16
     sbuf: np.ndarray  # (n_threads, C * ctx) each thread's attention scores
+    keys: np.ndarray  # (KVH, ctx/KEY_TILE, hs, KEY_TILE) float32: one layer's keys, widened
+    values: np.ndarray  # (KVH, ctx, hs) float32: one layer's values, widened
     wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul_float
     xq: np.ndarray  # (C, max(D, F)) int16 input rows of a linear layer (q8 kernels)
     xs: np.ndarray  # (C, max(D, F) / 32) their block scales
     xsum: np.ndarray  # (C, max(D, F) / 32 rounded up to a multiple of 8) their blocks' dequantized sums
 
 
-def _zeros_small_pages(shape: tuple) -> np.ndarray:
-    """Zeroed float32 array on 4 KB pages (MADV_NOHUGEPAGE), so memory grows with use."""
-    size = int(np.prod(shape)) * 4
+def _zeros_small_pages(shape: tuple, dtype=np.float32) -> np.ndarray:
+    """Zeroed array on 4 KB pages (MADV_NOHUGEPAGE), so memory grows with use."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     buf = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     try:
         buf.madvise(mmap.MADV_NOHUGEPAGE)
     except (AttributeError, OSError):
         pass
-    return np.frombuffer(buf, np.float32, int(np.prod(shape))).reshape(shape)
+    return np.frombuffer(buf, dtype, int(np.prod(shape))).reshape(shape)
 
 
 def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunState:
@@ -294,6 +315,7 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
     KV = cfg.n_kv_heads * cfg.head_size
     kv_mul = cfg.n_heads // cfg.n_kv_heads
     threads = numba.config.NUMBA_NUM_THREADS  # get_thread_id() < this, whatever set_num_threads says
+    tiles = -(-n_ctx // KEY_TILE)
     f32 = np.float32
     return RunState(
         np.zeros((chunk, D), f32),
@@ -303,9 +325,11 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, 2 * F), f32),
         np.zeros((chunk, F), f32),
         np.zeros((chunk, V), f32),
-        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, -(-n_ctx // KEY_TILE), cfg.head_size, KEY_TILE)),
-        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, n_ctx, cfg.head_size)),
+        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles, cfg.head_size, KEY_TILE), np.uint16),
+        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles * KEY_TILE, cfg.head_size), np.uint16),
         np.zeros((threads, chunk * n_ctx), f32),
+        _zeros_small_pages((cfg.n_kv_heads, tiles, cfg.head_size, KEY_TILE)),
+        _zeros_small_pages((cfg.n_kv_heads, tiles * KEY_TILE, cfg.head_size)),
         np.zeros((threads, 4, max(D, F)), f32),
         np.zeros((chunk, max(D, F)), np.int16),
         np.zeros((chunk, max(D, F) // 32), f32),
@@ -346,9 +370,11 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
             rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
             rope(qkv[t, D : D + KV], w.rope_cos[pos], w.rope_sin[pos], cfg.n_kv_heads, hs)
             for g in range(cfg.n_kv_heads):
-                st.key_cache[layer, g, pos // KEY_TILE, :, pos % KEY_TILE] = qkv[t, D + g * hs : D + (g + 1) * hs]
-                st.value_cache[layer, g, pos] = qkv[t, D + KV + g * hs : D + KV + (g + 1) * hs]
-        attention(att, qkv, st.key_cache, st.value_cache, layer, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.sbuf)
+                for i in range(hs):
+                    st.key_cache[layer, g, pos // KEY_TILE, i, pos % KEY_TILE] = to_half(qkv[t, D + g * hs + i])
+                    st.value_cache[layer, g, pos, i] = to_half(qkv[t, D + KV + g * hs + i])
+        widen_layer(st.key_cache, st.value_cache, layer, pos0 + T, st.keys, st.values)
+        attention(att, qkv, st.keys, st.values, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.sbuf)
         linear(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
         x += xb
 

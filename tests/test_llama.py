@@ -104,7 +104,7 @@ def test_batched_prefill_equals_sequential(tiny):
     for t in ids[1:]:
         last = b.step(t)
     np.testing.assert_allclose(logits, last, rtol=TOL, atol=TOL, err_msg="prefill != sequential")
-    np.testing.assert_allclose(a.state.key_cache[:, :, :2], b.state.key_cache[:, :, :2], rtol=TOL, atol=TOL, err_msg="key caches differ")
+    np.testing.assert_allclose(*(s.state.key_cache[:, :, :2].view(np.float16).astype(np.float32) for s in (a, b)), rtol=TOL, atol=TOL, err_msg="key caches differ")
 
 
 def test_kv_cache_reuse_equals_fresh(tiny):
@@ -254,7 +254,7 @@ for path in sys.argv[2:]:
     steps = np.array([one.feed(ids[:1]).copy()] + [one.step(t).copy() for t in ids[1:-1]])
     for ours in (got, steps):
         err = np.abs(ours - want[:-1]).max() / np.abs(want).max()
-        assert err < 1e-4, (path, err)
+        assert err < 1e-3, (path, err)  # fp16 keys and values: ~5e-4 relative rounding
 print("ok")
 """
 
