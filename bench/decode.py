@@ -6,7 +6,8 @@ Prints: cold-compile and cached start-up times (fresh subprocesses), decode tok/
 batched prefill tok/s, first-token latency cold (1k-token prompt) and warm (one
 keystroke appended to the cached prompt, p50), speculative decoding with prompt-lookup
 drafts on a code-editing prompt (effective tok/s, mean tokens per verification), and
-peak RSS; then the same figures for the reference and the ratios. Not a test.
+peak RSS; then the same figures for the reference and the ratios, and llama.cpp's decode
+and prefill on the same GGUF when llama-cpp-python is installed (.ci/engine.sh). Not a test.
 """
 
 from __future__ import annotations
@@ -172,6 +173,29 @@ def bench_reference(path: Path, tok, prompt_1k: str, keystrokes: str, edit: str)
     return r
 
 
+def bench_llama_cpp(path: Path, tok, prompt_1k: str) -> dict | None:
+    """llama.cpp on the same GGUF (llama-cpp-python, 2 threads), if installed: decode and 1k prefill."""
+    try:
+        from llama_cpp import Llama, __version__
+    except ImportError:
+        return None
+    llm = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=2, n_threads_batch=2, verbose=False)
+    ids = tok.encode(prompt_1k).tolist()
+    r: dict = {"version": __version__}
+    gen = llm.generate(ids[:100], top_k=1, temp=0.0)
+    next(gen)  # prefill of 100 tokens + first token
+    t = time.perf_counter()
+    for _ in range(127):
+        next(gen)
+    r["decode"] = 127 / (time.perf_counter() - t)
+    gen.close()
+    llm.reset()
+    t = time.perf_counter()
+    llm.eval(ids)
+    r["prefill"] = len(ids) / (time.perf_counter() - t)
+    return r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--skip-compile", action="store_true", help="skip the cold-compile / cached start-up subprocesses")
@@ -222,6 +246,13 @@ def main() -> None:
     print(f"  first token cold {r['cold_ms']:7.1f} ms")
     print(f"  first token warm {r['warm_ms']:7.1f} ms p50")
     print(f"  peak RSS (both)  {peak_rss_mb():7.0f} MB")
+    c = bench_llama_cpp(path, tok, prompt_1k)
+    if c is None:
+        print("\nllama.cpp: llama-cpp-python not installed (.ci/engine.sh installs it), skipped")
+    else:
+        print(f"\nllama.cpp (llama-cpp-python {c['version']}, same GGUF, 2 threads)")
+        print(f"  decode           {c['decode']:7.1f} tok/s   (Numba x{n['decode'] / c['decode']:.2f})")
+        print(f"  prefill          {c['prefill']:7.1f} tok/s   (Numba x{n['prefill'] / c['prefill']:.2f}, 1k prompt)")
     print("\nRatios Numba / reference")
     print(f"  decode x{n['decode'] / r['decode']:.2f}, prefill x{n['prefill'] / r['prefill']:.2f}, "
           f"cold latency x{r['cold_ms'] / n['cold_ms']:.2f} faster, warm latency x{r['warm_ms'] / n['warm_ms']:.2f} faster")  # fmt: skip

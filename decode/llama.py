@@ -586,8 +586,8 @@ class Session:
         the drafts the model agrees with are kept, followed by the model's own next token,
         and the cache is rolled back past the first rejected draft. How many drafts to
         verify is the model's :class:`DraftBudget` call (measured costs and acceptance).
-        The output equals plain greedy decoding, up to float rounding differences
-        between the batched and the one-token attention (ties within ~1e-5 of the logit scale).
+        The output equals plain greedy decoding: a token's logits are bitwise the same
+        whether it is verified among drafts or decoded alone (see :func:`attention`, :mod:`.q8`).
 
         ``first_allowed`` (int32 ids) restricts the first token (token healing).
         ``should_stop(generated)`` is asked after every yielded token, ``cancelled()``
