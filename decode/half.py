@@ -24,7 +24,7 @@ F16C = "f16c" in _FEATURES and not FORCED_FLOAT
 
 
 @intrinsic
-def _bits(typingctx, x):
+def bits_of_float(typingctx, x):
     """The int32 bit pattern of a float32."""
     sig = types.int32(types.float32)
 
@@ -35,7 +35,7 @@ def _bits(typingctx, x):
 
 
 @intrinsic
-def _float(typingctx, bits):
+def float_from_bits(typingctx, bits):
     """The float32 whose bit pattern is an int32."""
     sig = types.float32(types.int32)
 
@@ -48,7 +48,7 @@ def _float(typingctx, bits):
 @njit(cache=True, inline="always")
 def to_half(x):
     """float32 -> fp16 bits (uint16), round to nearest even; beyond +-65504 saturates, NaN stays NaN."""
-    b = np.int32(_bits(np.float32(x)))
+    b = np.int32(bits_of_float(np.float32(x)))
     sign = (b >> 16) & 0x8000
     e = (b >> 23) & 0xFF
     m = b & 0x7FFFFF
@@ -82,7 +82,7 @@ def from_half(h):
     sign = (h & 0x8000) << 16
     em = h & 0x7FFF
     if em >= 0x0400:
-        return _float(sign | ((em << 13) + 0x38000000))
+        return float_from_bits(sign | ((em << 13) + 0x38000000))
     mag = np.float32(em) * np.float32(5.9604644775390625e-08)  # subnormal: em * 2**-24
     return -mag if sign else mag
 

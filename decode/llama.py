@@ -26,14 +26,12 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core.extending import intrinsic
+from numba import njit, prange
 
 from . import q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
-from .half import halves_to_floats, to_half
+from .half import float_from_bits, halves_to_floats, to_half
 from .model_path import default_model_path
 from .speculation import DraftBudget
 
@@ -41,17 +39,6 @@ PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk sta
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
 
 # --- kernels ---------------------------------------------------------------------------
-
-
-@intrinsic
-def _f32_from_bits(typingctx, bits):
-    """Reinterpret an int32 bit pattern as float32 (builds 2**n for fast_exp)."""
-    sig = types.float32(types.int32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -71,7 +58,7 @@ def fast_exp(x):
     p = p * r + np.float32(0.5)
     p = p * r + np.float32(1.0)
     p = p * r + np.float32(1.0)
-    return p * _f32_from_bits(np.int32((np.int32(n) + 127) << 23))
+    return p * float_from_bits(np.int32((np.int32(n) + 127) << 23))
 
 
 @njit(cache=True, fastmath=True)
