@@ -480,6 +480,9 @@ class Session:
         self._ids = np.zeros(n_ctx, np.int32)  # token ids whose keys/values are cached
         self.n_cached = 0
         self._logits: np.ndarray | None = None  # (V,) prediction after the cached ids
+        # Held by whoever feeds or generates with this session (the server's decode threads):
+        # a superseded request still prefilling must not interleave its chunks with the next one's.
+        self.lock = threading.Lock()
 
     @property
     def tokens(self) -> np.ndarray:
@@ -503,11 +506,13 @@ class Session:
         diff = np.flatnonzero(self._ids[:n] != ids[:n])
         return int(diff[0]) if diff.size else n
 
-    def feed(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+    def feed(self, ids: Sequence[int] | np.ndarray, cancelled: Callable[[], bool] | None = None) -> np.ndarray | None:
         """Make the cache hold exactly ``ids``; return the logits (V,) after the last one.
 
         Only the part after the longest common prefix with the cache is computed, in
-        batched chunks. Raises ValueError if ``ids`` is empty or longer than n_ctx - 1
+        batched chunks. ``cancelled()`` is asked before each chunk after the first: if it
+        says so, None is returned and the cache holds a prefix of ``ids`` (consistent, reused
+        by the next feed). Raises ValueError if ``ids`` is empty or longer than n_ctx - 1
         (one slot stays free for generation).
         """
         ids = np.ascontiguousarray(ids, np.int32)
@@ -520,6 +525,8 @@ class Session:
         self.truncate(keep)
         pos = keep
         while pos < len(ids):
+            if pos > keep and cancelled is not None and cancelled():
+                return None
             chunk = ids[pos : pos + PREFILL_CHUNK]
             self._run(chunk, 1)
             pos += len(chunk)

@@ -19,6 +19,7 @@ from sparkls.decode.snippets import render_snippets
 from sparkls.decode.stops import StopRules
 
 CHARS_PER_TOKEN = 3  # conservative for code, to size the prompt window in characters
+LOCK_POLL_S = 0.02  # how often a request waiting for its document's session checks for cancellation
 
 
 class NeuralEngine:
@@ -63,7 +64,6 @@ class NeuralEngine:
         return header + ctx.prefix[start - ctx.prefix_start :]
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
-        tok = self.tokenizer
         prompt = self.prompt(ctx)
         ids, healed = self._heal(prompt)
         room = self.n_ctx - ctx.max_tokens - self.draft_tokens - 2
@@ -71,7 +71,19 @@ class NeuralEngine:
         if cancelled() or len(ids) == 0:
             return
         session = self.sessions.get(ctx.path)
-        session.feed(ids)
+        while not session.lock.acquire(timeout=LOCK_POLL_S):  # a superseded request is finishing its chunk
+            if cancelled():
+                return
+        try:
+            yield from self._complete_in(session, ctx, ids, healed, cancelled)
+        finally:
+            session.lock.release()
+
+    def _complete_in(self, session, ctx: CompletionContext, ids: np.ndarray, healed: bytes, cancelled: Callable[[], bool]) -> Iterator[str]:
+        """:meth:`complete` once the document's session is ours."""
+        tok = self.tokenizer
+        if session.feed(ids, cancelled) is None:
+            return
         rules = StopRules(ctx.prefix, ctx.suffix, path=ctx.path)
         draft = self._drafter(ids) if self.speculative else None
         out: list[int] = []

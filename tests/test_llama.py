@@ -269,3 +269,15 @@ def test_float_kernels_match_reference(tiny_paths, tmp_path):
     paths = [str(tiny_paths[q]) for q in ("Q4_1", "Q8_0")]
     out = subprocess.run([sys.executable, "-c", FLOAT_KERNELS_CHECK, str(Path(__file__).parent), *paths], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_cancelled_feed_leaves_a_consistent_prefix(tiny):
+    """Ensure that a prefill stopped between chunks keeps a usable prefix: the next feed
+    finishes it and gives the same logits as a fresh session."""
+    ids = prompt(np.random.default_rng(6), 200)
+    s = tiny.new_session(256)
+    asked = []
+    assert s.feed(ids, cancelled=lambda: asked.append(1) or len(asked) >= 2) is None
+    assert 0 < s.n_cached < len(ids) and s.n_cached % 64 == 0
+    np.testing.assert_array_equal(s.tokens, ids[: s.n_cached])
+    np.testing.assert_array_equal(s.feed(ids), tiny.new_session(256).feed(ids))

@@ -6,6 +6,8 @@ decoded so far, so a test can make the model prefer a token that would lead it a
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from sparkls.decode.engine import CompletionContext
@@ -67,9 +69,11 @@ class Session:
     def __init__(self, model: ScriptedModel) -> None:
         self.model = model
         self.ids: list[int] = []
+        self.lock = threading.Lock()
 
-    def feed(self, ids) -> None:
+    def feed(self, ids, cancelled=None) -> list[int]:
         self.ids = [int(i) for i in ids]
+        return self.ids
 
     def step(self, token: int) -> None:
         self.ids.append(int(token))
@@ -120,3 +124,23 @@ def test_snapshots_extend_each_other() -> None:
     snapshot extends the one before."""
     snaps = complete({"a": [","], ",": [" "], ", ": ["\n"]}, "x = (a")
     assert snaps == [","]
+
+
+def test_a_request_waits_for_the_documents_session_and_gives_up_when_cancelled() -> None:
+    """Ensure that a completion does not touch a document's session while another request
+    (superseded, finishing a prefill chunk) holds it, and stops waiting once cancelled."""
+    engine = NeuralEngine(ScriptedModel({"x": ["p"]}), speculative=False)
+    ctx = CompletionContext("x", "\n", path="file:///w/a.py")
+    session = engine.sessions.get(ctx.path)
+    session.lock.acquire()
+    cancel = threading.Event()
+    got: list[list[str]] = []
+    waiter = threading.Thread(target=lambda: got.append(list(engine.complete(ctx, cancel.is_set))))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and session.ids == [], "the session was used while another request held it"
+    cancel.set()
+    waiter.join(2)
+    assert not waiter.is_alive() and got == [[]]
+    session.lock.release()
+    assert list(engine.complete(ctx, lambda: False)), "the session should be free again"
