@@ -48,14 +48,18 @@ class NeuralEngine:
         self._anchors: dict[str, tuple[int, str]] = {}
         self._lock = threading.Lock()
 
-    def prompt(self, ctx: CompletionContext) -> str:
-        """The text the model continues: snippet header + the prefix from a stable window start."""
+    def prompt(self, ctx: CompletionContext, room: float = 0.5) -> str:
+        """The text the model continues: snippet header + the prefix from a stable window start.
+
+        When the window must move, it starts so that ``room`` (a fraction of the window) is
+        left for typing after the cursor before it has to move again.
+        """
         budget = self.prompt_tokens * CHARS_PER_TOKEN
         with self._lock:
             start, header = self._anchors.get(ctx.path, (-1, ""))
             if start < ctx.prefix_start or start > ctx.cursor or ctx.cursor - start > budget:
                 # Re-anchor at a line start, leaving room to type before the next move.
-                rel = max(0, len(ctx.prefix) - budget // 2)
+                rel = max(0, len(ctx.prefix) - int(budget * (1 - room)))
                 if rel:
                     rel = ctx.prefix.find("\n", rel) + 1 or rel
                 start = ctx.prefix_start + rel
@@ -63,11 +67,13 @@ class NeuralEngine:
                 self._anchors[ctx.path] = (start, header)
         return header + ctx.prefix[start - ctx.prefix_start :]
 
+    def prompt_ids(self, ctx: CompletionContext, room: float = 0.5) -> tuple[np.ndarray, bytes]:
+        """Token ids of :meth:`prompt` after token healing, within the session's room, and the text to re-type."""
+        ids, healed = self._heal(self.prompt(ctx, room))
+        return ids[-(self.n_ctx - ctx.max_tokens - self.draft_tokens - 2) :], healed
+
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
-        prompt = self.prompt(ctx)
-        ids, healed = self._heal(prompt)
-        room = self.n_ctx - ctx.max_tokens - self.draft_tokens - 2
-        ids = ids[-room:]
+        ids, healed = self.prompt_ids(ctx)
         if cancelled() or len(ids) == 0:
             return
         session = self.sessions.get(ctx.path)
@@ -76,6 +82,25 @@ class NeuralEngine:
                 return
         try:
             yield from self._complete_in(session, ctx, ids, healed, cancelled)
+        finally:
+            session.lock.release()
+
+    def warm(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> int:
+        """Prefill the document's session with the prompt a completion at ``ctx`` would use.
+
+        With the cursor at a document's end, the window covers as much of the document as it
+        can (an eighth of it left for typing), so a later completion anywhere in it computes
+        only its last tokens: the whole of a file up to ~2.7k characters, else its last part.
+        Skipped when a request holds the session; stops between chunks when ``cancelled()``.
+        Returns the tokens the session holds afterwards.
+        """
+        ids, _ = self.prompt_ids(ctx, room=0.125)
+        session = self.sessions.get(ctx.path)
+        if len(ids) == 0 or cancelled() or not session.lock.acquire(blocking=False):
+            return 0
+        try:
+            session.feed(ids, cancelled)
+            return session.n_cached
         finally:
             session.lock.release()
 

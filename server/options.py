@@ -23,6 +23,9 @@ class IndexOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 class ModelOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     path: str | None = None  # a llama-architecture GGUF; None = the packaged SmolLM2 if installed
     engine: Literal["auto", "ngram", "neural", "remote"] = "auto"
+    # Prefill an opened document's KV cache in the background (the text up to its end), so its
+    # first completion does not wait for a cold prefill; any completion request stops it.
+    warm_on_open: bool = True
 
 
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):

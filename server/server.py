@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from concurrent.futures import ThreadPoolExecutor
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -77,6 +78,7 @@ class SparklsServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None  # set once serving, for worker threads
         self.loop_thread: int | None = None
         self.exit_code = 0  # LSP: `exit` without `shutdown` first exits with 1
+        self.warming: threading.Event | None = None  # stop flag of the background prefill, if any (one at a time)
 
     @property
     def engine(self):
@@ -110,8 +112,39 @@ class SparklsServer(LanguageServer):
                 return
             if self.options.backend == "local":
                 self.pacer.backend_name = "remote"  # its tokens arrive at their real cadence
+    def warm(self, uri: str) -> None:
+        """Prefill the local neural engine's session for a just-opened document, in a worker thread.
+
+        One at a time (a newer one, any completion request or closing documents stops it), and
+        only while the neural engine itself serves: a cold 1k-token prefill takes seconds on 2
+        cores, which the document's first completion no longer waits for.
+        """
+        self.stop_warming()
+        engine, doc = self.engine, self.documents.get(uri)
+        if not self.options.model.warm_on_open or doc is None or not hasattr(engine, "warm"):
+            return
+        ctx = completion_context(doc, len(doc.text), self.options.max_tokens, self.documents.values())
+        stop = self.warming = threading.Event()
+        started = time.perf_counter()
+
+        def done(future) -> None:  # in the worker thread; the log handler hands over to the loop
+            if future.cancelled():
+                return
+            if future.exception() is not None:
+                log.error("prefill of %s failed: %s", uri, future.exception())
+            elif future.result():
+                log.info("prefilled %s: %d tokens cached in %.2f s", uri, future.result(), time.perf_counter() - started)
+
+        self.pool.submit(engine.warm, ctx, stop.is_set).add_done_callback(done)
+
+    def stop_warming(self) -> None:
+        if self.warming is not None:
+            self.warming.set()
+            self.warming = None
+
     def supersede(self, uri: str) -> None:
         """Cancel the document's older completion request still in progress (the newest one wins)."""
+        self.stop_warming()  # a request outranks a background prefill
         older = self.requests.get(uri)
         self.counts["requests"] += 1
         if older is not None and older is not asyncio.current_task() and not older.done():
@@ -276,6 +309,7 @@ def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None
     item = params.text_document
     ls.documents[item.uri] = Document(item.uri, item.text, item.version, item.language_id)
     ls.model.open_document(item.uri, item.text)
+    ls.warm(item.uri)
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -296,6 +330,7 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
 def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     ls.hub.cancel(uri)
+    ls.stop_warming()
     ls.documents.pop(uri, None)
     path = to_fs_path(uri)
     disk = read_text(Path(path), ls.options.index.max_file_bytes) if path else None

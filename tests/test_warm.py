@@ -1,0 +1,83 @@
+"""Warming a document's KV cache when it is opened, so its first completion is not a cold prefill."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lsp_client import FIXTURE_PROJECT, start_server, stop_server
+from tiny_gguf import write_tiny_llama
+
+from sparkls.decode.engine import CompletionContext
+from sparkls.decode.llama import LlamaModel
+from sparkls.decode.neural_engine import NeuralEngine
+
+TEXT = "".join(f"def f{i}(a, b):\n    return a + b * {i}\n\n" for i in range(12))  # ~400 characters
+
+
+def counting(session) -> list[int]:
+    """Record the number of tokens of every forward pass the session runs."""
+    computed: list[int] = []
+    run = session._run
+    session._run = lambda tokens, n_logits: (computed.append(len(tokens)), run(tokens, n_logits))[1]
+    return computed
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> NeuralEngine:
+    path = write_tiny_llama(tmp_path_factory.mktemp("warm") / "tiny.gguf", qtype="Q8_0", context_length=1024)
+    return NeuralEngine(LlamaModel.load(path), prompt_tokens=256, n_ctx=1024)
+
+
+def test_a_warmed_document_completes_without_a_cold_prefill(engine) -> None:
+    """Ensure that after warm() at a document's end, a completion in its middle computes only
+    its last prompt tokens, where a cold one computes the whole prompt."""
+    path = "file:///w/warm.py"
+    cached = engine.warm(CompletionContext(TEXT, "", path=path, max_tokens=8), lambda: False)
+    assert cached > 100
+    cursor = TEXT.index("return", len(TEXT) // 2)
+    ctx = CompletionContext(TEXT[:cursor], TEXT[cursor:], path=path, max_tokens=4)
+    computed = counting(engine.sessions.get(path))
+    list(engine.complete(ctx, lambda: False))
+    assert computed and computed[0] <= 4, f"the first pass recomputed {computed[0]} prompt tokens"
+
+    cold = "file:///w/cold.py"
+    computed = counting(engine.sessions.get(cold))
+    list(engine.complete(CompletionContext(TEXT[:cursor], TEXT[cursor:], path=cold, max_tokens=4), lambda: False))
+    assert sum(computed[:2]) > 50, "without warming, the prompt is prefilled at the first request"
+
+
+def test_warming_yields_to_requests(engine) -> None:
+    """Ensure that warming stops between chunks when cancelled and skips a session a request holds."""
+    path = "file:///w/busy.py"
+    session = engine.sessions.get(path)
+    with session.lock:
+        assert engine.warm(CompletionContext(TEXT, "", path=path), lambda: False) == 0
+    assert session.n_cached == 0
+    asked: list[int] = []
+    cached = engine.warm(CompletionContext(TEXT * 3, "", path=path), lambda: asked.append(1) or len(asked) > 2)
+    assert 0 < cached < len(engine.prompt_ids(CompletionContext(TEXT * 3, "", path=path))[0])
+
+
+@pytest.mark.e2e
+@pytest.mark.model
+async def test_server_prefills_an_opened_document(monkeypatch) -> None:
+    """Ensure that `sparkls serve` with the neural core prefills a document when it is opened
+    (and says so in the log), and that the document then completes as usual."""
+    monkeypatch.delenv("SPARKLS_ENGINE", raising=False)
+    client, _ = await start_server()
+    ready = asyncio.Event()
+    client.feature("sparkls/status")(lambda p: ready.set() if p.engine == "neural" else None)
+    await asyncio.wait_for(ready.wait(), 120)
+    uri = (FIXTURE_PROJECT / "pkg" / "warm_me.py").as_uri()
+    await client.open(uri, TEXT)
+    for _ in range(300):
+        if any(m.message.startswith(f"prefilled {uri}") for m in client.log_messages):
+            break
+        await asyncio.sleep(0.1)
+    [line] = [m.message for m in client.log_messages if m.message.startswith(f"prefilled {uri}")]
+    assert int(line.split(": ")[1].split()[0]) > 100, line
+    n = TEXT.count("\n")
+    result = await asyncio.wait_for(client.text_document_inline_completion_async(client.inline_params(uri, n - 2, 4)), 60)
+    assert result.items and result.items[0].insert_text.strip()
+    assert await stop_server(client) == 0
