@@ -9,6 +9,7 @@ export interface Settings {
   servedModel: string;
   modelEngine: string;
   modelPath: string;
+  warmOnOpen: boolean;
   debounceMs: number | 'auto';
   enable: boolean;
   streaming: boolean;
@@ -24,6 +25,7 @@ export function readSettings(get: <T>(key: string, fallback: T) => T): Settings 
     servedModel: get('servedModel', '').trim(),
     modelEngine: get('model.engine', 'auto'),
     modelPath: get('model.path', '').trim(),
+    warmOnOpen: get<unknown>('model.warmOnOpen', true) !== false,
     debounceMs: typeof debounce === 'number' && Number.isFinite(debounce) && debounce >= 0 ? Math.round(debounce) : 'auto',
     enable: get('enable', true),
     streaming: get('streaming', true),
@@ -36,7 +38,7 @@ export function serverSettings(s: Settings): Record<string, unknown> {
     backend: s.backend,
     ...(s.servedModel ? { served_model: s.servedModel } : {}),
     debounce_ms: s.debounceMs,
-    model: { engine: s.modelEngine, path: s.modelPath || null },
+    model: { engine: s.modelEngine, path: s.modelPath || null, warm_on_open: s.warmOnOpen },
   };
 }
 

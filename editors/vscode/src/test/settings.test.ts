@@ -12,13 +12,13 @@ function env(executables: string[], extra: Partial<Env> = {}): Env {
 }
 
 test('server settings use the server names', () => {
-  assert.deepEqual(serverSettings(settings()), { backend: 'local', debounce_ms: 'auto', model: { engine: 'auto', path: null } });
-  const s = settings({ backend: 'cerebras-wse3', servedModel: 'llama-3.1-70b', debounceMs: 150, 'model.engine': 'ngram', 'model.path': '/m.gguf' });
+  assert.deepEqual(serverSettings(settings()), { backend: 'local', debounce_ms: 'auto', model: { engine: 'auto', path: null, warm_on_open: true } });
+  const s = settings({ backend: 'cerebras-wse3', servedModel: 'llama-3.1-70b', debounceMs: 150, 'model.engine': 'ngram', 'model.path': '/m.gguf', 'model.warmOnOpen': false });
   assert.deepEqual(serverSettings(s), {
     backend: 'cerebras-wse3',
     served_model: 'llama-3.1-70b',
     debounce_ms: 150,
-    model: { engine: 'ngram', path: '/m.gguf' },
+    model: { engine: 'ngram', path: '/m.gguf', warm_on_open: false },
   });
   assert.equal(settings({ debounceMs: -3 }).debounceMs, 'auto');
   assert.equal(settings({ debounceMs: 'soon' }).debounceMs, 'auto');
