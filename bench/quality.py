@@ -1,6 +1,6 @@
 """Line-completion quality on code SmolLM2 cannot have memorized, through the real LSP server.
 
-    .venv/bin/python bench/quality.py [--cases 40] [--seed 0]
+    .venv/bin/python bench/quality.py [--cases 40] [--seed 0] [--show]
 
 Cases are cut from the installed pygls 2.x and lsprotocol 2025 sources (released after
 SmolLM2's training data): the rest of a line after a cursor placed right after a token,
@@ -178,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=40, help="cases of each kind")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--show", action="store_true", help="print every case: target, raw answer, pipeline answer")
     args = parser.parse_args()
     cases = make_cases(args.cases, args.seed)
     print(f"{len(cases)} cases from pygls {pygls.__file__.rsplit('/', 2)[0]} and lsprotocol sources")
@@ -189,6 +190,10 @@ def main() -> None:
     raw = [raw_greedy(model, c) for c in cases]
     del model
     full = asyncio.run(pipeline(cases))
+    if args.show:
+        for c, (r, _), (f, _) in zip(cases, raw, full):
+            print(f"[{c.kind}] {c.path.name}: ...{c.prefix[-60:]!r}")
+            print(f"    target   {c.target.strip()!r}\n    raw      {r.strip()!r}\n    pipeline {f.strip()!r}")
     report("raw", cases, raw)
     report("pipeline", cases, full)
 
