@@ -43,20 +43,24 @@ class NeuralEngine:
         self.n_ctx = n_ctx
         self.speculative = speculative
         self.draft_tokens = draft_tokens
-        # Per document: where the prompt window starts and the snippet header above it. Both
-        # stay put while the user types, so each keystroke finds its prompt in the KV cache.
-        self._anchors: dict[str, tuple[int, str]] = {}
+        # Per document: where the prompt window starts, the snippet header above it and whether
+        # that header is provisional (set by warm()). Both stay put while the user types, so
+        # each keystroke finds its prompt in the KV cache.
+        self._anchors: dict[str, tuple[int, str, bool]] = {}
         self._lock = threading.Lock()
 
-    def prompt(self, ctx: CompletionContext, room: float = 0.5) -> str:
+    def prompt(self, ctx: CompletionContext, room: float = 0.5, warming: bool = False) -> str:
         """The text the model continues: snippet header + the prefix from a stable window start.
 
         When the window must move, it starts so that ``room`` (a fraction of the window) is
-        left for typing after the cursor before it has to move again.
+        left for typing after the cursor before it has to move again. A window set while
+        ``warming`` has a provisional header: the first completion re-picks the snippets for
+        its own cursor (the cache is reused only if they come out the same), so warming
+        never changes what a completion sees.
         """
         budget = self.prompt_tokens * CHARS_PER_TOKEN
         with self._lock:
-            start, header = self._anchors.get(ctx.path, (-1, ""))
+            start, header, provisional = self._anchors.get(ctx.path, (-1, "", False))
             if start < ctx.prefix_start or start > ctx.cursor or ctx.cursor - start > budget:
                 # Re-anchor at a line start, leaving room to type before the next move.
                 rel = max(0, len(ctx.prefix) - int(budget * (1 - room)))
@@ -64,12 +68,14 @@ class NeuralEngine:
                     rel = ctx.prefix.find("\n", rel) + 1 or rel
                 start = ctx.prefix_start + rel
                 header = render_snippets(ctx.path, list(ctx.snippets))
-                self._anchors[ctx.path] = (start, header)
+            elif provisional and not warming:
+                header = render_snippets(ctx.path, list(ctx.snippets))
+            self._anchors[ctx.path] = (start, header, warming)
         return header + ctx.prefix[start - ctx.prefix_start :]
 
-    def prompt_ids(self, ctx: CompletionContext, room: float = 0.5) -> tuple[np.ndarray, bytes]:
+    def prompt_ids(self, ctx: CompletionContext, room: float = 0.5, warming: bool = False) -> tuple[np.ndarray, bytes]:
         """Token ids of :meth:`prompt` after token healing, within the session's room, and the text to re-type."""
-        ids, healed = self._heal(self.prompt(ctx, room))
+        ids, healed = self._heal(self.prompt(ctx, room, warming))
         return ids[-(self.n_ctx - ctx.max_tokens - self.draft_tokens - 2) :], healed
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
@@ -94,7 +100,7 @@ class NeuralEngine:
         Skipped when a request holds the session; stops between chunks when ``cancelled()``.
         Returns the tokens the session holds afterwards.
         """
-        ids, _ = self.prompt_ids(ctx, room=0.125)
+        ids, _ = self.prompt_ids(ctx, room=0.125, warming=True)
         session = self.sessions.get(ctx.path)
         if len(ids) == 0 or cancelled() or not session.lock.acquire(blocking=False):
             return 0

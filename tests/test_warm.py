@@ -8,7 +8,7 @@ import pytest
 from lsp_client import FIXTURE_PROJECT, start_server, stop_server
 from tiny_gguf import write_tiny_llama
 
-from sparkls.decode.engine import CompletionContext
+from sparkls.decode.engine import CompletionContext, Snippet
 from sparkls.decode.llama import LlamaModel
 from sparkls.decode.neural_engine import NeuralEngine
 
@@ -45,6 +45,20 @@ def test_a_warmed_document_completes_without_a_cold_prefill(engine) -> None:
     computed = counting(engine.sessions.get(cold))
     list(engine.complete(CompletionContext(TEXT[:cursor], TEXT[cursor:], path=cold, max_tokens=4), lambda: False))
     assert sum(computed[:2]) > 50, "without warming, the prompt is prefilled at the first request"
+
+
+def test_warming_never_changes_what_a_completion_sees(engine) -> None:
+    """Ensure that a completion after warm() gets the prompt it would get without warming:
+    the snippets warm() picked for the document's end are replaced by the cursor's own."""
+    path = "file:///w/snippets.py"
+    cursor = TEXT.index("return", len(TEXT) // 2)
+    near_end = (Snippet("other.py", "def g(x):\n    return x * 11\n"),)
+    near_cursor = (Snippet("helpers.py", "def h(a, b):\n    return a - b\n"),)
+    engine.warm(CompletionContext(TEXT, "", path=path, snippets=near_end), lambda: False)
+    ctx = CompletionContext(TEXT[:cursor], TEXT[cursor:], path=path, snippets=near_cursor)
+    warmed = engine.prompt(ctx)
+    assert "helpers.py" in warmed and "other.py" not in warmed
+    assert engine.prompt(ctx) == warmed, "the header stays put once a completion chose it"
 
 
 def test_warming_yields_to_requests(engine) -> None:
