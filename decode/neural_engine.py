@@ -54,24 +54,31 @@ class NeuralEngine:
 
         When the window must move, it starts so that ``room`` (a fraction of the window) is
         left for typing after the cursor before it has to move again. A window set while
-        ``warming`` has a provisional header: the first completion re-picks the snippets for
-        its own cursor (the cache is reused only if they come out the same), so warming
-        never changes what a completion sees.
+        ``warming`` is provisional: the first completion re-picks the snippets for its own
+        cursor and drops the window if it would see less code than a fresh one (the cache is
+        reused only where both agree), so warming never costs a completion context.
         """
         budget = self.prompt_tokens * CHARS_PER_TOKEN
         with self._lock:
             start, header, provisional = self._anchors.get(ctx.path, (-1, "", False))
-            if start < ctx.prefix_start or start > ctx.cursor or ctx.cursor - start > budget:
-                # Re-anchor at a line start, leaving room to type before the next move.
-                rel = max(0, len(ctx.prefix) - int(budget * (1 - room)))
-                if rel:
-                    rel = ctx.prefix.find("\n", rel) + 1 or rel
-                start = ctx.prefix_start + rel
+            fresh = self._window_start(ctx, room)
+            moved = start < ctx.prefix_start or start > ctx.cursor or ctx.cursor - start > budget
+            if moved or (provisional and not warming and start > fresh):
+                # Re-anchor (at a line start, leaving room to type before the next move); a
+                # warmed window that gives the cursor less context than a fresh one is dropped.
+                start = fresh
                 header = render_snippets(ctx.path, list(ctx.snippets))
             elif provisional and not warming:
                 header = render_snippets(ctx.path, list(ctx.snippets))
             self._anchors[ctx.path] = (start, header, warming)
         return header + ctx.prefix[start - ctx.prefix_start :]
+
+    def _window_start(self, ctx: CompletionContext, room: float) -> int:
+        """Where a new prompt window starts: a line start, ``room`` of the window left after the cursor."""
+        rel = max(0, len(ctx.prefix) - int(self.prompt_tokens * CHARS_PER_TOKEN * (1 - room)))
+        if rel:
+            rel = ctx.prefix.find("\n", rel) + 1 or rel
+        return ctx.prefix_start + rel
 
     def prompt_ids(self, ctx: CompletionContext, room: float = 0.5, warming: bool = False) -> tuple[np.ndarray, bytes]:
         """Token ids of :meth:`prompt` after token healing, within the session's room, and the text to re-type."""

@@ -38,6 +38,7 @@ from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
 from sparkls.plugins import host
 
 log = logging.getLogger("sparkls")
+WARM_DELAY_S = 0.3  # quiet after didOpen before its document is prefilled (see SparklsServer.warm)
 
 try:
     __version__ = version("sparkls")
@@ -79,6 +80,7 @@ class SparklsServer(LanguageServer):
         self.loop_thread: int | None = None
         self.exit_code = 0  # LSP: `exit` without `shutdown` first exits with 1
         self.warming: threading.Event | None = None  # stop flag of the background prefill, if any (one at a time)
+        self.warm_timer: asyncio.TimerHandle | None = None  # its delayed start
 
     @property
     def engine(self):
@@ -115,16 +117,23 @@ class SparklsServer(LanguageServer):
     def warm(self, uri: str) -> None:
         """Prefill the local neural engine's session for a just-opened document, in a worker thread.
 
-        One at a time (a newer one, any completion request or closing documents stops it), and
-        only while the neural engine itself serves: a cold 1k-token prefill takes seconds on 2
-        cores, which the document's first completion no longer waits for.
+        Starts after WARM_DELAY_S of quiet (an editor restoring a session opens many files at
+        once, and a request right after didOpen makes warming pointless); one at a time (a
+        newer one, any completion request or closing documents stops it); only while the
+        neural engine itself serves. A cold 1k-token prefill takes seconds on 2 cores, which
+        the document's first completion then no longer waits for.
         """
         self.stop_warming()
+        if not self.options.model.warm_on_open or not hasattr(self.engine, "warm") or self.loop is None:
+            return
+        stop = self.warming = threading.Event()
+        self.warm_timer = self.loop.call_later(WARM_DELAY_S, self._start_warming, uri, stop)
+
+    def _start_warming(self, uri: str, stop: threading.Event) -> None:
         engine, doc = self.engine, self.documents.get(uri)
-        if not self.options.model.warm_on_open or doc is None or not hasattr(engine, "warm"):
+        if stop.is_set() or doc is None or not hasattr(engine, "warm"):
             return
         ctx = completion_context(doc, len(doc.text), self.options.max_tokens, self.documents.values())
-        stop = self.warming = threading.Event()
         started = time.perf_counter()
 
         def done(future) -> None:  # in the worker thread; the log handler hands over to the loop
@@ -138,6 +147,9 @@ class SparklsServer(LanguageServer):
         self.pool.submit(engine.warm, ctx, stop.is_set).add_done_callback(done)
 
     def stop_warming(self) -> None:
+        if self.warm_timer is not None:
+            self.warm_timer.cancel()
+            self.warm_timer = None
         if self.warming is not None:
             self.warming.set()
             self.warming = None

@@ -60,6 +60,15 @@ def test_warming_never_changes_what_a_completion_sees(engine) -> None:
     assert "helpers.py" in warmed and "other.py" not in warmed
     assert engine.prompt(ctx) == warmed, "the header stays put once a completion chose it"
 
+    long_path, long_text = "file:///w/long.py", TEXT * 8  # longer than the prompt window
+    engine.warm(CompletionContext(long_text, "", path=long_path), lambda: False)
+    warm_start = engine._anchors[long_path][0]
+    assert warm_start > 0
+    cursor = long_text.index("return", warm_start) + 7  # just inside the warmed window: little code before it
+    ctx = CompletionContext(long_text[:cursor], long_text[cursor:], path=long_path)
+    fresh = NeuralEngine(engine.model, prompt_tokens=engine.prompt_tokens, n_ctx=engine.n_ctx)
+    assert engine.prompt(ctx) == fresh.prompt(ctx), "a warmed window must not cut the cursor's context short"
+
 
 def test_warming_yields_to_requests(engine) -> None:
     """Ensure that warming stops between chunks when cancelled and skips a session a request holds."""
