@@ -642,8 +642,8 @@ class Session:
 class SessionPool:
     """At most ``max_sessions`` sessions (one per document key), least recently used evicted.
 
-    Each session's KV cache costs L * n_ctx * KV * 8 bytes at most (SmolLM2: 46 KB per
-    token, 94 MB at 2048 tokens), touched only as far as it is filled.
+    Each session's KV cache costs L * n_ctx * KV * 4 bytes at most (fp16 keys and values;
+    SmolLM2: 23 KB per token, 47 MB at 2048 tokens), touched only as far as it is filled.
     """
 
     def __init__(self, model: LlamaModel, max_sessions: int = 4, n_ctx: int = DEFAULT_CTX) -> None:
