@@ -467,11 +467,11 @@ def _read_weights(tensors: _TensorFile, cfg: Config, path: Path) -> Weights:
     def vector(name: str, n: int) -> np.ndarray:
         t = need(name, n, None)
         from gguf import GGMLQuantizationType as Q
-        from gguf.quants import dequantize
+        from gguf.quants import dequantize as dequantize_gguf  # not this module's dequantize
 
         data = np.asarray(t.data)
         if t.tensor_type not in (Q.F32, Q.F16):
-            data = dequantize(data, t.tensor_type)
+            data = dequantize_gguf(data, t.tensor_type)
         return np.ascontiguousarray(data, np.float32).reshape(n)
 
     def matrices(rows: int, cols: int, names_per_layer: list[tuple[str, int]]):
