@@ -114,6 +114,7 @@ class SparklsServer(LanguageServer):
                 return
             if self.options.backend == "local":
                 self.pacer.backend_name = "remote"  # its tokens arrive at their real cadence
+
     def warm(self, uri: str) -> None:
         """Prefill the local neural engine's session for a just-opened document, in a worker thread.
 
