@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from sparkls.decode.llama import LlamaModel, prompt_lookup_draft, set_blas_threads  # noqa: E402
+from sparkls.decode.llama import LlamaModel, prompt_lookup_draft  # noqa: E402
 from sparkls.decode.model_path import default_model_path  # noqa: E402
 
 REPEATS = 3  # alternating plain / speculative runs on the editing prompt
@@ -143,9 +143,9 @@ def bench_numba(model: LlamaModel, prompt_1k: str, keystrokes: str, edit: str) -
 
 
 def bench_reference(path: Path, tok, prompt_1k: str, keystrokes: str, edit: str) -> dict:
-    from llama_reference import ReferenceLlama
+    from llama_reference import ReferenceLlama, set_blas_threads
 
-    set_blas_threads(2)  # the reference is all BLAS: give it both cores (LlamaModel set 1)
+    set_blas_threads(2)  # the reference is all BLAS: give it both cores
     ref = ReferenceLlama(path)
     ids = tok.encode(prompt_1k)
     r: dict = {}

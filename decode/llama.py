@@ -383,38 +383,6 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
 # --- model and sessions --------------------------------------------------------------------
 
 
-def set_blas_threads(n: int) -> int:
-    """Set the thread count of every OpenBLAS loaded in this process; returns how many were found.
-
-    NumPy work between Numba's parallel regions (the tests' reference model, the
-    benchmark) must not bring a second pool of spinning threads: when attention ran on
-    BLAS, that made decoding 3-70x slower on 2 cores (measured), so :class:`LlamaModel` sets 1. NumPy's and SciPy's
-    OpenBLAS are separate libraries; both are set.
-    """
-    import ctypes
-
-    import scipy.linalg.cython_blas  # noqa: F401 - makes sure SciPy's BLAS is loaded
-
-    found = 0
-    try:
-        with open("/proc/self/maps") as maps:
-            libs = {line.split()[-1] for line in maps if "openblas" in line}
-    except OSError:
-        return 0
-    for lib in libs:
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-            fn = getattr(handle, name, None)
-            if fn is not None:
-                fn(n)
-                found += 1
-                break
-    return found
-
-
 class LlamaModel:
     """Converted weights + tokenizer of one GGUF; shared, read-only, by all sessions.
 
@@ -429,7 +397,6 @@ class LlamaModel:
         self.path = path
         self.lock = threading.Lock()
         self.draft_budget = DraftBudget()  # how many drafts a verification should take
-        set_blas_threads(1)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LlamaModel:

@@ -86,3 +86,32 @@ class ReferenceLlama:
             x = x + ((g / (1.0 + np.exp(-g))) * (h @ L["ffn_up"].T)) @ L["ffn_down"].T
         x = x if n_logits is None else x[T - n_logits :]
         return self.rmsnorm(x, self.out_norm) @ self.out.T
+
+
+def set_blas_threads(n: int) -> int:
+    """Set the thread count of every OpenBLAS loaded in this process; returns how many were found.
+
+    The decode core itself uses no BLAS; this reference is all BLAS, and the benchmark
+    gives it both cores (OpenBLAS threads spinning against Numba's made decoding 3-70x
+    slower on 2 cores when attention still ran on BLAS, measured).
+    """
+    import ctypes
+
+    found = 0
+    try:
+        with open("/proc/self/maps") as maps:
+            libs = {line.split()[-1] for line in maps if "openblas" in line}
+    except OSError:
+        return 0
+    for lib in libs:
+        try:
+            handle = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for name in ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            fn = getattr(handle, name, None)
+            if fn is not None:
+                fn(n)
+                found += 1
+                break
+    return found
