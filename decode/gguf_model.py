@@ -210,8 +210,8 @@ def read_config(header, path: Path) -> Config:
         rms_eps=float(_field(header, "llama.attention.layer_norm_rms_epsilon", path, 1e-5)),
     )
     problems = []
-    if n_heads <= 0 or dim % n_heads or cfg.head_size % 2:
-        problems.append(f"dim {dim} is not n_heads {n_heads} x an even head size")
+    if n_heads <= 0 or dim % n_heads or cfg.head_size % 8:
+        problems.append(f"dim {dim} is not n_heads {n_heads} x a head size that is a multiple of 8 (attention's vectors)")
     if n_kv <= 0 or n_heads % n_kv:
         problems.append(f"n_heads {n_heads} is not a multiple of n_kv_heads {n_kv}")
     if dim % QBLOCK or hidden % QBLOCK:

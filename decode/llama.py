@@ -1,7 +1,7 @@
 """A llama forward pass in Numba, laid out like llama2.c's ``run.c``.
 
-Sections, in data-path order: kernels (block-quantized matrix products, RMSNorm, RoPE,
-attention) → forward → model and sessions (KV cache reuse across keystrokes) →
+Sections, in data-path order: kernels (block-quantized matrix products, RMSNorm, RoPE;
+attention over the fp16 KV cache is :mod:`.attention`) → forward → model and sessions (KV cache reuse across keystrokes) →
 sampling → generation with speculative verification → prompt-lookup drafting.
 
 Weights stay in GGUF's Q4_1 or Q8_0 blocks of 32 (see :mod:`.gguf_model`). On x86 CPUs
@@ -31,7 +31,8 @@ from numba import njit, prange
 from . import q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
-from .half import float_from_bits, halves_to_floats, to_half
+from .attention import CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
+from .half import to_half
 from .model_path import default_model_path
 from .speculation import DraftBudget
 
@@ -39,26 +40,6 @@ PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk sta
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
 
 # --- kernels ---------------------------------------------------------------------------
-
-
-@njit(cache=True, fastmath=True, inline="always")
-def fast_exp(x):
-    """exp(x) in float32, relative error < 4e-6; vectorizes (libm's expf does not, and SVML is absent).
-
-    exp(x) = 2**n * exp(r) with n = round(x / ln 2), |r| <= ln(2)/2; degree-6 Taylor for exp(r).
-    """
-    x = min(max(x, np.float32(-87.0)), np.float32(88.0))
-    t = x * np.float32(1.4426950408889634)
-    n = np.floor(t + np.float32(0.5))
-    r = (t - n) * np.float32(0.6931471805599453)
-    p = np.float32(1.0 / 720.0)
-    p = p * r + np.float32(1.0 / 120.0)
-    p = p * r + np.float32(1.0 / 24.0)
-    p = p * r + np.float32(1.0 / 6.0)
-    p = p * r + np.float32(0.5)
-    p = p * r + np.float32(1.0)
-    p = p * r + np.float32(1.0)
-    return p * float_from_bits(np.int32((np.int32(n) + 127) << 23))
 
 
 @njit(cache=True, fastmath=True)
@@ -152,101 +133,6 @@ def rope(v, cos, sin, n_heads, head_size):
             v[o + 2 * i + 1] = a * sin[i] + b * cos[i]
 
 
-KEY_TILE = 64  # positions per tile of the transposed key cache
-
-
-@njit(cache=True, parallel=True)
-def widen_layer(k_cache, v_cache, layer, n_pos, keys, values):
-    """One layer's cached keys and values for positions < n_pos, fp16 -> float32, in parallel.
-
-    k_cache, v_cache: the session's fp16 cache (see :class:`RunState`); keys (n_kv_heads,
-    ctx/KEY_TILE, hs, KEY_TILE) and values (n_kv_heads, ctx, hs) float32 scratch. Widening
-    once per layer, before the heads run, keeps each head from widening its KV head's
-    data again (decode was 20 % slower that way, measured).
-    """
-    n_kv_heads = k_cache.shape[1]
-    tiles = (n_pos + KEY_TILE - 1) // KEY_TILE
-    hs = keys.shape[2]
-    for item in prange(n_kv_heads * tiles):
-        g, tile = item // tiles, item % tiles
-        halves_to_floats(k_cache[layer, g, tile].reshape(hs * KEY_TILE), keys[g, tile].reshape(hs * KEY_TILE))
-        rows = slice(tile * KEY_TILE, (tile + 1) * KEY_TILE)
-        halves_to_floats(v_cache[layer, g, rows].reshape(hs * KEY_TILE), values[g, rows].reshape(hs * KEY_TILE))
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def attention(out, qkv, k_all, v_all, pos0, n_heads, n_kv_heads, head_size, sbuf):
-    """Causal grouped-query attention of T query rows at positions pos0.., heads in parallel.
-
-    out (T, n_heads*hs); qkv (T, >= n_heads*hs) with the rotated queries first; k_all
-    (n_kv_heads, ctx/KEY_TILE, hs, KEY_TILE) keys transposed in tiles of positions, so
-    scores are vectorized passes over score rows (a dot product per position ends in a
-    horizontal sum each: 3x slower at 1.6k positions, measured); v_all (n_kv_heads, ctx,
-    hs); both float32 (:func:`widen_layer`), filled for positions < pos0 + T. Row t
-    attends to positions 0..pos0+t. sbuf (n_threads, >= T*ctx) holds each thread's score rows.
-
-    Each head's T rows are computed together: a key tile and a value row are read once for
-    all of them (once per row made a 9-token verification at 1.6k positions read 65 MB per
-    layer). Every row still goes through the same operations in the same order as when it
-    is alone, so verified drafts match plain decoding.
-    """
-    T = out.shape[0]
-    kv_mul = n_heads // n_kv_heads
-    n_last = pos0 + T  # positions the last row sees
-    scale = np.float32(1.0 / np.sqrt(head_size))
-    for h in prange(n_heads):
-        g = h // kv_mul
-        sc = sbuf[numba.get_thread_id(), : T * n_last].reshape((T, n_last))
-        sc[:] = 0.0
-        for tile in range((n_last + KEY_TILE - 1) // KEY_TILE):
-            keys = k_all[g, tile]  # (hs, KEY_TILE)
-            p0 = tile * KEY_TILE
-            for t in range(max(p0 - pos0, 0), T):  # rows that see part of this tile
-                qh = qkv[t, h * head_size : (h + 1) * head_size]
-                part = sc[t, p0 : p0 + min(KEY_TILE, pos0 + t + 1 - p0)]
-                j = 0
-                while j + 4 <= head_size:  # four key dimensions per pass over the scores
-                    q0, q1, q2, q3 = qh[j] * scale, qh[j + 1] * scale, qh[j + 2] * scale, qh[j + 3] * scale
-                    k0, k1, k2, k3 = keys[j], keys[j + 1], keys[j + 2], keys[j + 3]
-                    for p in range(part.shape[0]):
-                        part[p] += q0 * k0[p] + q1 * k1[p] + q2 * k2[p] + q3 * k3[p]
-                    j += 4
-                while j < head_size:
-                    qj, kj = qh[j] * scale, keys[j]
-                    for p in range(part.shape[0]):
-                        part[p] += qj * kj[p]
-                    j += 1
-        for t in range(T):  # softmax of each row over its positions
-            row = sc[t, : pos0 + t + 1]
-            top = np.float32(-3.0e38)
-            for p in range(row.shape[0]):
-                top = max(top, row[p])
-            total = np.float32(0.0)
-            for p in range(row.shape[0]):
-                e = fast_exp(row[p] - top)
-                row[p] = e
-                total += e
-            inv = np.float32(1.0) / total
-            for p in range(row.shape[0]):
-                row[p] *= inv
-            out[t, h * head_size : (h + 1) * head_size] = 0.0
-        values = v_all[g]
-        for p in range(0, n_last, 4):  # four positions per pass over a row's output (2-3x faster than one)
-            v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]  # rows past n_last: zeros or stale, unused
-            for t in range(max(p - pos0, 0), T):
-                oh = out[t, h * head_size : (h + 1) * head_size]
-                n_t = pos0 + t + 1
-                if p + 4 <= n_t:
-                    a0, a1, a2, a3 = sc[t, p], sc[t, p + 1], sc[t, p + 2], sc[t, p + 3]
-                    for i in range(head_size):
-                        oh[i] += a0 * v0[i] + a1 * v1[i] + a2 * v2[i] + a3 * v3[i]
-                else:  # the row's last 1-3 positions, one at a time as when the row is alone
-                    for q in range(p, n_t):
-                        a, vq = sc[t, q], values[q]
-                        for i in range(head_size):
-                            oh[i] += a * vq[i]
-
-
 @njit(cache=True, fastmath=True)
 def swiglu(out, gate_up, hidden):
     """out (T,F) = silu(gate) * up, gate_up (T,2F) holding gate then up."""
@@ -272,13 +158,15 @@ class RunState(NamedTuple):
     hb: np.ndarray  # (C, 2F) gate and up projections
     hb2: np.ndarray  # (C, F) SwiGLU output
     logits: np.ndarray  # (C, V) logits of the last rows asked for
-    # fp16 bits (see attention); ctx rounded up to whole key tiles. Allocated without
+    # fp16 bits (see .attention); ctx rounded up to whole chunks. Allocated without
     # transparent huge pages, else the first token would fault in 2 MB per (layer, head) slab.
     key_cache: np.ndarray  # (L, KVH, ctx/KEY_TILE, hs, KEY_TILE) uint16, transposed tiles
     value_cache: np.ndarray  # (L, KVH, ctx, hs) uint16
-    sbuf: np.ndarray  # (n_threads, C * ctx) each thread's attention scores
-    keys: np.ndarray  # (KVH, ctx/KEY_TILE, hs, KEY_TILE) float32: one layer's keys, widened
-    values: np.ndarray  # (KVH, ctx, hs) float32: one layer's values, widened
+    q: np.ndarray  # (C, H, hs) the chunk's queries, scaled by 1/sqrt(hs)
+    sbuf: np.ndarray  # (n_threads, <= 3, CHUNK) each thread's attention scores
+    part_m: np.ndarray  # (C, H, ctx/CHUNK) per chunk of positions: softmax max,
+    part_l: np.ndarray  # (C, H, ctx/CHUNK) sum of exp(score - max),
+    part_o: np.ndarray  # (C, H, ctx/CHUNK, hs) and exp-weighted values
     wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul_float
     xq: np.ndarray  # (C, max(D, F)) int16 input rows of a linear layer (q8 kernels)
     xs: np.ndarray  # (C, max(D, F) / 32) their block scales
@@ -302,7 +190,9 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
     KV = cfg.n_kv_heads * cfg.head_size
     kv_mul = cfg.n_heads // cfg.n_kv_heads
     threads = numba.config.NUMBA_NUM_THREADS  # get_thread_id() < this, whatever set_num_threads says
-    tiles = -(-n_ctx // KEY_TILE)
+    chunks = -(-n_ctx // CHUNK)
+    tiles = chunks * (CHUNK // KEY_TILE)
+    H, hs = cfg.n_heads, cfg.head_size
     f32 = np.float32
     return RunState(
         np.zeros((chunk, D), f32),
@@ -314,9 +204,11 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, V), f32),
         _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles, cfg.head_size, KEY_TILE), np.uint16),
         _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles * KEY_TILE, cfg.head_size), np.uint16),
-        np.zeros((threads, chunk * n_ctx), f32),
-        _zeros_small_pages((cfg.n_kv_heads, tiles, cfg.head_size, KEY_TILE)),
-        _zeros_small_pages((cfg.n_kv_heads, tiles * KEY_TILE, cfg.head_size)),
+        np.zeros((chunk, H, hs), f32),
+        np.zeros((threads, min(kv_mul, MAX_HEADS), CHUNK), f32),
+        np.zeros((chunk, H, chunks), f32),
+        np.zeros((chunk, H, chunks), f32),
+        _zeros_small_pages((chunk, H, chunks, hs)),
         np.zeros((threads, 4, max(D, F)), f32),
         np.zeros((chunk, max(D, F)), np.int16),
         np.zeros((chunk, max(D, F) // 32), f32),
@@ -343,6 +235,9 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
     att = st.att[:T]
     hb = st.hb[:T]
     hb2 = st.hb2[:T]
+    q = st.q[:T]
+    kv_mul = cfg.n_heads // cfg.n_kv_heads
+    scale = np.float32(1.0 / np.sqrt(hs))
 
     for t in range(T):  # token embeddings
         dequantize_row(w.emb_q, w.emb_d, w.emb_m, w.half, tokens[t], x[t])
@@ -360,8 +255,10 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
                 for i in range(hs):
                     st.key_cache[layer, g, pos // KEY_TILE, i, pos % KEY_TILE] = to_half(qkv[t, D + g * hs + i])
                     st.value_cache[layer, g, pos, i] = to_half(qkv[t, D + KV + g * hs + i])
-        widen_layer(st.key_cache, st.value_cache, layer, pos0 + T, st.keys, st.values)
-        attention(att, qkv, st.keys, st.values, pos0, cfg.n_heads, cfg.n_kv_heads, hs, st.sbuf)
+            for h in range(cfg.n_heads):
+                for i in range(hs):
+                    q[t, h, i] = qkv[t, h * hs + i] * scale
+        attention(att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
         linear(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
         x += xb
 
@@ -548,7 +445,7 @@ class Session:
         and the cache is rolled back past the first rejected draft. How many drafts to
         verify is the model's :class:`DraftBudget` call (measured costs and acceptance).
         The output equals plain greedy decoding: a token's logits are bitwise the same
-        whether it is verified among drafts or decoded alone (see :func:`attention`, :mod:`.q8`).
+        whether it is verified among drafts or decoded alone (see :mod:`.attention`, :mod:`.q8`).
 
         ``first_allowed`` (int32 ids) restricts the first token (token healing).
         ``should_stop(generated)`` is asked after every yielded token, ``cancelled()``
