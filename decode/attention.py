@@ -273,6 +273,8 @@ def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m,
         for t in range(max(p0 - pos0, 0), T):  # rows that see part of this chunk
             n = min(CHUNK, pos0 + t + 1 - p0)
             _chunk(key_cache[layer, g], value_cache[layer, g], q[t], s, part_m[t], part_l[t], part_o[t], g, kv_mul, c, p0, n)
+    weights = np.empty(chunks, np.float32)
+    acc = np.empty(hs, np.float32)
     for t in range(T):  # each row combines its chunks, in chunk order
         seen = (pos0 + t) // CHUNK + 1
         for h in range(n_heads):
@@ -280,13 +282,14 @@ def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m,
             for c in range(seen):
                 top = max(top, part_m[t, h, c])
             total = np.float32(0.0)
-            oh = out[t, h * hs : (h + 1) * hs]
-            oh[:] = 0.0
             for c in range(seen):
-                f = fast_exp(part_m[t, h, c] - top)
-                total += f * part_l[t, h, c]
+                weights[c] = fast_exp(part_m[t, h, c] - top)
+                total += weights[c] * part_l[t, h, c]
+            acc[:] = 0.0
+            for c in range(seen):
+                f, o = weights[c], part_o[t, h, c]
                 for i in range(hs):
-                    oh[i] += f * part_o[t, h, c, i]
+                    acc[i] += f * o[i]
             inv = np.float32(1.0) / total
             for i in range(hs):
-                oh[i] *= inv
+                out[t, h * hs + i] = acc[i] * inv

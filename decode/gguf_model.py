@@ -1,13 +1,19 @@
 """Load a llama-architecture GGUF into the block layouts the Numba kernels stream.
 
-Every weight matrix is kept in one of two of GGUF's own block formats, split into arrays:
-``q`` (rows, n) int8 values stored as uint8 for Q8_0, or (rows, n/2) packed 4-bit values for
-Q4_1; ``d`` (rows, n/32) the blocks' fp16 scales as uint16 bits; ``m`` (rows, n/32 rounded up to a
-multiple of 8, zero-padded) Q4_1's fp16 minimums, or (rows, 0) for Q8_0. A Q8_0 weight is ``q * d``, a Q4_1 weight ``d * nibble + m``.
-Q8_0 and Q4_1 tensors are copied unchanged, Q4_0 becomes Q4_1 exactly (``m = -8 d``), and
-every other type is dequantized with ``gguf.quants`` and re-quantized to Q8_0, a few
-thousand rows at a time so the float32 copy never exists whole. Numba has no float16: the
-kernels widen the scales themselves (see :mod:`.q8`, and :data:`HALF` for the float kernels).
+Every weight matrix is kept in one of two of GGUF's own block formats: Q8_0 (32 int8
+values and an fp16 scale per block, ``w = q * d``) or Q4_1 (32 4-bit values, an fp16 scale
+and an fp16 minimum, ``w = d * nibble + m``). Q8_0 and Q4_1 tensors are copied unchanged, Q4_0
+becomes Q4_1 exactly (``m = -8 d``), and every other type is dequantized with ``gguf.quants``
+and re-quantized to Q8_0, a few thousand rows at a time so the float32 copy never exists whole.
+
+The blocks are then *row-interleaved* (:func:`interleave`): rows go in groups of 8, and
+within a group the same 2-value word of the 8 rows' blocks sits side by side, so one
+integer instruction multiplies 8 rows by the same two activations and each row's sums stay
+in its own lane (:mod:`.q8`). Arrays: ``q`` (G, nb, K, 8) uint16 words (K = 16 for Q8_0: values
+2k, 2k+1; K = 8 for Q4_1: packed bytes 2k, 2k+1, i.e. values 2k, 2k+1 and 2k+16, 2k+17);
+``d`` (G, nb, 8) the fp16 scales as uint16 bits; ``m`` (G, nb, 8) Q4_1's fp16 minimums, or
+(G, nb, 0) for Q8_0. G = rows/8 rounded up; missing rows are zeros. Numba has no float16:
+the kernels widen the scales themselves (see :mod:`.q8`, and :data:`HALF` for the float kernels).
 
 Why keep 4-bit weights: decoding a token reads every weight once, so bytes per weight set
 the speed and the resident size (SmolLM2's Q4_1 layers: 66 MB; as int8 blocks: 119 MB).
@@ -26,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 QBLOCK = 32  # inputs per int8 block (and per scale)
+GROUP = 8  # rows per interleaved group (one int32 lane each in the kernels)
 _ROW_CHUNK = 512  # rows converted at a time: bounds the float32 temporaries to a few MB
 
 
@@ -51,24 +58,24 @@ class Config(NamedTuple):
 class Weights(NamedTuple):
     """All weights (block layouts in the module docstring); L layers, D dim, F hidden, KV = n_kv_heads * head_size."""
 
-    emb_q: np.ndarray  # (V, D or D/2) uint8 token embeddings
-    emb_d: np.ndarray  # (V, D/32) uint16 fp16 scales
-    emb_m: np.ndarray  # (V, D/32 or 0) uint16 fp16 minimums
+    emb_q: np.ndarray  # (V/8, D/32, 16 or 8, 8) uint16 token embeddings, row-interleaved
+    emb_d: np.ndarray  # (V/8, D/32, 8) uint16 fp16 scales
+    emb_m: np.ndarray  # (V/8, D/32, 8 or 0) uint16 fp16 minimums
     out_q: np.ndarray  # LM head, as emb_*; the same arrays when embeddings are tied
     out_d: np.ndarray
     out_m: np.ndarray
     attn_norm: np.ndarray  # (L, D) float32 RMSNorm gains before attention
-    wqkv_q: np.ndarray  # (L, D + 2*KV, ...) rows of Wq, then Wk, then Wv
+    wqkv_q: np.ndarray  # (L, (D + 2*KV)/8, ...) rows of Wq, then Wk, then Wv
     wqkv_d: np.ndarray
     wqkv_m: np.ndarray
-    wo_q: np.ndarray  # (L, D, ...) attention output projection
+    wo_q: np.ndarray  # (L, D/8, ...) attention output projection
     wo_d: np.ndarray
     wo_m: np.ndarray
     ffn_norm: np.ndarray  # (L, D) float32 RMSNorm gains before the feed-forward
-    w13_q: np.ndarray  # (L, 2F, ...) rows of W_gate (w1), then W_up (w3)
+    w13_q: np.ndarray  # (L, 2F/8, ...) rows of W_gate (w1), then W_up (w3)
     w13_d: np.ndarray
     w13_m: np.ndarray
-    w2_q: np.ndarray  # (L, D, ...) down projection, F inputs
+    w2_q: np.ndarray  # (L, D/8, ...) down projection, F inputs
     w2_d: np.ndarray
     w2_m: np.ndarray
     out_norm: np.ndarray  # (D,) float32 final RMSNorm gains
@@ -113,17 +120,42 @@ def quantize_q8_0(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return q.reshape(rows, cols).view(np.uint8), d16.view(np.uint16)
 
 
-def dequantize(q: np.ndarray, d: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Float32 (rows, n) of a matrix in either block layout (the module docstring's q, d, m)."""
+def interleave(q: np.ndarray, d: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blocks of (rows, ...) -> groups of 8 rows whose same 2-value words sit side by side.
+
+    q (G, nb, K, 8) uint16: word k (values 2k, 2k+1 for Q8_0; bytes 2k, 2k+1 of the packed
+    nibbles, i.e. values 2k, 2k+1, 2k+16, 2k+17, for Q4_1) of block b of row 8g+i, K = 16
+    or 8; d (G, nb, 8); m (G, nb, 8) for Q4_1, (G, nb, 0) for Q8_0. Missing rows are zeros.
+    """
     rows, nb = d.shape
+    G, pad = -(-rows // GROUP), -rows % GROUP
+    words = np.pad(np.ascontiguousarray(q).view(np.uint16).reshape(rows, nb, -1), ((0, pad), (0, 0), (0, 0)))
+    qi = np.ascontiguousarray(words.reshape(G, GROUP, nb, -1).transpose(0, 2, 3, 1))
+
+    def per_block(a):
+        return np.ascontiguousarray(np.pad(a, ((0, pad), (0, 0))).reshape(G, GROUP, -1).transpose(0, 2, 1))
+
+    mi = per_block(m[:, :nb]) if m.shape[1] else np.zeros((G, nb, 0), np.uint16)
+    return qi, per_block(d), mi
+
+
+def dequantize(q: np.ndarray, d: np.ndarray, m: np.ndarray, rows: int | None = None) -> np.ndarray:
+    """Float32 (rows, n) of a matrix: row-interleaved (q 4-D; ``rows`` drops padding rows) or plain blocks
+    (q (rows, n) int8 as uint8 / (rows, n/2) nibbles, d (rows, nb), m (rows, nb) or (rows, 0))."""
+    if q.ndim == 4:
+        G, nb, K, _ = q.shape
+        plain = q.transpose(0, 3, 1, 2).reshape(G * GROUP, nb * K).copy().view(np.uint8)
+        d, m = (a.transpose(0, 2, 1).reshape(G * GROUP, -1) for a in (d, m))
+        return dequantize(plain, d, m)[: G * GROUP if rows is None else rows]
+    n_rows, nb = d.shape
     scale = HALF[d][:, :, None]
-    if m.shape[1]:  # Q4_1 (m has padding columns past nb)
-        packed = q.reshape(rows, nb, 16)
+    if m.shape[1]:  # Q4_1
+        packed = q.reshape(n_rows, nb, 16)
         nibbles = np.concatenate([packed & 15, packed >> 4], axis=2).astype(np.float32)
-        w = scale * nibbles + HALF[m[:, :nb]][:, :, None]
+        w = scale * nibbles + HALF[m][:, :, None]
     else:
-        w = scale * q.view(np.int8).reshape(rows, nb, QBLOCK).astype(np.float32)
-    return w.reshape(rows, nb * QBLOCK).astype(np.float32)
+        w = scale * q.view(np.int8).reshape(n_rows, nb, QBLOCK).astype(np.float32)
+    return w.reshape(n_rows, nb * QBLOCK).astype(np.float32)
 
 
 def _halves(blocks: np.ndarray, at: int) -> np.ndarray:
@@ -144,12 +176,11 @@ def _copy_blocks(tensor, q_out: np.ndarray, d_out: np.ndarray, m_out: np.ndarray
             blocks = chunk.reshape(r1 - r0, -1, 20 if ttype == Q4_1 else 18)
             d = _halves(blocks, 0)
             d_out[r0:r1] = d
-            nb = d.shape[1]
             if ttype == Q4_1:
-                m_out[r0:r1, :nb] = _halves(blocks, 2)
+                m_out[r0:r1] = _halves(blocks, 2)
                 q_out[r0:r1] = blocks[:, :, 4:].reshape(r1 - r0, -1)
             else:  # Q4_0: w = d * (nibble - 8), exactly d * nibble + (-8 d) in fp16
-                m_out[r0:r1, :nb] = (d.view(np.float16) * np.float16(-8)).view(np.uint16)
+                m_out[r0:r1] = (d.view(np.float16) * np.float16(-8)).view(np.uint16)
                 q_out[r0:r1] = blocks[:, :, 2:].reshape(r1 - r0, -1)
         elif ttype == Q8_0:
             blocks = chunk.reshape(r1 - r0, -1, 34)
@@ -161,14 +192,10 @@ def _copy_blocks(tensor, q_out: np.ndarray, d_out: np.ndarray, m_out: np.ndarray
 
 
 def _empty_blocks(shape: tuple, cols: int, four_bit: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """q, d, m for matrices of ``shape + (cols,)`` in the 4-bit or the 8-bit layout.
-
-    Q4_1's minimums get zero columns up to a multiple of 8 blocks: the kernels sum
-    ``m * sum(x)`` eight blocks per instruction (:mod:`.q8`).
-    """
+    """q, d, m (plain blocks, see :func:`dequantize`) for matrices of ``shape + (cols,)``, 4- or 8-bit."""
     nb = cols // QBLOCK
     q = np.empty(shape + (cols // 2 if four_bit else cols,), np.uint8)
-    return q, np.empty(shape + (nb,), np.uint16), np.zeros(shape + (-(-nb // 8) * 8 if four_bit else 0,), np.uint16)
+    return q, np.empty(shape + (nb,), np.uint16), np.zeros(shape + (nb if four_bit else 0,), np.uint16)
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -477,21 +504,27 @@ def _read_weights(tensors: _TensorFile, cfg: Config, path: Path) -> Weights:
     def matrices(rows: int, cols: int, names_per_layer: list[tuple[str, int]]):
         types = {tensors.index[f"blk.{i}.{name}.weight"][0] for i in range(L) for name, _ in names_per_layer
                  if f"blk.{i}.{name}.weight" in tensors.index}  # fmt: skip
-        q, d, m = _empty_blocks((L, rows), cols, four_bit=types <= {Q4_0, Q4_1})
-        for layer in range(L):
+        four_bit = types <= {Q4_0, Q4_1}
+        G, nb = -(-rows // GROUP), cols // QBLOCK
+        out = (np.empty((L, G, nb, 8 if four_bit else 16, GROUP), np.uint16), np.empty((L, G, nb, GROUP), np.uint16),
+               np.empty((L, G, nb, GROUP if four_bit else 0), np.uint16))  # fmt: skip
+        for layer in range(L):  # one layer's plain blocks at a time: load never holds two copies of a matrix stack
+            q, d, m = _empty_blocks((rows,), cols, four_bit)
             r0 = 0
             for name, n_rows in names_per_layer:
                 t = need(f"blk.{layer}.{name}.weight", cols, n_rows)
                 r1 = r0 + n_rows
-                _copy_blocks(t, q[layer, r0:r1], d[layer, r0:r1], m[layer, r0:r1])
+                _copy_blocks(t, q[r0:r1], d[r0:r1], m[r0:r1])
                 r0 = r1
-        return q, d, m
+            for whole, part in zip(out, interleave(q, d, m)):
+                whole[layer] = part
+        return out
 
     def table(name: str):
         t = need(name, D, V)
         q, d, m = _empty_blocks((V,), D, four_bit=t.tensor_type in (Q4_0, Q4_1))
         _copy_blocks(t, q, d, m)
-        return q, d, m
+        return interleave(q, d, m)
 
     emb = table("token_embd.weight")
     out = table("output.weight") if "output.weight" in tensors.index else emb  # tied: the LM head is the embedding matrix

@@ -55,22 +55,27 @@ def rmsnorm(out, x, weight, eps):
 
 @njit(cache=True, fastmath=True)
 def dequantize_row(q, d, m, half, r, out):
-    """out (n,) = row r of a weight matrix in Q4_1 (m has columns) or Q8_0 blocks (see :mod:`.gguf_model`)."""
-    nb = d.shape[1]
-    if m.shape[1] > 0:
-        for b in range(nb):
-            scale = half[d[r, b]]
-            low = half[m[r, b]]
-            for j in range(16):
-                byte = q[r, b * 16 + j]
-                out[b * 32 + j] = scale * np.float32(byte & 15) + low
-                out[b * 32 + 16 + j] = scale * np.float32(byte >> 4) + low
-    else:
-        for b in range(nb):
-            scale = half[d[r, b]]
-            for j in range(32):
-                v = np.int32(q[r, b * 32 + j])
-                out[b * 32 + j] = np.float32(v - 256 if v > 127 else v) * scale
+    """out (n,) = row r of a row-interleaved weight matrix, Q4_1 or Q8_0 (see :mod:`.gguf_model`)."""
+    g, i = r // 8, r % 8
+    nb, K = q.shape[1], q.shape[2]
+    for b in range(nb):
+        scale = half[d[g, b, i]]
+        o = b * 32
+        if K == 8:  # word k: packed bytes 2k, 2k+1 = values (2k, 2k+16), (2k+1, 2k+17)
+            low = half[m[g, b, i]]
+            for k in range(8):
+                word = np.int32(q[g, b, k, i])
+                lo, hi = word & 0xFF, word >> 8
+                out[o + 2 * k] = scale * np.float32(lo & 15) + low
+                out[o + 2 * k + 16] = scale * np.float32(lo >> 4) + low
+                out[o + 2 * k + 1] = scale * np.float32(hi & 15) + low
+                out[o + 2 * k + 17] = scale * np.float32(hi >> 4) + low
+        else:  # word k: int8 values 2k, 2k+1
+            for k in range(16):
+                word = np.int32(q[g, b, k, i])
+                lo, hi = word & 0xFF, word >> 8
+                out[o + 2 * k] = np.float32(lo - 256 if lo > 127 else lo) * scale
+                out[o + 2 * k + 1] = np.float32(hi - 256 if hi > 127 else hi) * scale
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -81,7 +86,7 @@ def matmul_float(out, x, q, d, m, half, scratch):
     for all T rows of x: the dequantization is paid once per weight read.
     """
     T, n = x.shape
-    rows = q.shape[0]
+    rows = out.shape[1]
     for rb in prange((rows + 3) // 4):
         w = scratch[numba.get_thread_id()]
         r0 = rb * 4
@@ -104,7 +109,7 @@ if q8.AVAILABLE:
     def linear(out, x, q, d, m, half, st):
         """x (T,n) @ W.T -> out (T,rows): quantize x to int16 blocks, then integer products."""
         T, n = x.shape
-        xq, xs, xsum = st.xq[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : max(n // 32, m.shape[1])]
+        xq, xs, xsum = st.xq[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32]
         q8.quantize(x, xq, xs, xsum)
         q8.matmul(out, q, d, m, xq, xs, xsum)
 
@@ -170,7 +175,7 @@ class RunState(NamedTuple):
     wbuf: np.ndarray  # (n_threads, 4, max(D, F)) dequantized weight rows for matmul_float
     xq: np.ndarray  # (C, max(D, F)) int16 input rows of a linear layer (q8 kernels)
     xs: np.ndarray  # (C, max(D, F) / 32) their block scales
-    xsum: np.ndarray  # (C, max(D, F) / 32 rounded up to a multiple of 8) their blocks' dequantized sums
+    xsum: np.ndarray  # (C, max(D, F) / 32) their blocks' dequantized sums
 
 
 def _zeros_small_pages(shape: tuple, dtype=np.float32) -> np.ndarray:
@@ -212,7 +217,7 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((threads, 4, max(D, F)), f32),
         np.zeros((chunk, max(D, F)), np.int16),
         np.zeros((chunk, max(D, F) // 32), f32),
-        np.zeros((chunk, -(-max(D, F) // 256) * 8), f32),
+        np.zeros((chunk, max(D, F) // 32), f32),
     )
 
 

@@ -69,7 +69,8 @@ def test_weights_equal_the_gguf(tiny_paths, qtype):
         cases.append((w.wqkv_q[i], w.wqkv_d[i], w.wqkv_m[i], np.vstack([layers[i][k] for k in ("attn_q", "attn_k", "attn_v")]), qtype in ("Q8_0", "Q4_0", "Q4_1")))
         cases.append((w.w13_q[i], w.w13_d[i], w.w13_m[i], np.vstack([layers[i]["ffn_gate"], layers[i]["ffn_up"]]), qtype != "F32" and qtype != "F16"))
     for q, d, m, want, exact in cases:
-        np.testing.assert_allclose(dequantize(q, d, m), want, rtol=0, atol=0 if exact else np.abs(want).max() / 200)
+        np.testing.assert_allclose(dequantize(q, d, m, rows=len(want)), want, rtol=0, atol=0 if exact else np.abs(want).max() / 200)
+        assert not dequantize(q, d, m)[len(want) :].any(), "rows padding the last group of 8 must be zero"
     assert (w.w13_m.shape[-1] > 0) == four_bit, "4-bit layers should stay 4-bit, others be Q8_0"
     if qtype == "mixed":  # Q/K/V mixes Q4_0 with Q8_0: stored as Q8_0
         assert w.wqkv_m.shape[-1] == 0 and w.emb_m.shape[-1] == 0
