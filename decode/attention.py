@@ -267,7 +267,7 @@ def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m,
     n_last = pos0 + T
     chunks = (n_last + CHUNK - 1) // CHUNK
     for item in prange(chunks * n_kv):
-        c, g = item // n_kv, item % n_kv
+        g, c = item // chunks, item % chunks  # a thread walks through consecutive chunks: the prefetcher streams them
         p0 = c * CHUNK
         s = sbuf[numba.get_thread_id()]
         for t in range(max(p0 - pos0, 0), T):  # rows that see part of this chunk
