@@ -135,7 +135,7 @@ def test_settings_backend_command_escape_and_toggle(workbench) -> None:
     page.keyboard.press("Escape")
     expect(ghost).to_have_count(0)
     time.sleep(1)
-    assert ghost.count() == 0, f"ghost text came back after Escape: {page.evaluate('window.__ghosts')}"
+    assert ghost.count() == 0, f"ghost text came back after Escape: {page.evaluate('window.__ghosts')}\n{cs.extension_log()}"
     expect(_status(page)).to_contain_text(re.compile(r"nvidia-blackwell [\d.]+ tok/s"), timeout=5_000)
     page.keyboard.press("Control+Z")  # the typed prefix was one edit
 

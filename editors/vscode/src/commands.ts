@@ -56,6 +56,9 @@ function accept(s: Sparkls, arg: unknown): void {
   }
 }
 
+/** How long after a refresh's answer VS Code may still be drawing it: the second hide waits this much. */
+const LATE_DRAW_MS = 100;
+
 function dismiss(s: Sparkls, uri: string | undefined): void {
   const stream = uri ? s.inline.dismiss(uri) : undefined;
   if (stream && s.client) {
@@ -82,9 +85,13 @@ export function registerCommands(s: Sparkls): vscode.Disposable[] {
     vscode.commands.registerCommand(Commands.restart, () => s.restart()),
     vscode.commands.registerCommand(Commands.showLog, () => s.log.show()),
     vscode.commands.registerCommand(Commands.accept, (arg: unknown) => accept(s, arg)),
-    // Escape while streamed ghost text shows: hide it, stop refreshing it, tell the server.
+    // Escape while streamed ghost text shows: hide it, stop refreshing it, tell the server; and hide again once a
+    // refresh under way is over, since VS Code may draw its answer after the first hide (seen in the e2e test).
     vscode.commands.registerCommand(Commands.dismiss, async () => {
       dismiss(s, activeUri());
+      await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+      await s.inline.refreshed();
+      await new Promise((resolve) => setTimeout(resolve, LATE_DRAW_MS));
       await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
     }),
     vscode.workspace.onDidChangeTextDocument((e) => {

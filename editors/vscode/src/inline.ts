@@ -28,8 +28,12 @@ export interface InlineHost<D extends Doc, I extends ItemLike> {
   makeItem(text: string, range: Rng, streamId: string, index: number): I;
   /** Where the cursor of the active editor is, if it shows this URI at this version. */
   cursor(uri: string, version: number): Pos | undefined;
-  /** Makes the editor fetch inline suggestions again at the cursor (see extension.ts for why hide, then trigger). */
-  trigger(): Thenable<unknown>;
+  /**
+   * Makes the editor fetch inline suggestions again at the cursor (see sparkls.ts for why hide, then trigger), and
+   * keeps Escape bound to the dismiss command until `fetched` settles: VS Code resolves its trigger command before
+   * it calls the provider, and an Escape in between would otherwise reach nobody.
+   */
+  trigger(fetched: Promise<void>): Thenable<unknown>;
 }
 
 export const ACCEPT_COMMAND = 'sparkls.accept';
@@ -48,12 +52,17 @@ function textOf(item: ItemLike): string {
   return typeof item.insertText === 'string' ? item.insertText : item.insertText.value;
 }
 
+/** How long a refresh waits for the editor's fetch before it counts as done without one. */
+export const FETCH_TIMEOUT_MS = 1000;
+
 export class StreamingInline<D extends Doc, I extends ItemLike> {
   private readonly retrigger = new Retrigger(() => this.refresh());
   /** Documents whose stream grew since the last refresh. */
   private readonly pending = new Set<string>();
   /** Where the user last dismissed a suggestion: a refresh already under way must not bring it back. */
   private dismissed: { uri: string; version: number; position: Pos } | undefined;
+  /** Refreshes waiting for the editor's next fetch (the provider returning). */
+  private waiting: (() => void)[] = [];
 
   constructor(
     readonly store: StreamStore,
@@ -62,6 +71,16 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
 
   /** `middleware.provideInlineCompletionItems`. */
   async provide(doc: D, position: Pos, next: () => Promise<Result<I>> | Result<I>): Promise<Result<I>> {
+    try {
+      return await this.answer(doc, position, next);
+    } finally {
+      const waiting = this.waiting;
+      this.waiting = [];
+      waiting.forEach((done) => done());
+    }
+  }
+
+  private async answer(doc: D, position: Pos, next: () => Promise<Result<I>> | Result<I>): Promise<Result<I>> {
     if (!this.host.enabled()) {
       return null;
     }
@@ -106,6 +125,14 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
     }
   }
 
+  /**
+   * Settles once no refresh is under way. A refresh's fetch may have been answered with the stream's text just before
+   * the user dismissed it, and VS Code can draw that answer after the dismissal's hide: hide again once this settles.
+   */
+  refreshed(): Promise<void> {
+    return this.retrigger.idle();
+  }
+
   /** The user dismissed the document's suggestion: forget its stream (returned, to tell the server). */
   dismiss(uri: string): Stream | undefined {
     const stream = this.store.drop(uri);
@@ -123,7 +150,14 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
       const stream = this.store.get(uri);
       const cursor = stream && this.host.cursor(stream.uri, stream.version);
       if (stream && cursor && samePos(cursor, stream.position) && this.store.grew(stream)) {
-        await this.host.trigger();
+        const fetched = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, FETCH_TIMEOUT_MS);
+          this.waiting.push(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        await this.host.trigger(fetched); // busy until the fetch it causes is answered: see provide's guard
       }
     }
   }
@@ -142,6 +176,7 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
 export class Retrigger {
   private running = false;
   private again = false;
+  private idlers: (() => void)[] = [];
 
   /** A trigger is under way (the editor may be fetching because of it). */
   get busy(): boolean {
@@ -149,6 +184,11 @@ export class Retrigger {
   }
 
   constructor(private readonly run: () => Thenable<unknown>) {}
+
+  /** Settles when no trigger is running or due. */
+  idle(): Promise<void> {
+    return this.running ? new Promise((resolve) => this.idlers.push(resolve)) : Promise.resolve();
+  }
 
   request(): void {
     if (this.running) {
@@ -164,6 +204,10 @@ export class Retrigger {
         if (this.again) {
           this.again = false;
           this.request();
+        } else {
+          const idlers = this.idlers;
+          this.idlers = [];
+          idlers.forEach((done) => done());
         }
       });
   }

@@ -43,13 +43,15 @@ export class Sparkls {
       // VS Code does not fetch again for an explicit trigger at the version and cursor of its current explicit
       // result (InlineCompletionsSource: `request.satisfies`), and an explicit fetch keeps the item on show. So:
       // hide (which clears that result), then trigger; the provider answers from the stream store at once.
-      // All are sent at once (they run in order) so the ghost text is gone for one round trip, not two. Meanwhile
-      // `sparkls.refreshing` keeps Escape bound to sparkls.dismiss, though no suggestion is visible for that moment.
-      trigger: async () => {
+      // All are sent at once (they run in order) so the ghost text is gone for one round trip, not two. Until the
+      // fetch is answered (the trigger command returns before it), `sparkls.refreshing` keeps Escape bound to
+      // sparkls.dismiss, though no suggestion is visible for that moment.
+      trigger: async (fetched) => {
         const run = (command: string, ...args: unknown[]) => vscode.commands.executeCommand(command, ...args);
         const steps = [run('setContext', 'sparkls.refreshing', true), run('editor.action.inlineSuggest.hide')];
         try {
           await Promise.all([...steps, run('editor.action.inlineSuggest.trigger')]);
+          await fetched;
         } finally {
           await run('setContext', 'sparkls.refreshing', false);
         }

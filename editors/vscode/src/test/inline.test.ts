@@ -1,7 +1,7 @@
 // The inline middleware: cached streamed text answers re-invocations, growth re-triggers the editor.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { InlineHost, ItemLike, Retrigger, StreamingInline, isDismissal, streamRef } from '../inline';
+import { FETCH_TIMEOUT_MS, InlineHost, ItemLike, Retrigger, StreamingInline, isDismissal, streamRef } from '../inline';
 import { Pos, Rng, StreamStore } from '../stream';
 
 const URI = 'file:///ws/pkg/delete.py';
@@ -12,7 +12,7 @@ interface Doc {
   version: number;
 }
 
-function setup(opts: { streaming?: boolean; enabled?: boolean; cursor?: Pos; trigger?: () => Promise<void> } = {}) {
+function setup(opts: { streaming?: boolean; enabled?: boolean; cursor?: Pos; trigger?: (fetched: Promise<void>) => Promise<void> } = {}) {
   const triggers: number[] = [];
   const host: InlineHost<Doc, ItemLike> = {
     uri: () => URI,
@@ -108,6 +108,69 @@ test('after a dismissal, a refresh already under way does not ask again; the nex
   await tick();
   await inline.provide({ version: 4 }, { line: 4, character: 8 }, next);
   assert.equal(requests, 2);
+});
+
+test('a refresh lasts until the fetch it causes: that fetch, arriving after Escape, gets nothing', async () => {
+  // As in VS Code: the trigger command returns at once, and the provider is called a moment later.
+  const { inline, triggers } = setup({
+    trigger: async (fetched) => {
+      triggers.push(Date.now());
+      await fetched;
+    },
+  });
+  let requests = 0;
+  const next = async () => {
+    requests++;
+    return [serverItem('ret', `s${requests}`)];
+  };
+  await inline.provide({ version: 3 }, AT, next);
+  inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return', done: false });
+  await tick();
+  assert.equal(triggers.length, 1);
+  inline.dismiss(URI); // Escape, before the editor fetched
+  assert.equal(await inline.provide({ version: 3 }, AT, next), null, 'the fetch of the refresh sent before Escape');
+  assert.equal(requests, 1);
+  await tick(); // that fetch ended the refresh
+  assert.deepEqual(texts(await inline.provide({ version: 3 }, AT, next)), ['ret'], 'the user asking again there');
+  assert.equal(requests, 2);
+});
+
+test('a refresh whose fetch never comes ends after FETCH_TIMEOUT_MS', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  let ended = false;
+  const { inline } = setup({
+    trigger: async (fetched) => {
+      await fetched;
+      ended = true;
+    },
+  });
+  await inline.provide({ version: 3 }, AT, async () => [serverItem('ret')]);
+  inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return', done: false });
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  t.mock.timers.tick(FETCH_TIMEOUT_MS - 1);
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assert.equal(ended, false);
+  t.mock.timers.tick(1);
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assert.equal(ended, true);
+});
+
+test('refreshed() settles when the refresh under way, and any it coalesced, are over', async () => {
+  let release: () => void = () => undefined;
+  const { inline } = setup({ trigger: () => new Promise<void>((resolve) => (release = resolve)) });
+  await inline.refreshed(); // nothing under way: settles at once
+  await inline.provide({ version: 3 }, AT, async () => [serverItem('ret')]);
+  inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return', done: false });
+  await tick();
+  let settled = false;
+  void inline.refreshed().then(() => (settled = true));
+  inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return {', done: false });
+  release(); // the first refresh ends; the coalesced one starts
+  await tick();
+  assert.equal(settled, false);
+  release();
+  await tick();
+  assert.equal(settled, true);
 });
 
 test('Retrigger runs one trigger at a time and coalesces requests made meanwhile into one more', async () => {
