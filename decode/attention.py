@@ -171,11 +171,8 @@ def _value_kernel(n_heads: int, vecs: int):
 
 
 _scores1, _scores2, _scores3 = (_score_kernel(n) for n in (1, 2, 3))
-_weigh = {(n, v): _value_kernel(n, v) for n in (1, 2, 3) for v in (8, 4, 2, 1)}
-_weigh1, _weigh2, _weigh3 = _weigh[1, 8], _weigh[2, 8], _weigh[3, 8]
-_weigh1_4, _weigh2_4, _weigh3_4 = _weigh[1, 4], _weigh[2, 4], _weigh[3, 4]
-_weigh1_2, _weigh2_2, _weigh3_2 = _weigh[1, 2], _weigh[2, 2], _weigh[3, 2]
-_weigh1_1, _weigh2_1, _weigh3_1 = _weigh[1, 1], _weigh[2, 1], _weigh[3, 1]
+_weigh1, _weigh2, _weigh3 = (_value_kernel(n, SLAB // LANES) for n in (1, 2, 3))  # 64 dims
+_weigh1_8, _weigh2_8, _weigh3_8 = (_value_kernel(n, 1) for n in (1, 2, 3))  # 8 dims: head sizes not a multiple of 64
 
 
 @njit(cache=True, inline="always")
@@ -189,36 +186,21 @@ def _scores(tile, q, s, h0, n, col):
 
 
 @njit(cache=True, inline="always")
-def _weigh_slab(values, e, o, h0, n, d0, width, p0, count):
-    """The value kernel for heads h0..h0+n-1 (n <= 3) and dims d0..d0+width-1 (width 64, 32, 16 or 8)."""
-    if width == 64:
+def _weigh_slab(values, e, o, h0, n, d0, wide, p0, count):
+    """The value kernel for heads h0..h0+n-1 (n <= 3) and dims d0.. (64 of them if ``wide``, else 8)."""
+    if wide:
         if n == 3:
             _weigh3(values, e, o, h0, d0, p0, count)
         elif n == 2:
             _weigh2(values, e, o, h0, d0, p0, count)
         else:
             _weigh1(values, e, o, h0, d0, p0, count)
-    elif width == 32:
-        if n == 3:
-            _weigh3_4(values, e, o, h0, d0, p0, count)
-        elif n == 2:
-            _weigh2_4(values, e, o, h0, d0, p0, count)
-        else:
-            _weigh1_4(values, e, o, h0, d0, p0, count)
-    elif width == 16:
-        if n == 3:
-            _weigh3_2(values, e, o, h0, d0, p0, count)
-        elif n == 2:
-            _weigh2_2(values, e, o, h0, d0, p0, count)
-        else:
-            _weigh1_2(values, e, o, h0, d0, p0, count)
+    elif n == 3:
+        _weigh3_8(values, e, o, h0, d0, p0, count)
+    elif n == 2:
+        _weigh2_8(values, e, o, h0, d0, p0, count)
     else:
-        if n == 3:
-            _weigh3_1(values, e, o, h0, d0, p0, count)
-        elif n == 2:
-            _weigh2_1(values, e, o, h0, d0, p0, count)
-        else:
-            _weigh1_1(values, e, o, h0, d0, p0, count)
+        _weigh1_8(values, e, o, h0, d0, p0, count)
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -244,11 +226,10 @@ def _chunk(key_tiles, values, q, s, part_m, part_l, part_o, g, kv_mul, c, p0, n)
             part_m[h0 + r, c] = top
             part_l[h0 + r, c] = total
         o = part_o[:, c, :]
-        d0 = 0
-        for width in (SLAB, 32, 16, 8):
-            while d0 + width <= hs:
-                _weigh_slab(values, s, o, h0, nh, d0, width, p0, n)
-                d0 += width
+        for d0 in range(0, hs - hs % SLAB, SLAB):
+            _weigh_slab(values, s, o, h0, nh, d0, True, p0, n)
+        for d0 in range(hs - hs % SLAB, hs, LANES):
+            _weigh_slab(values, s, o, h0, nh, d0, False, p0, n)
 
 
 @njit(cache=True, parallel=True, fastmath=True)

@@ -49,9 +49,10 @@ def reference(q, keys, values, pos0, kv_mul):
         (9, 3, 64, 0, 1),  # SmolLM2's heads, first position
         (9, 3, 64, 300, 9),  # a verification across chunk boundaries
         (9, 3, 64, 120, 20),  # rows on both sides of the first chunk's end
-        (4, 4, 32, 200, 3),  # no grouping, 32-dim slabs
-        (8, 2, 24, 129, 5),  # 4 heads per KV head (blocks of 3 + 1 or 1s), 16 + 8 dims
+        (4, 4, 32, 200, 3),  # no grouping, 8-dim slabs only
+        (8, 2, 24, 129, 5),  # 4 heads per KV head (blocks of 3 + 1 or 1s), 8-dim slabs
         (10, 2, 128, 250, 2),  # 5 heads per KV head, two 64-dim slabs
+        (6, 2, 80, 300, 4),  # a 64-dim slab and two 8-dim ones
     ],
 )
 def test_matches_numpy(n_heads, n_kv, hs, pos0, T):
