@@ -36,6 +36,12 @@ function serverItem(text: string, streamId = 's1'): ItemLike {
 
 const texts = (r: unknown) => (r as ItemLike[]).map((i) => i.insertText);
 const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+/** Lets pending promise callbacks run (for tests whose timers are mocked). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) {
+    await Promise.resolve();
+  }
+}
 
 test('the first call asks the server; a re-invocation at the same place returns the streamed text without a request', async () => {
   const { inline, triggers } = setup();
@@ -146,12 +152,12 @@ test('a refresh whose fetch never comes ends after FETCH_TIMEOUT_MS', async (t) 
   });
   await inline.provide({ version: 3 }, AT, async () => [serverItem('ret')]);
   inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return', done: false });
-  for (let i = 0; i < 5; i++) await Promise.resolve();
+  await settle();
   t.mock.timers.tick(FETCH_TIMEOUT_MS - 1);
-  for (let i = 0; i < 5; i++) await Promise.resolve();
+  await settle();
   assert.equal(ended, false);
   t.mock.timers.tick(1);
-  for (let i = 0; i < 5; i++) await Promise.resolve();
+  await settle();
   assert.equal(ended, true);
 });
 
