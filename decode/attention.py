@@ -1,4 +1,4 @@
-"""Causal grouped-query attention straight from the fp16 KV cache, in chunks of positions.
+"""Causal grouped-query attention over the bf16 KV cache, in parallel chunks of positions.
 
 The work of one layer is split into items of (KV head, chunk of CHUNK positions), run in
 parallel. An item computes, for every query row that sees its chunk and every query head
@@ -10,15 +10,24 @@ largest m_c (split-K "flash decoding"). Why:
 - One parallel item reads a key tile and a value row once for all the query heads that
   share it (3 in SmolLM2) and all verified tokens, and the items balance the two cores
   whatever the number of rows (9 heads on 2 threads did not).
-- Keys and values are widened from fp16 inside the kernels (``vcvtph2ps`` on x86), so
-  no float copy of the layer's cache is written and read back.
-- The kernels below keep 3 heads x 64 positions (or dims) of accumulators in registers
-  and read each key and value once per item, not once per head: attention of a
-  9-token verification at 1.8k positions took 7x a decode step's, now about 2x (measured).
+- Attention is where a verified draft token costs most (every cached position, every
+  head), so its products take pairs: keys, values, queries and softmax weights are bf16
+  (the precision SmolLM2 was trained and is usually run in), stored side by side in pairs
+  (two key dims of a position, or one value dim of two positions), and one ``vdpbf16ps``
+  (AVX512-BF16) multiplies 8 lanes of pairs and adds both products: half the instructions
+  of float FMAs over fp16, measured 2.1x faster per key tile. Elsewhere a pair is split by
+  two integer ops into floats for two FMAs (bf16 is the top half of a float32).
+- The kernels keep 3 heads x 64 positions (or dims) of accumulators in registers and read
+  each key and value once per item, not once per head.
 
 A row's result depends only on its own position: the same chunks, kernels and order of
 operations whether it is computed alone or among other rows, so verified drafts match
 plain decoding bit for bit.
+
+Layouts (uint16 bf16 bits): key_cache (L, KVH, ctx/KEY_TILE, hs/2, 2*KEY_TILE), element
+[tile, j, 2p + e] = key dim 2j + e of position KEY_TILE*tile + p; value_cache (L, KVH,
+ctx/2, 2*hs), element [i, 2d + e] = value dim d of position 2i + e; queries (T, H, hs/2)
+uint32, the bf16 pair of dims (2j, 2j + 1) in the low and high half.
 """
 
 from __future__ import annotations
@@ -30,18 +39,35 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
-from .half import float_from_bits
-from .q8 import _FEATURES
+from .bf16 import float_from_bits, from_bf16, to_bf16
+from .q8 import _FEATURES, FORCED_FLOAT
 
-KEY_TILE = 64  # positions per tile of the transposed key cache: (hs, KEY_TILE) fp16
+KEY_TILE = 64  # positions per key tile
 CHUNK = 128  # positions per parallel item (a multiple of KEY_TILE)
-LANES = 8  # floats per vector
+LANES = 8  # floats per vector (8 pairs of bf16)
 SLAB = 64  # value dims per kernel call: 8 vectors of accumulators per head
 # With 32 vector registers (AVX-512VL), 3 heads x 8 vectors of accumulators fit; with 16, one head's.
 MAX_HEADS = 3 if "avx512vl" in _FEATURES else 1
+BF16_DOT = {"avx512bf16", "avx512vl"} <= _FEATURES and not FORCED_FLOAT  # SPARKLS_FLOAT_KERNELS=1 tests the other path
 
 _I16, _I32, _I64, _F32 = ir.IntType(16), ir.IntType(32), ir.IntType(64), ir.FloatType()
-_V8I16, _V8F16, _V8F32 = ir.VectorType(_I16, LANES), ir.VectorType(ir.HalfType(), LANES), ir.VectorType(_F32, LANES)
+_V8I32, _V8F32 = ir.VectorType(_I32, LANES), ir.VectorType(_F32, LANES)
+
+
+class _BFloat(ir.types.Type):
+    """LLVM's ``bfloat`` (llvmlite has no class for it): the operand type of the bf16 dot product."""
+
+    def _to_string(self) -> str:
+        return "bfloat"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _BFloat)
+
+    def __hash__(self) -> int:
+        return hash("bfloat")
+
+
+_V16BF = ir.VectorType(_BFloat(), 2 * LANES)
 
 
 @njit(cache=True, fastmath=True, inline="always")
@@ -74,38 +100,56 @@ class _Ir:
         self.ints = [context.cast(builder, a, ty, types.int64) if isinstance(ty, types.Integer) else None
                      for ty, a in zip(signature.args, args)]  # fmt: skip
         self.fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V8F32, [_V8F32] * 3), "llvm.fma.v8f32")
+        if BF16_DOT:
+            self.dot = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_V8F32, [_V8F32, _V16BF, _V16BF]),
+                                                      "llvm.x86.avx512bf16.dpbf16ps.256")  # fmt: skip
 
-    def at(self, arr, r, col, etype):
+    def at(self, arr, r, col):
         """Address of arr[r, col] (a 2-D array, any strides)."""
         shape = cgutils.unpack_tuple(self.b, arr.shape, 2)
         strides = cgutils.unpack_tuple(self.b, arr.strides, 2)
         return cgutils.get_item_pointer2(self.c, self.b, arr.data, shape, strides, "A", [r, col])
 
-    def halves(self, ptr, k):
-        """8 fp16 values at ptr + 8k, widened to floats."""
-        h = self.b.load(self.b.gep(ptr, [_I64(k * LANES)], source_etype=_I16), typ=_V8I16, align=2)
-        return self.b.fpext(self.b.bitcast(h, _V8F16), _V8F32)
+    def pairs(self, ptr, k):
+        """8 bf16 pairs (16 uint16) at ptr + 16k, as 8 x i32."""
+        p = self.b.gep(ptr, [_I64(k * 2 * LANES)], source_etype=_I16)
+        return self.b.load(self.b.bitcast(p, _V8I32.as_pointer()), align=2)
 
-    def splat(self, ptr):
-        v = self.b.insert_element(ir.Constant(_V8F32, None), self.b.load(ptr, typ=_F32), _I32(0))
-        return self.b.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+    def splat_pair(self, ptr):
+        """One bf16 pair (a uint32 at ptr) in every lane, ready for :meth:`dot_into`."""
+        v = self.b.insert_element(ir.Constant(_V8I32, None), self.b.load(ptr, typ=_I32), _I32(0))
+        v = self.b.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+        return v if BF16_DOT else self.halves(v)
+
+    def halves(self, v):
+        """8 x i32 of bf16 pairs -> (low halves, high halves) as floats."""
+        lo = self.b.bitcast(self.b.shl(v, ir.Constant(_V8I32, [16] * LANES)), _V8F32)
+        hi = self.b.bitcast(self.b.and_(v, ir.Constant(_V8I32, [-65536] * LANES)), _V8F32)
+        return lo, hi
 
     def accumulators(self, n):
         return [cgutils.alloca_once_value(self.b, ir.Constant(_V8F32, [0.0] * LANES)) for _ in range(n)]
 
-    def fma_into(self, acc, a, x):
-        self.b.store(self.b.call(self.fma, [a, x, self.b.load(acc)]), acc)
+    def dot_into(self, acc, x, w):
+        """acc += x.lo * w.lo + x.hi * w.hi, lane by lane (x 8 pairs, w a pair from :meth:`splat_pair`)."""
+        if BF16_DOT:
+            bf = [self.b.bitcast(v, _V16BF) for v in (x, w)]
+            self.b.store(self.b.call(self.dot, [self.b.load(acc), *bf]), acc)
+        else:
+            (x_lo, x_hi), (w_lo, w_hi) = self.halves(x), w
+            part = self.b.call(self.fma, [x_lo, w_lo, self.b.load(acc)])
+            self.b.store(self.b.call(self.fma, [x_hi, w_hi, part]), acc)
 
     def store(self, acc, ptr, k):
         self.b.store(self.b.load(acc), self.b.bitcast(self.b.gep(ptr, [_I64(k * LANES)], source_etype=_F32), _V8F32.as_pointer()), align=4)
 
 
 def _score_kernel(n_heads: int):
-    """``scores(tile, q, s, h0, col)``: s[r, col:col+64] = q[h0+r] . key tile, r < n_heads.
+    """``scores(tile, q, s, h0, col)``: s[r, col:col+64] = q[h0+r] . keys of the tile, r < n_heads.
 
-    tile (hs, KEY_TILE) fp16 bits, the keys of 64 positions transposed; q (heads, hs) float32
-    queries (already scaled); s (>= n_heads, >= col+64) float32. Each key dim is read once
-    for all the heads; every score sums its hs products in dim order (one FMA chain).
+    tile (hs/2, 2*KEY_TILE) bf16 pairs of a key tile; q (heads, hs/2) uint32 bf16 pairs of
+    the queries (already scaled); s (>= n_heads, >= col+64) float32. Each key pair is read
+    once for all the heads; every score sums its products pair by pair in dim order.
     """
 
     @intrinsic
@@ -114,19 +158,19 @@ def _score_kernel(n_heads: int):
             g = _Ir(context, builder, signature, args)
             tile_, q_, s_ = g.arrays[:3]
             h0_, col_ = g.ints[3], g.ints[4]
-            hs = cgutils.unpack_tuple(builder, tile_.shape, 2)[0]
+            n_pairs = cgutils.unpack_tuple(builder, tile_.shape, 2)[0]
             vecs = KEY_TILE // LANES
             accs = g.accumulators(n_heads * vecs)
-            with cgutils.for_range(builder, hs) as loop:
+            with cgutils.for_range(builder, n_pairs) as loop:
                 j = loop.index
-                keys = g.at(tile_, j, _I64(0), _I16)
-                qs = [g.splat(g.at(q_, builder.add(h0_, _I64(r)), j, _F32)) for r in range(n_heads)]
+                keys = g.at(tile_, j, _I64(0))
+                qs = [g.splat_pair(g.at(q_, builder.add(h0_, _I64(r)), j)) for r in range(n_heads)]
                 for k in range(vecs):
-                    x = g.halves(keys, k)
+                    x = g.pairs(keys, k)
                     for r in range(n_heads):
-                        g.fma_into(accs[r * vecs + k], qs[r], x)
+                        g.dot_into(accs[r * vecs + k], x, qs[r])
             for r in range(n_heads):
-                out = g.at(s_, _I64(r), col_, _F32)
+                out = g.at(s_, _I64(r), col_)
                 for k in range(vecs):
                     g.store(accs[r * vecs + k], out, k)
             return context.get_dummy_value()
@@ -137,35 +181,36 @@ def _score_kernel(n_heads: int):
 
 
 def _value_kernel(n_heads: int, vecs: int):
-    """``weigh(values, e, o, h0, d0, p0, n)``: o[h0+r, d0:d0+8*vecs] = sum_i e[r, i] * values[p0+i, d0:...], i < n.
+    """``weigh(values, e, o, h0, d0, i0, n)``: o[h0+r, d0:d0+8*vecs] = sum over positions p of
+    weight(r, p) * value(p, d0:...), for the n position pairs i0.. of values (positions 2*i0..).
 
-    values (ctx, hs) fp16 bits; e (>= n_heads, >= n) float32 weights of positions p0..;
-    o (heads, hs) float32. Each value row is read once for all the heads; every output
-    element sums its n products in position order.
+    values (ctx/2, 2*hs) bf16 value pairs; e (>= n_heads, >= n) uint32 bf16 pairs of the
+    weights of those positions; o (heads, hs) float32. Each value row is read once for all
+    the heads; every output element sums its products pair by pair in position order.
     """
 
     @intrinsic
-    def weigh(typingctx, values, e, o, h0, d0, p0, n):
+    def weigh(typingctx, values, e, o, h0, d0, i0, n):
         def codegen(context, builder, signature, args):
             g = _Ir(context, builder, signature, args)
             values_, e_, o_ = g.arrays[:3]
-            h0_, d0_, p0_, n_ = g.ints[3:7]
+            h0_, d0_, i0_, n_ = g.ints[3:7]
             accs = g.accumulators(n_heads * vecs)
             with cgutils.for_range(builder, n_) as loop:
                 i = loop.index
-                row = g.at(values_, builder.add(p0_, i), d0_, _I16)
-                ws = [g.splat(g.at(e_, _I64(r), i, _F32)) for r in range(n_heads)]
+                row = g.at(values_, builder.add(i0_, i), builder.mul(d0_, _I64(2)))
+                ws = [g.splat_pair(g.at(e_, _I64(r), i)) for r in range(n_heads)]
                 for k in range(vecs):
-                    x = g.halves(row, k)
+                    x = g.pairs(row, k)
                     for r in range(n_heads):
-                        g.fma_into(accs[r * vecs + k], ws[r], x)
+                        g.dot_into(accs[r * vecs + k], x, ws[r])
             for r in range(n_heads):
-                out = g.at(o_, builder.add(h0_, _I64(r)), d0_, _F32)
+                out = g.at(o_, builder.add(h0_, _I64(r)), d0_)
                 for k in range(vecs):
                     g.store(accs[r * vecs + k], out, k)
             return context.get_dummy_value()
 
-        return types.void(values, e, o, h0, d0, p0, n), codegen
+        return types.void(values, e, o, h0, d0, i0, n), codegen
 
     return weigh
 
@@ -174,8 +219,8 @@ def _value_kernel(n_heads: int, vecs: int):
 def _max8(typingctx, row, n):
     """The largest of row[:n] (a contiguous float32 row, n a multiple of 8, > 0), 8 lanes at a time:
     LLVM leaves Numba's scalar max loop unvectorized (it took half of the softmax's time, measured)."""
-    if not (isinstance(row, types.Array) and row.ndim == 1 and row.layout == "C" and row.dtype == types.float32):
-        raise numba.core.errors.TypingError("_max8 needs a contiguous float32 row")
+    if not (isinstance(row, types.Array) and row.ndim == 1 and row.dtype == types.float32):  # rows of sbuf: unit stride
+        raise numba.core.errors.TypingError("_max8 needs a float32 row")
 
     def codegen(context, builder, signature, args):
         arr = context.make_array(signature.args[0])(context, builder, args[0])
@@ -217,72 +262,81 @@ def _scores(tile, q, s, h0, n, col):
 
 
 @njit(cache=True, inline="always")
-def _weigh_slab(values, e, o, h0, n, d0, wide, p0, count):
+def _weigh_slab(values, e, o, h0, n, d0, wide, i0, count):
     """The value kernel for heads h0..h0+n-1 (n <= 3) and dims d0.. (64 of them if ``wide``, else 8)."""
     if wide:
         if n == 3:
-            _weigh3(values, e, o, h0, d0, p0, count)
+            _weigh3(values, e, o, h0, d0, i0, count)
         elif n == 2:
-            _weigh2(values, e, o, h0, d0, p0, count)
+            _weigh2(values, e, o, h0, d0, i0, count)
         else:
-            _weigh1(values, e, o, h0, d0, p0, count)
+            _weigh1(values, e, o, h0, d0, i0, count)
     elif n == 3:
-        _weigh3_8(values, e, o, h0, d0, p0, count)
+        _weigh3_8(values, e, o, h0, d0, i0, count)
     elif n == 2:
-        _weigh2_8(values, e, o, h0, d0, p0, count)
+        _weigh2_8(values, e, o, h0, d0, i0, count)
     else:
-        _weigh1_8(values, e, o, h0, d0, p0, count)
+        _weigh1_8(values, e, o, h0, d0, i0, count)
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _chunk(key_tiles, values, q, s, part_m, part_l, part_o, g, kv_mul, c, p0, n):
+def _chunk(key_tiles, values, q, s, e, part_m, part_l, part_o, g, kv_mul, c, p0, n):
     """Scores, in-chunk softmax and weighted values of positions p0..p0+n-1 for the query
-    heads of KV head g (queries q (heads, hs) of one row). Writes part_m/part_l[h, c] and
-    part_o[h, c, :] for those heads."""
-    hs = q.shape[1]
+    heads of KV head g (queries q (heads, hs/2) of one row). Writes part_m/part_l[h, c] and
+    part_o[h, c, :] for those heads. Scratch: s (>= 3, CHUNK + 1) float32 scores, e (>= 3,
+    >= CHUNK/2) their weights as bf16 pairs (the bits of each pair held in a float32)."""
+    n_pairs = q.shape[1]
+    hs = 2 * n_pairs
     for h0 in range(g * kv_mul, (g + 1) * kv_mul, MAX_HEADS):
         nh = min(MAX_HEADS, (g + 1) * kv_mul - h0)
         for tile in range(p0 // KEY_TILE, (p0 + n + KEY_TILE - 1) // KEY_TILE):
             _scores(key_tiles[tile], q, s, h0, nh, tile * KEY_TILE - p0)
         for r in range(nh):
-            row = s[r, :n]
-            top = _row_max(s[r], n)
-            total = np.float32(0.0)
+            row, packed = s[r], e[r]
+            top = _row_max(row, n)
             for i in range(n):
-                x = fast_exp(row[i] - top)
-                row[i] = x
-                total += x
+                row[i] = fast_exp(row[i] - top)
+            if n % 2:
+                row[n] = 0.0  # the last pair's second position is not this row's
+            total = np.float32(0.0)
+            for i in range((n + 1) // 2):
+                lo, hi = to_bf16(row[2 * i]), to_bf16(row[2 * i + 1])
+                packed[i] = float_from_bits(np.int32(lo) | (np.int32(hi) << 16))  # the pair's bits, kept in a float
+                total += from_bf16(lo) + from_bf16(hi)
             part_m[h0 + r, c] = top
-            part_l[h0 + r, c] = total
+            part_l[h0 + r, c] = total  # the sum of the weights as rounded, so the output is their exact average
         o = part_o[:, c, :]
+        i0, count = p0 // 2, (n + 1) // 2
         for d0 in range(0, hs - hs % SLAB, SLAB):
-            _weigh_slab(values, s, o, h0, nh, d0, True, p0, n)
+            _weigh_slab(values, e, o, h0, nh, d0, True, i0, count)
         for d0 in range(hs - hs % SLAB, hs, LANES):
-            _weigh_slab(values, s, o, h0, nh, d0, False, p0, n)
+            _weigh_slab(values, e, o, h0, nh, d0, False, i0, count)
 
 
 @njit(cache=True, parallel=True, fastmath=True)
 def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o):
     """Causal grouped-query attention of T query rows at positions pos0.., all heads.
 
-    out (T, heads*hs); q (T, heads, hs) queries, scaled by 1/sqrt(hs); key_cache (L, KVH,
-    ctx/KEY_TILE, hs, KEY_TILE) and value_cache (L, KVH, ctx, hs) fp16 bits, filled for
-    positions < pos0 + T. Row t attends to positions 0..pos0+t. Scratch: sbuf (threads,
-    >= min(kv_mul, MAX_HEADS), CHUNK) each thread's scores; part_m, part_l (>= T, heads,
+    out (T, heads*hs); q (T, heads, hs/2) bf16 pairs of the queries, scaled by 1/sqrt(hs);
+    key_cache and value_cache as in the module docstring, filled for positions < pos0 + T.
+    Row t attends to positions 0..pos0+t. Scratch: sbuf (threads, >= min(kv_mul,
+    MAX_HEADS) * 2, CHUNK + 1) float32, each thread's scores, then weights; part_m, part_l (>= T, heads,
     ctx/CHUNK) and part_o (>= T, heads, ctx/CHUNK, hs) each chunk's softmax max, sum and
     weighted values.
     """
-    T, n_heads, hs = q.shape
+    T, n_heads, n_pairs = q.shape
+    hs = 2 * n_pairs
     n_kv = n_heads // kv_mul
     n_last = pos0 + T
     chunks = (n_last + CHUNK - 1) // CHUNK
     for item in prange(chunks * n_kv):
         g, c = item // chunks, item % chunks  # a thread walks through consecutive chunks: the prefetcher streams them
         p0 = c * CHUNK
-        s = sbuf[numba.get_thread_id()]
+        rows = sbuf.shape[1] // 2
+        s, e = sbuf[numba.get_thread_id(), :rows], sbuf[numba.get_thread_id(), rows:]
         for t in range(max(p0 - pos0, 0), T):  # rows that see part of this chunk
             n = min(CHUNK, pos0 + t + 1 - p0)
-            _chunk(key_cache[layer, g], value_cache[layer, g], q[t], s, part_m[t], part_l[t], part_o[t], g, kv_mul, c, p0, n)
+            _chunk(key_cache[layer, g], value_cache[layer, g], q[t], s, e, part_m[t], part_l[t], part_o[t], g, kv_mul, c, p0, n)
     weights = np.empty(chunks, np.float32)
     acc = np.empty(hs, np.float32)
     for t in range(T):  # each row combines its chunks, in chunk order

@@ -1,7 +1,7 @@
 """A llama forward pass in Numba, laid out like llama2.c's ``run.c``.
 
 Sections, in data-path order: kernels (block-quantized matrix products, RMSNorm, RoPE;
-attention over the fp16 KV cache is :mod:`.attention`) → forward → model and sessions (KV cache reuse across keystrokes) →
+attention over the bf16 KV cache is :mod:`.attention`) → forward → model and sessions (KV cache reuse across keystrokes) →
 sampling → generation with speculative verification → prompt-lookup drafting.
 
 Weights stay in GGUF's Q4_1 or Q8_0 blocks of 32 (see :mod:`.gguf_model`). On x86 CPUs
@@ -32,7 +32,7 @@ from . import q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
 from .attention import CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
-from .half import to_half
+from .bf16 import bf16_pair, to_bf16
 from .model_path import default_model_path
 from .speculation import DraftBudget
 
@@ -163,12 +163,12 @@ class RunState(NamedTuple):
     hb: np.ndarray  # (C, 2F) gate and up projections
     hb2: np.ndarray  # (C, F) SwiGLU output
     logits: np.ndarray  # (C, V) logits of the last rows asked for
-    # fp16 bits (see .attention); ctx rounded up to whole chunks. Allocated without
+    # bf16 bits in pairs (see .attention); ctx rounded up to whole chunks. Allocated without
     # transparent huge pages, else the first token would fault in 2 MB per (layer, head) slab.
-    key_cache: np.ndarray  # (L, KVH, ctx/KEY_TILE, hs, KEY_TILE) uint16, transposed tiles
-    value_cache: np.ndarray  # (L, KVH, ctx, hs) uint16
-    q: np.ndarray  # (C, H, hs) the chunk's queries, scaled by 1/sqrt(hs)
-    sbuf: np.ndarray  # (n_threads, <= 3, CHUNK) each thread's attention scores
+    key_cache: np.ndarray  # (L, KVH, ctx/KEY_TILE, hs/2, 2*KEY_TILE) uint16: tiles of key dim pairs
+    value_cache: np.ndarray  # (L, KVH, ctx/2, 2*hs) uint16: position pairs of values
+    q: np.ndarray  # (C, H, hs/2) uint32 the chunk's queries, scaled by 1/sqrt(hs), as bf16 pairs
+    sbuf: np.ndarray  # (n_threads, 2 x <= 3, CHUNK + 1) each thread's attention scores, then weights
     part_m: np.ndarray  # (C, H, ctx/CHUNK) per chunk of positions: softmax max,
     part_l: np.ndarray  # (C, H, ctx/CHUNK) sum of exp(score - max),
     part_o: np.ndarray  # (C, H, ctx/CHUNK, hs) and exp-weighted values
@@ -207,10 +207,10 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, 2 * F), f32),
         np.zeros((chunk, F), f32),
         np.zeros((chunk, V), f32),
-        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles, cfg.head_size, KEY_TILE), np.uint16),
-        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles * KEY_TILE, cfg.head_size), np.uint16),
-        np.zeros((chunk, H, hs), f32),
-        np.zeros((threads, min(kv_mul, MAX_HEADS), CHUNK), f32),
+        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles, hs // 2, 2 * KEY_TILE), np.uint16),
+        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles * KEY_TILE // 2, 2 * hs), np.uint16),
+        np.zeros((chunk, H, hs // 2), np.uint32),
+        np.zeros((threads, 2 * min(kv_mul, MAX_HEADS), CHUNK + 1), f32),
         np.zeros((chunk, H, chunks), f32),
         np.zeros((chunk, H, chunks), f32),
         _zeros_small_pages((chunk, H, chunks, hs)),
@@ -258,11 +258,11 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
             rope(qkv[t, D : D + KV], w.rope_cos[pos], w.rope_sin[pos], cfg.n_kv_heads, hs)
             for g in range(cfg.n_kv_heads):
                 for i in range(hs):
-                    st.key_cache[layer, g, pos // KEY_TILE, i, pos % KEY_TILE] = to_half(qkv[t, D + g * hs + i])
-                    st.value_cache[layer, g, pos, i] = to_half(qkv[t, D + KV + g * hs + i])
+                    st.key_cache[layer, g, pos // KEY_TILE, i // 2, 2 * (pos % KEY_TILE) + i % 2] = to_bf16(qkv[t, D + g * hs + i])
+                    st.value_cache[layer, g, pos // 2, 2 * i + pos % 2] = to_bf16(qkv[t, D + KV + g * hs + i])
             for h in range(cfg.n_heads):
-                for i in range(hs):
-                    q[t, h, i] = qkv[t, h * hs + i] * scale
+                for j in range(hs // 2):
+                    q[t, h, j] = bf16_pair(qkv[t, h * hs + 2 * j] * scale, qkv[t, h * hs + 2 * j + 1] * scale)
         attention(att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
         linear(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
         x += xb
@@ -511,7 +511,7 @@ class Session:
 class SessionPool:
     """At most ``max_sessions`` sessions (one per document key), least recently used evicted.
 
-    Each session's KV cache costs L * n_ctx * KV * 4 bytes at most (fp16 keys and values;
+    Each session's KV cache costs L * n_ctx * KV * 4 bytes at most (bf16 keys and values;
     SmolLM2: 23 KB per token, 47 MB at 2048 tokens), touched only as far as it is filled.
     """
 

@@ -1,4 +1,4 @@
-"""Chunked grouped-query attention over the fp16 KV cache (decode/attention.py) against NumPy."""
+"""Chunked grouped-query attention over the bf16 KV cache (decode/attention.py) against NumPy."""
 
 from __future__ import annotations
 
@@ -9,21 +9,38 @@ import pytest
 from sparkls.decode.attention import CHUNK, KEY_TILE, MAX_HEADS, attention
 
 
+def bf16(x: np.ndarray) -> np.ndarray:
+    """float32 -> bf16 bits, round to nearest even (as decode/attention.py's to_bf16)."""
+    b = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def widen(bits: np.ndarray) -> np.ndarray:
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
 def caches(rng, n_kv, hs, ctx):
-    """A layer-stacked key cache in transposed tiles and a value cache, fp16 bits, plus their floats."""
-    keys = rng.standard_normal((n_kv, ctx, hs)).astype(np.float16)
-    values = rng.standard_normal((n_kv, ctx, hs)).astype(np.float16)
-    tiles = keys.reshape(n_kv, ctx // KEY_TILE, KEY_TILE, hs).transpose(0, 1, 3, 2)
-    key_cache = np.ascontiguousarray(tiles)[None].view(np.uint16)
-    value_cache = values[None].view(np.uint16)
-    return key_cache, value_cache, keys.astype(np.float32), values.astype(np.float32)
+    """A key cache (tiles of key dim pairs) and a value cache (position pairs), bf16 bits, plus their floats."""
+    keys, values = bf16(rng.standard_normal((n_kv, ctx, hs))), bf16(rng.standard_normal((n_kv, ctx, hs)))
+    tiles = keys.reshape(n_kv, ctx // KEY_TILE, KEY_TILE, hs // 2, 2).transpose(0, 1, 3, 2, 4)
+    key_cache = np.ascontiguousarray(tiles).reshape(1, n_kv, ctx // KEY_TILE, hs // 2, 2 * KEY_TILE)
+    pairs = values.reshape(n_kv, ctx // 2, 2, hs).transpose(0, 1, 3, 2)
+    value_cache = np.ascontiguousarray(pairs).reshape(1, n_kv, ctx // 2, 2 * hs)
+    return key_cache, value_cache, widen(keys), widen(values)
+
+
+def query_pairs(q: np.ndarray) -> np.ndarray:
+    """(T, H, hs) floats -> (T, H, hs/2) uint32 bf16 pairs, and the floats they hold."""
+    bits = bf16(q)
+    return np.ascontiguousarray(bits).view(np.uint32), widen(bits)
 
 
 def run(q, key_cache, value_cache, pos0, kv_mul):
-    T, H, hs = q.shape
+    T, H, n_pairs = q.shape
+    hs = 2 * n_pairs
     chunks = key_cache.shape[2] * KEY_TILE // CHUNK
     out = np.full((T, H * hs), np.nan, np.float32)
-    sbuf = np.zeros((numba.config.NUMBA_NUM_THREADS, min(kv_mul, MAX_HEADS), CHUNK), np.float32)
+    sbuf = np.zeros((numba.config.NUMBA_NUM_THREADS, 2 * min(kv_mul, MAX_HEADS), CHUNK + 1), np.float32)
     part_m, part_l = np.zeros((T, H, chunks), np.float32), np.zeros((T, H, chunks), np.float32)
     part_o = np.zeros((T, H, chunks, hs), np.float32)
     attention(out, q, key_cache, value_cache, 0, pos0, kv_mul, sbuf, part_m, part_l, part_o)
@@ -56,13 +73,14 @@ def reference(q, keys, values, pos0, kv_mul):
     ],
 )
 def test_matches_numpy(n_heads, n_kv, hs, pos0, T):
-    """Ensure that every row attends, causally, to its own positions exactly as softmax(q.K) V in float64 does."""
+    """Ensure that every row attends, causally, to its own positions as softmax(q.K) V in float64 does,
+    on the same bf16 keys, values and queries; the weights are bf16 too (2^-9 relative rounding)."""
     rng = np.random.default_rng(pos0 + T)
     ctx = 512
     key_cache, value_cache, keys, values = caches(rng, n_kv, hs, ctx)
-    q = (rng.standard_normal((T, n_heads, hs)) / np.sqrt(hs)).astype(np.float32)
+    q, q_floats = query_pairs(rng.standard_normal((T, n_heads, hs)) / np.sqrt(hs))
     got = run(q, key_cache, value_cache, pos0, n_heads // n_kv)
-    np.testing.assert_allclose(got, reference(q, keys, values, pos0, n_heads // n_kv), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, reference(q_floats, keys, values, pos0, n_heads // n_kv), rtol=0, atol=3e-3)
 
 
 def test_rows_do_not_depend_on_the_batch():
@@ -70,7 +88,7 @@ def test_rows_do_not_depend_on_the_batch():
     and that positions after a row (already in the cache for later rows) do not leak into it."""
     rng = np.random.default_rng(7)
     key_cache, value_cache, _, _ = caches(rng, 3, 64, 512)
-    q = (rng.standard_normal((12, 9, 64)) / 8).astype(np.float32)
+    q, _ = query_pairs(rng.standard_normal((12, 9, 64)) / 8)
     pos0 = 250
     batch = run(q, key_cache, value_cache, pos0, 3)
     for t in range(12):
@@ -82,8 +100,7 @@ def test_peaked_scores_stay_finite():
     """Ensure that scores hundreds apart (one chunk's max far below another's) give exact weights, not NaN."""
     rng = np.random.default_rng(3)
     key_cache, value_cache, keys, values = caches(rng, 1, 64, 512)
-    q = np.zeros((1, 1, 64), np.float32)
-    q[0, 0, :] = 40.0 * np.sign(keys[0, 5])  # position 5 scores ~40 * sum|k| >> every other
+    q, _ = query_pairs(40.0 * np.sign(keys[0, 5])[None, None, :])  # position 5 scores ~40 * sum|k| >> every other
     got = run(q, key_cache, value_cache, 400, 1)
     assert np.isfinite(got).all()
-    np.testing.assert_allclose(got[0], values[0, 5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[0], values[0, 5], rtol=1e-6, atol=0)

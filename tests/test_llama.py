@@ -254,7 +254,7 @@ for path in sys.argv[2:]:
     steps = np.array([one.feed(ids[:1]).copy()] + [one.step(t).copy() for t in ids[1:-1]])
     for ours in (got, steps):
         err = np.abs(ours - want[:-1]).max() / np.abs(want).max()
-        assert err < 1e-3, (path, err)  # fp16 keys and values: ~5e-4 relative rounding
+        assert err < 4e-3, (path, err)  # bf16 attention (keys, values, queries, weights): 2^-9 relative rounding
 print("ok")
 """
 
