@@ -340,9 +340,20 @@ def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m,
         for t in range(max(p0 - pos0, 0), T):  # rows that see part of this chunk
             n = min(CHUNK, pos0 + t + 1 - p0)
             _chunk(key_cache[layer, g], value_cache[layer, g], q[t], s, e, part_m[t], part_l[t], part_o[t], g, kv_mul, c, p0, n)
-    weights = np.empty(chunks, np.float32)
+    _combine(out, part_m, part_l, part_o, pos0, T)
+
+
+@njit(cache=True, fastmath=True)
+def _combine(out, part_m, part_l, part_o, pos0, T):
+    """Each row combines its chunks, in chunk order: out = sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c.
+
+    Its own function, not the tail of :func:`attention`: under ``parallel=True`` Numba turns
+    the array expressions of a loop body into parallel regions, one thread launch each
+    (that made a 9-row layer 2x slower, measured)."""
+    n_heads, hs = part_o.shape[1], part_o.shape[3]
+    weights = np.empty(part_o.shape[2], np.float32)
     acc = np.empty(hs, np.float32)
-    for t in range(T):  # each row combines its chunks, in chunk order
+    for t in range(T):
         seen = (pos0 + t) // CHUNK + 1
         for h in range(n_heads):
             top = np.float32(-3.0e38)
@@ -352,7 +363,8 @@ def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m,
             for c in range(seen):
                 weights[c] = fast_exp(part_m[t, h, c] - top)
                 total += weights[c] * part_l[t, h, c]
-            acc[:] = 0.0
+            for i in range(hs):
+                acc[i] = 0.0
             for c in range(seen):
                 f, o = weights[c], part_o[t, h, c]
                 for i in range(hs):
