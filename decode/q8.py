@@ -199,28 +199,40 @@ def _group_dot(n_tokens: int, q4: bool):
     return group_dot
 
 
-def _group_tiles(dot8, dot4, dot2, dot1):
+def _group_tiles(d1, d2, d3, d4, d5, d6, d7, d8):
     @njit(cache=True, inline="always")
     def group(out, q, d, m, xq, xs, xsum, g, T):
-        """out[:, 8g:8g+8] for every token, in tiles of 8, 4, 2, 1 tokens."""
+        """out[:, 8g:8g+8] for every token, in as few tiles of at most 8 tokens as possible, of
+        balanced sizes: a tile reads and widens the group's weights once, so 7 tokens as one
+        tile cost less than as 4 + 2 + 1, and 9 as 5 + 4 less than 8 + 1 (measured: 7 tokens
+        took as long as 8 with tiles of 8, 4, 2 and 1 only)."""
+        n_tiles = (T + 7) // 8
         t = 0
-        while t + 8 <= T:
-            dot8(out, q, d, m, xq, xs, xsum, g, t)
-            t += 8
-        if t + 4 <= T:
-            dot4(out, q, d, m, xq, xs, xsum, g, t)
-            t += 4
-        if t + 2 <= T:
-            dot2(out, q, d, m, xq, xs, xsum, g, t)
-            t += 2
-        if t < T:
-            dot1(out, q, d, m, xq, xs, xsum, g, t)
+        for i in range(n_tiles):
+            size = (T - t) // (n_tiles - i)
+            if size == 8:
+                d8(out, q, d, m, xq, xs, xsum, g, t)
+            elif size == 7:
+                d7(out, q, d, m, xq, xs, xsum, g, t)
+            elif size == 6:
+                d6(out, q, d, m, xq, xs, xsum, g, t)
+            elif size == 5:
+                d5(out, q, d, m, xq, xs, xsum, g, t)
+            elif size == 4:
+                d4(out, q, d, m, xq, xs, xsum, g, t)
+            elif size == 3:
+                d3(out, q, d, m, xq, xs, xsum, g, t)
+            elif size == 2:
+                d2(out, q, d, m, xq, xs, xsum, g, t)
+            else:
+                d1(out, q, d, m, xq, xs, xsum, g, t)
+            t += size
 
     return group
 
 
-_group_q8 = _group_tiles(*(_group_dot(n, False) for n in (8, 4, 2, 1)))
-_group_q4 = _group_tiles(*(_group_dot(n, True) for n in (8, 4, 2, 1)))
+_group_q8 = _group_tiles(*(_group_dot(n, False) for n in range(1, 9)))
+_group_q4 = _group_tiles(*(_group_dot(n, True) for n in range(1, 9)))
 
 
 @njit(cache=True, parallel=True)
