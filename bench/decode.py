@@ -5,7 +5,7 @@
 Prints: cold-compile and cached start-up times (fresh subprocesses), decode tok/s,
 batched prefill tok/s, first-token latency cold (1k-token prompt) and warm (one
 keystroke appended to the cached prompt, p50), speculative decoding with prompt-lookup
-drafts on a code-editing prompt (effective tok/s, mean tokens per verification), and
+(longest context match) drafts on a code-editing prompt (effective tok/s, mean tokens per verification), and
 peak RSS; then the same figures for the reference and the ratios, and llama.cpp's decode
 and prefill on the same GGUF when llama-cpp-python is installed (.ci/engine.sh). Not a test.
 """
@@ -26,8 +26,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from sparkls.decode.llama import LlamaModel, prompt_lookup_draft  # noqa: E402
+from sparkls.decode.llama import LlamaModel  # noqa: E402
 from sparkls.decode.model_path import default_model_path  # noqa: E402
+from sparkls.decode.speculation import match_draft  # noqa: E402
 
 REPEATS = 3  # alternating plain / speculative runs on the editing prompt
 TARGETS = {"decode": 110, "prefill": 320, "warm_ms": 25, "spec_x": 1.8, "rss_mb": 350}
@@ -113,9 +114,6 @@ def bench_numba(model: LlamaModel, prompt_1k: str, keystrokes: str, edit: str) -
     plain_rates, spec_rates, passes = [], [], []  # passes: tokens per forward pass, 1 for a plain step
     same = True
 
-    def draft(history):
-        return prompt_lookup_draft(history, ngram_max=4, k=8)
-
     for _ in range(REPEATS):
         s = model.new_session(2048)
         s.feed(e)
@@ -128,7 +126,7 @@ def bench_numba(model: LlamaModel, prompt_1k: str, keystrokes: str, edit: str) -
         s.step = lambda token, step=step: (passes.append(1), step(token))[1]
         s.verify = lambda tokens, verify=verify: (passes.append(len(tokens)), verify(tokens))[1]
         t = time.perf_counter()
-        spec = list(s.generate(128, draft=draft))
+        spec = list(s.generate(128, draft=match_draft))
         spec_rates.append(len(spec) / (time.perf_counter() - t))
         same = same and spec == plain
         del s.step, s.verify, step, verify  # they refer to the session: free its cache before the next one fills

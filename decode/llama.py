@@ -2,7 +2,7 @@
 
 Sections, in data-path order: kernels (block-quantized matrix products, RMSNorm, RoPE;
 attention over the bf16 KV cache is :mod:`.attention`) → forward → model and sessions (KV cache reuse across keystrokes) →
-sampling → generation with speculative verification → prompt-lookup drafting.
+sampling → generation with speculative verification (drafts and their budget: :mod:`.speculation`).
 
 Weights stay in GGUF's Q4_1 or Q8_0 blocks of 32 (see :mod:`.gguf_model`). On x86 CPUs
 with AVX2, each linear layer quantizes its input rows to int16 blocks and sums integer
@@ -34,7 +34,7 @@ from .gguf_model import Config, ModelLoadError, Weights, load_gguf
 from .attention import CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
 from .bf16 import bf16_pair, to_bf16
 from .model_path import default_model_path
-from .speculation import DraftBudget
+from .speculation import MAX_DRAFT, Draft, DraftBudget
 
 PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk stay in L2
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
@@ -432,12 +432,12 @@ class Session:
     def generate(
         self,
         max_new: int,
-        draft: Callable[[np.ndarray], Sequence[int]] | None = None,
+        draft: Callable[[np.ndarray], Draft | Sequence[int]] | None = None,
         should_stop: Callable[[list[int]], bool] | None = None,
         cancelled: Callable[[], bool] | None = None,
         first_allowed: np.ndarray | None = None,
         sampler: Callable[[np.ndarray], int] | None = None,
-        max_draft: int = 8,
+        max_draft: int = MAX_DRAFT,
     ) -> Iterator[int]:
         """Yield up to ``max_new`` token ids continuing the cached ids (call :meth:`feed` first).
 
@@ -445,7 +445,8 @@ class Session:
         since verification is exact only for greedy).
 
         Speculation: ``draft(history)`` proposes up to ``max_draft`` next ids given all ids
-        so far (int32 array). The pending token plus the drafts run in ONE batched pass;
+        so far (int32 array), as a :class:`Draft` (e.g. :func:`.speculation.match_draft`,
+        whose match length tells the budget how far to trust it) or a plain sequence. The pending token plus the drafts run in ONE batched pass;
         the drafts the model agrees with are kept, followed by the model's own next token,
         and the cache is rolled back past the first rejected draft. How many drafts to
         verify is the model's :class:`DraftBudget` call (measured costs and acceptance).
@@ -475,14 +476,15 @@ class Session:
             yield token
             if len(out) >= max_new or stop(out) or is_cancelled() or self.n_cached + 1 >= self.n_ctx:
                 return
-            proposals = list(draft(self._history(token))) if (draft is not None and sampler is None) else []
+            proposal = draft(self._history(token)) if (draft is not None and sampler is None) else []
+            proposals, match = (proposal.tokens, proposal.match) if isinstance(proposal, Draft) else (list(proposal), 0)
             room = min(max_draft, max_new - len(out), self.n_ctx - self.n_cached - 1, PREFILL_CHUNK - 1)
             offered = min(len(proposals), room)
-            proposals = [int(p) for p in proposals[: budget.length(offered)]]
+            proposals = [int(p) for p in proposals[: budget.length(offered, match)]]
             started = time.perf_counter()
             if not proposals:
                 token = pick(self.step(token))
-                budget.timed_step(time.perf_counter() - started, declined=offered > 0)
+                budget.timed_step(time.perf_counter() - started, declined=offered > 0, match=match)
                 continue
             base = self.n_cached
             rows = self.verify([token] + proposals)
@@ -491,7 +493,7 @@ class Session:
                 if _argmax(rows[i]) != p:
                     break
                 accepted += 1
-            budget.timed_verify(len(proposals) + 1, time.perf_counter() - started, len(proposals), accepted)
+            budget.timed_verify(len(proposals) + 1, time.perf_counter() - started, len(proposals), accepted, match)
             self.truncate(base + 1 + accepted)  # drop the rejected drafts' keys/values
             self._logits = rows[accepted].copy()
             for p in proposals[:accepted]:
@@ -576,32 +578,3 @@ def sample(
         keep = int(np.searchsorted(np.cumsum(p), top_p)) + 1
         ids, p = ids[:keep], p[:keep] / p[:keep].sum()
     return int(ids[rng.choice(len(ids), p=p)])
-
-
-# --- drafting ------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _lookup(history, n, k):
-    """Start of the tokens after the latest earlier match of history's last n tokens, or -1."""
-    end = history.shape[0]
-    for start in range(end - n - 1, -1, -1):
-        match = True
-        for j in range(n):
-            if history[start + j] != history[end - n + j]:
-                match = False
-                break
-        if match:
-            return start + n
-    return -1
-
-
-def prompt_lookup_draft(history: np.ndarray, ngram_max: int = 4, k: int = 8, ngram_min: int = 1) -> list[int]:
-    """Prompt-lookup decoding: propose the k tokens that followed the latest earlier
-    occurrence of the history's last n tokens (n from ngram_max down to ngram_min)."""
-    history = np.ascontiguousarray(history, np.int32)
-    for n in range(min(ngram_max, len(history) - 1), ngram_min - 1, -1):
-        at = _lookup(history, n, k)
-        if at >= 0:
-            return history[at : at + k].tolist()
-    return []

@@ -8,14 +8,14 @@ suffix is used only to stop and to avoid repeating what follows the cursor.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import numpy as np
 
 from sparkls.decode.engine import CompletionContext
 from sparkls.decode.llama import LlamaModel, SessionPool
-from sparkls.decode.ngram_model import NgramCounts
 from sparkls.decode.snippets import render_snippets
+from sparkls.decode.speculation import MAX_DRAFT, Draft, match_draft
 from sparkls.decode.stops import StopRules
 
 CHARS_PER_TOKEN = 3  # conservative for code, to size the prompt window in characters
@@ -34,7 +34,7 @@ class NeuralEngine:
         n_ctx: int = 2048,
         max_sessions: int = 4,
         speculative: bool = True,
-        draft_tokens: int = 4,
+        draft_tokens: int = MAX_DRAFT,
     ) -> None:
         self.model = model
         self.tokenizer = model.tokenizer
@@ -123,7 +123,8 @@ class NeuralEngine:
         if session.feed(ids, cancelled) is None:
             return
         rules = StopRules(ctx.prefix, ctx.suffix, path=ctx.path)
-        draft = self._drafter(ids) if self.speculative else None
+        # Drafts: the prompt's and the output's own tokens, looked up by longest context match.
+        draft = (lambda history: match_draft(history, self.draft_tokens)) if self.speculative else None
         out: list[int] = []
         shown = ""
         for token in self._generate(session, healed, ctx.max_tokens, draft, cancelled):
@@ -151,7 +152,7 @@ class NeuralEngine:
         session,
         healed: bytes,
         max_new: int,
-        draft: Callable[[np.ndarray], Sequence[int]] | None,
+        draft: Callable[[np.ndarray], Draft] | None,
         cancelled: Callable[[], bool],
     ) -> Iterator[int]:
         """Greedy tokens after the cached prompt, the first of them re-typing ``healed``.
@@ -209,22 +210,3 @@ class NeuralEngine:
             if self.tokenizer.token_bytes(int(i)) == piece:
                 return int(i)
         return -1
-
-    def _drafter(self, prompt_ids: np.ndarray) -> Callable[[np.ndarray], Sequence[int]]:
-        """Draft tokens from an n-gram model of the prompt's own BPE tokens (longest match)."""
-        counts = NgramCounts(max_order=8, size_hint=max(1 << 10, 2 * len(prompt_ids)))
-        counts.add(np.asarray(prompt_ids, np.int32))
-        k = self.draft_tokens
-
-        def draft(history: np.ndarray) -> list[int]:
-            h = list(history[-16:])
-            proposed: list[int] = []
-            for _ in range(k):
-                token, order, _, _ = counts.best(np.asarray(h, np.int32))
-                if order < 3:  # a short match drafts noise that only costs verification
-                    break
-                proposed.append(int(token))
-                h.append(token)
-            return proposed
-
-        return draft

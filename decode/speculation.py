@@ -11,6 +11,13 @@ or wrong from its first token), so a draft that got past its first token is like
 go on, and one rate would cut long runs short (measured: 1.4 vs 1.7x on the editing
 benchmark). An untried position borrows the rate of the one before.
 
+Drafts are looked up in the history itself (:func:`match_draft`): the tokens that followed
+the earlier place whose context matches the latest tokens longest. How long that match
+is says how far to trust the draft, so acceptance is kept per class of match length: a
+32-token match in a copied function is right far more often than a 2-token one after a
+detour (measured on 13 editing and continuation prompts: 1.59 vs 1.46x with one table, the
+bench's editing prompt 1.96 vs 1.65x, simulated from greedy outputs at measured costs).
+
 Everything is a decaying average, so the length follows the machine and the text: long
 drafts for code being repeated, none when the drafter keeps guessing wrong or batches
 cost too much. While drafts on offer are declined, the estimates relax back toward their
@@ -20,33 +27,94 @@ thread) must not switch speculation off for good.
 
 from __future__ import annotations
 
+import math
 import threading
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
 
 MAX_DRAFT = 16  # positions whose acceptance is tracked; longer drafts reuse the last one's
+MATCH_CAP = 32  # context tokens compared when looking a draft up; longer matches are alike
+
+
+class Draft(NamedTuple):
+    """Proposed next tokens and the length of the context match they were found by."""
+
+    tokens: list[int]
+    match: int
+
+
+def match_class(match: int) -> int:
+    """Acceptance class of a match length: two per doubling (1, 2, 3, 4-5, 6-7, 8-11, ...)."""
+    return int(2 * math.log2(min(match, MATCH_CAP))) if match > 1 else 0
+
+
+@njit(cache=True)
+def _longest_match(history, cap):
+    """(start of the continuation, match length) of the earlier position whose preceding
+    tokens match the end of ``history`` longest (the latest among equals), or (-1, 0)."""
+    n = history.shape[0]
+    best, at = 0, -1
+    for j in range(n - 2, -1, -1):
+        length = 0
+        while length < cap and length <= j and history[j - length] == history[n - 1 - length]:
+            length += 1
+        if length > best:
+            best, at = length, j + 1
+            if length == cap:
+                break
+    return at, best
+
+
+def match_draft(history: np.ndarray, k: int = MAX_DRAFT) -> Draft:
+    """Up to k tokens that followed the best-matching earlier context of ``history``'s end
+    (prompt lookup by longest match: copies, renamed near-copies and repeated idioms)."""
+    history = np.ascontiguousarray(history, np.int32)
+    at, match = _longest_match(history, MATCH_CAP)
+    if at < 0:
+        return Draft([], 0)
+    return Draft(history[at : at + k].tolist(), match)
 
 
 class DraftBudget:
     """Costs of forward passes and the drafter's acceptance per position, shared by a model's sessions."""
 
+    PRIOR_WEIGHT = 1.0  # weight of the prior cost ratio against the timed passes' spread of sizes (tokens²)
+
     def __init__(self, decay: float = 0.8, extra_prior: float = 0.3) -> None:
         self.decay = decay
+        self.extra_prior = extra_prior  # extra_s / step_s before passes of different sizes are timed
+        # Decayed sums over timed passes of 1, x, y, x², xy (x: tokens beyond the first,
+        # y: seconds): a least-squares line y = step_s + x * extra_s, so costs are learned
+        # from batches of different sizes even if no plain step is ever taken.
+        self._sums = [0.0] * 5
         self.step_s: float | None = None  # seconds of a one-token forward
         self.extra_s: float | None = None  # seconds each further token adds to a batched forward
-        self.extra_prior = extra_prior  # extra_s / step_s until a verification is timed
-        self.tried = [0.0] * MAX_DRAFT  # decayed count of verifications that reached draft position i
-        self.kept = [0.0] * MAX_DRAFT  # ... and accepted the draft there
+        # Per match class (see match_class): decayed counts of verifications that reached
+        # draft position i, and of those that accepted the draft there.
+        self.tried: dict[int, list[float]] = {}
+        self.kept: dict[int, list[float]] = {}
         self._lock = threading.Lock()
 
-    def rates(self, n: int) -> list[float]:
-        """Estimated acceptance of draft positions 1..n, each given the ones before were accepted.
+    def _tables(self, match: int) -> tuple[list[float], list[float]]:
+        c = match_class(match)
+        if c not in self.tried:
+            self.tried[c], self.kept[c] = [0.0] * MAX_DRAFT, [0.0] * MAX_DRAFT
+        return self.tried[c], self.kept[c]
+
+    def rates(self, n: int, match: int = 0) -> list[float]:
+        """Estimated acceptance of draft positions 1..n of a draft found by a ``match``-token
+        context match, each given the ones before were accepted.
 
         Position 1's prior is 1/2; every later one shrinks toward the rate of the position
         before it (two pseudo-trials), so untried positions borrow their neighbour's rate.
         """
+        tried, kept = self._tables(match)
         out, prior = [], 0.5
         for i in range(n):
             j = min(i, MAX_DRAFT - 1)
-            rate = (self.kept[j] + 2.0 * prior) / (self.tried[j] + 2.0)
+            rate = (kept[j] + 2.0 * prior) / (tried[j] + 2.0)
             out.append(rate)
             prior = rate
         return out
@@ -56,15 +124,15 @@ class DraftBudget:
         """Estimated chance that the first drafted token is accepted."""
         return self.rates(1)[0]
 
-    def length(self, available: int) -> int:
-        """How many of ``available`` drafted tokens to verify (0: take one plain step)."""
+    def length(self, available: int, match: int = 0) -> int:
+        """How many of ``available`` drafted tokens (found by a ``match``-token context match) to verify (0: take one plain step)."""
         if available <= 0:
             return 0
         step = self.step_s or 1.0
         extra = self.extra_s if self.extra_s is not None else self.extra_prior * step
         best_k, best_rate = 0, 1.0 / step
         expected, reach = 1.0, 1.0
-        for k, p in enumerate(self.rates(available), start=1):
+        for k, p in enumerate(self.rates(available, match), start=1):
             reach *= p
             expected += reach
             rate = expected / (step + k * extra)
@@ -72,25 +140,44 @@ class DraftBudget:
                 best_k, best_rate = k, rate
         return best_k
 
-    def timed_step(self, seconds: float, declined: bool = False) -> None:
-        """A one-token forward took ``seconds``; ``declined``: drafts were on offer but not verified."""
+    def timed_step(self, seconds: float, declined: bool = False, match: int = 0) -> None:
+        """A one-token forward took ``seconds``; ``declined``: drafts (of a ``match``-token match) were on offer but not verified."""
         with self._lock:
-            self.step_s = self._mix(self.step_s, seconds)
+            self._timed(0, seconds)
             if declined:  # let the estimates drift back to their priors, so drafting is tried again
-                self.tried = [x * self.decay for x in self.tried]
-                self.kept = [x * self.decay for x in self.kept]
-                if self.extra_s is not None:
-                    self.extra_s = self._mix(self.extra_s, self.extra_prior * self.step_s)
+                tried, kept = self._tables(match)
+                tried[:] = [x * self.decay for x in tried]
+                kept[:] = [x * self.decay for x in kept]
 
-    def timed_verify(self, n_tokens: int, seconds: float, drafted: int, accepted: int) -> None:
-        """A forward of ``n_tokens`` (the pending token + ``drafted`` drafts) took ``seconds``; ``accepted`` drafts were kept."""
+    def timed_verify(self, n_tokens: int, seconds: float, drafted: int, accepted: int, match: int = 0) -> None:
+        """A forward of ``n_tokens`` (the pending token + ``drafted`` drafts of a ``match``-token
+        match) took ``seconds``; ``accepted`` drafts were kept."""
         with self._lock:
-            if self.step_s is not None and n_tokens > 1:
-                extra = min(max(seconds - self.step_s, 0.0) / (n_tokens - 1), self.step_s)  # a preempted pass is not the kernel's cost
-                self.extra_s = self._mix(self.extra_prior * self.step_s if self.extra_s is None else self.extra_s, extra)
+            self._timed(n_tokens - 1, seconds)
+            tried, kept = self._tables(match)
             for i in range(min(drafted, accepted + 1, MAX_DRAFT)):  # positions this verification reached
-                self.tried[i] = self.tried[i] * self.decay + 1.0
-                self.kept[i] = self.kept[i] * self.decay + (1.0 if i < accepted else 0.0)
+                tried[i] = tried[i] * self.decay + 1.0
+                kept[i] = kept[i] * self.decay + (1.0 if i < accepted else 0.0)
 
-    def _mix(self, old: float | None, new: float) -> float:
-        return new if old is None else self.decay * old + (1 - self.decay) * new
+    def _timed(self, x: int, seconds: float) -> None:
+        """Add a pass of 1 + x tokens to the cost line and refit it.
+
+        The slope is shrunk toward the prior ratio by the passes' spread of sizes: passes of
+        one size cannot tell a step from extras, and as plain steps (x = 0) crowd out old
+        batches the ratio relaxes to the prior, so one slow verification (a preempted thread)
+        does not stop drafting for good. Extras are capped at a step for the same reason.
+        """
+        sums = [v * self.decay for v in self._sums]
+        for i, v in enumerate((1.0, x, seconds, x * x, x * seconds)):
+            sums[i] += v
+        self._sums = sums
+        n, sx, sy, sxx, sxy = sums
+        mx, my = sx / n, sy / n
+        spread = max(sxx - sx * mx, 0.0)  # n * variance of the sizes
+        prior_step = my / (1.0 + mx * self.extra_prior)
+        slope = (sxy - sx * my) / spread if spread > 1e-9 else 0.0
+        extra = (spread * slope + self.PRIOR_WEIGHT * self.extra_prior * prior_step) / (spread + self.PRIOR_WEIGHT)
+        step = my - extra * mx
+        if step <= 0.0:
+            step, extra = prior_step, self.extra_prior * prior_step
+        self.step_s, self.extra_s = step, min(max(extra, 0.0), step)

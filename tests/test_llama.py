@@ -8,8 +8,9 @@ from llama_reference import ReferenceLlama
 from tiny_gguf import write_tiny_llama
 
 from sparkls.decode.gguf_model import ModelLoadError, dequantize, quantize_q8_0
-from sparkls.decode.llama import LlamaModel, SessionPool, prompt_lookup_draft, sample
+from sparkls.decode.llama import LlamaModel, SessionPool, sample
 from sparkls.decode.model_path import default_model_path
+from sparkls.decode.speculation import match_draft
 
 REAL = default_model_path()
 QTYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_1"]
@@ -134,7 +135,7 @@ def test_speculative_equals_greedy(tiny):
     for trial in range(12):
         ids = prompt(rng, int(rng.integers(5, 60)))
         want = greedy(tiny, ids, 40)
-        assert greedy(tiny, ids, 40, draft=prompt_lookup_draft) == want, f"prompt lookup, trial {trial}"
+        assert greedy(tiny, ids, 40, draft=match_draft) == want, f"match drafts, trial {trial}"
 
         def oracle(history, ids=ids, want=want, rng=rng):
             # The true continuation, corrupted at random places: both accepts and rejections.
@@ -151,7 +152,7 @@ def test_speculative_equals_greedy(tiny):
 def test_generate_limits_and_first_allowed(tiny):
     """Ensure that max_new, should_stop, cancelled and first_allowed are honoured."""
     ids = prompt(np.random.default_rng(5), 20)
-    assert len(greedy(tiny, ids, 7, draft=prompt_lookup_draft)) == 7
+    assert len(greedy(tiny, ids, 7, draft=match_draft)) == 7
     assert len(greedy(tiny, ids, 30, should_stop=lambda out: len(out) >= 3)) == 3
     assert len(greedy(tiny, ids, 30, cancelled=lambda: True)) == 1
     allowed = np.array([100, 101], np.int32)
@@ -172,11 +173,14 @@ def test_sample_and_pool(tiny):
     assert len(pool) == 2 and pool.get("a") is a
 
 
-def test_prompt_lookup_draft():
-    """Ensure that prompt lookup proposes what followed the latest earlier match."""
-    h = np.array([1, 2, 3, 4, 9, 1, 2, 3, 5, 7, 1, 2, 3], np.int32)
-    assert prompt_lookup_draft(h, ngram_max=3, k=3) == [5, 7, 1]
-    assert prompt_lookup_draft(np.array([1, 2, 3], np.int32)) == []
+def test_match_draft_follows_the_longest_context_match():
+    """Ensure that drafts continue the earlier context matching the history's end longest,
+    the latest of equally long ones, and report the match length."""
+    h = np.array([7, 1, 2, 3, 4, 9, 2, 3, 5, 6, 8, 1, 2, 3], np.int32)
+    assert match_draft(h, k=3) == ([4, 9, 2], 3)  # "1 2 3" near the start beats the later "2 3"
+    h = np.array([5, 2, 3, 8, 5, 2, 3, 9, 5, 2, 3], np.int32)
+    assert match_draft(h, k=2) == ([9, 5], 3)  # two 3-token matches: the latest wins
+    assert match_draft(np.array([1, 2, 3], np.int32)) == ([], 0)
 
 
 def test_load_errors(tmp_path):
@@ -232,7 +236,7 @@ def test_real_fibonacci_completion(smollm):
     plain = greedy(smollm, ids, 24)
     text = tok.decode(plain)
     assert "def fibonacci(n):\n    if n <= 1:\n        return n\n" in text, text
-    assert greedy(smollm, ids, 24, draft=prompt_lookup_draft) == plain
+    assert greedy(smollm, ids, 24, draft=match_draft) == plain
 
 
 FLOAT_KERNELS_CHECK = """

@@ -82,3 +82,27 @@ def test_a_usual_stopping_point_bounds_the_length() -> None:
     """Ensure that drafts that keep failing at their fourth token are cut to about three."""
     b = budget_after(0.010, 0.002, [(3, 8)] * 20)
     assert 3 <= b.length(8) <= 4
+
+
+def test_acceptance_is_learned_per_match_length() -> None:
+    """Ensure that drafts found by long context matches and by short ones are trusted
+    separately: copied code accepted to the end does not make 2-token guesses look good."""
+    b = DraftBudget()
+    b.timed_step(0.010)
+    for _ in range(8):
+        b.timed_verify(9, 0.010 + 8 * 0.002, 8, 8, match=32)
+        b.timed_verify(9, 0.010 + 8 * 0.002, 8, 0, match=2)
+    assert b.length(8, match=32) == 8
+    assert b.length(8, match=2) == 0
+    assert b.length(8, match=12) >= 1, "a match length not seen yet is tried"
+
+
+def test_costs_are_learned_without_plain_steps() -> None:
+    """Ensure that when every pass verifies drafts (no plain step is ever timed), a step's
+    and an extra token's costs are still told apart from passes of different sizes."""
+    b = DraftBudget()
+    for _ in range(10):
+        b.timed_verify(3, 0.010 + 2 * 0.010, 2, 1)  # extra tokens as dear as a whole step
+        b.timed_verify(9, 0.010 + 8 * 0.010, 8, 1)
+    assert abs(b.step_s - 0.010) < 0.002 and abs(b.extra_s - 0.010) < 0.002, (b.step_s, b.extra_s)
+    assert b.length(8) == 0, "drafts accepted 1 in 8 at this cost do not pay"
