@@ -106,3 +106,14 @@ def test_costs_are_learned_without_plain_steps() -> None:
         b.timed_verify(9, 0.010 + 8 * 0.010, 8, 1)
     assert abs(b.step_s - 0.010) < 0.002 and abs(b.extra_s - 0.010) < 0.002, (b.step_s, b.extra_s)
     assert b.length(8) == 0, "drafts accepted 1 in 8 at this cost do not pay"
+
+
+def test_a_late_miss_fades_when_that_position_is_no_longer_tried() -> None:
+    """Ensure that after a miss at the last draft position shortened the drafts, the evidence
+    of that miss fades while shorter drafts keep being accepted, so full length returns."""
+    b = budget_after(0.010, 0.004, [(8, 8)] * 6 + [(7, 8), (7, 8)])
+    assert b.length(8) < 8
+    for _ in range(20):
+        n = b.length(8)
+        b.timed_verify(n + 1, 0.010 + n * 0.004, n, n)
+    assert b.length(8) == 8
