@@ -138,9 +138,12 @@ def rope(v, cos, sin, n_heads, head_size):
             v[o + 2 * i + 1] = a * sin[i] + b * cos[i]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")
 def swiglu(out, gate_up, hidden):
-    """out (T,F) = silu(gate) * up, gate_up (T,2F) holding gate then up."""
+    """out (T,F) = silu(gate) * up, gate_up (T,2F) holding gate then up.
+
+    error_model="numpy": Python's zero-division check on every element kept the loop
+    scalar, 6.5x slower (0.18 ms of every token's forward pass, measured)."""
     for t in range(out.shape[0]):
         for i in range(hidden):
             g = gate_up[t, i]
