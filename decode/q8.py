@@ -210,6 +210,7 @@ def _group_tiles(d1, d2, d3, d4, d5, d6, d7, d8):
         t = 0
         for i in range(n_tiles):
             size = (T - t) // (n_tiles - i)
+            # Spelled out: an intrinsic is called by name only (see attention._weigh_slab).
             if size == 8:
                 d8(out, q, d, m, xq, xs, xsum, g, t)
             elif size == 7:
