@@ -449,8 +449,9 @@ class Session:
 
         Speculation: ``draft(history)`` proposes up to ``max_draft`` next ids given all ids
         so far (int32 array), as a :class:`Draft` (e.g. :func:`.speculation.match_draft`,
-        whose match length tells the budget how far to trust it) or a plain sequence. The pending token plus the drafts run in ONE batched pass;
-        the drafts the model agrees with are kept, followed by the model's own next token,
+        whose match length tells the budget how far to trust it) or a plain sequence. The
+        pending token plus the drafts run in ONE batched pass; the drafts the model agrees
+        with are kept, followed by the model's own next token,
         and the cache is rolled back past the first rejected draft. How many drafts to
         verify is the model's :class:`DraftBudget` call (measured costs and acceptance).
         The output equals plain greedy decoding: a token's logits are bitwise the same
