@@ -37,6 +37,7 @@ from numba import njit
 
 MAX_DRAFT = 16  # positions whose acceptance is tracked; longer drafts reuse the last one's
 MATCH_CAP = 32  # context tokens compared when looking a draft up; longer matches are alike
+_UNSEEN = (0.0,) * MAX_DRAFT  # counts of a match class no verification has reached yet
 
 
 class Draft(NamedTuple):
@@ -99,6 +100,7 @@ class DraftBudget:
         self._lock = threading.Lock()
 
     def _tables(self, match: int) -> tuple[list[float], list[float]]:
+        """The counts of ``match``'s class, created on first use (callers hold the lock)."""
         c = match_class(match)
         if c not in self.tried:
             self.tried[c], self.kept[c] = [0.0] * MAX_DRAFT, [0.0] * MAX_DRAFT
@@ -111,7 +113,8 @@ class DraftBudget:
         Position 1's prior is 1/2; every later one shrinks toward the rate of the position
         before it (two pseudo-trials), so untried positions borrow their neighbour's rate.
         """
-        tried, kept = self._tables(match)
+        c = match_class(match)  # a read: an unseen class is all prior, and nothing is stored
+        tried, kept = self.tried.get(c, _UNSEEN), self.kept.get(c, _UNSEEN)
         out, prior = [], 0.5
         for i in range(n):
             j = min(i, MAX_DRAFT - 1)
