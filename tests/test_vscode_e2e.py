@@ -45,9 +45,9 @@ WATCH_GHOST = """() => {
 @pytest.fixture
 def workbench(tmp_path: Path):
     """VS Code with the extension, `pkg/delete.py` open and the server running (its backend in the status bar)."""
+    t = tools()  # skips with the install command before anything imports playwright
     from playwright.sync_api import expect, sync_playwright
 
-    t = tools()
     vsix = packaged_extension(t)
     ws = copy_fixture(REPO / "tests" / "fixtures" / "project", tmp_path / "ws")
     (ws / "pkg" / "delete.py").write_text(DRAFT)
