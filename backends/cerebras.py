@@ -10,14 +10,18 @@ Concurrent streams fill the pipeline instead of slowing it, until the wafers' co
 every token exceeds the chain latency; KV room in SRAM caps how many run at once::
 
     chain  = L·t_layer + (W-1)·(t_hop + d·2 / io_bw)
-    t_pass = max(t_sched + chain, FLOPs_decode / (η_c·F·W) + FLOPs_prompt / (η_p·F·W),
-                 (W-1)·tokens·d·2 / io_bw) + bytes / (η_m·BW·W) + t_a2a
+    trips  = 1 (decoding) + Σ ceil(c / g)       (g prompt tokens per trip through the chain)
+    t_pass = max(trips·(t_sched + chain), FLOPs / (η_c·F·W), (W-1)·tokens·d·2 / io_bw)
+             + bytes / (η_m·BW·W) + t_a2a
     t_a2a  = 2·L·(t_hop + tokens·k·d·2·(1 - 1/span) / io_bw)   (a layer wider than a wafer)
 
 Prompts stream through the same pipeline in chunks (:mod:`sparkls.backends.load`). Fitted
 (``sparkls backends calibrate``): Llama 3.1 8B and 70B at launch (16 µs per layer,
 synchronous wafer I/O), the current software at 6 µs per dense layer, 16 µs per MoE layer
-(Artificial Analysis' gpt-oss-120B; Kimi K2.6 held out).
+(Artificial Analysis' gpt-oss-120B; Kimi K2.6 held out), and g = 5 prompt tokens per trip
+from the first-answer time AA measured for gpt-oss-120B on a 10k-token prompt (SemiAnalysis,
+pricing Cerebras, likewise assumes prefill runs 5-20x the decode rate). A 10k-token prompt
+to a 1T mixture of experts on 15-50 wafers thus starts after 2-3 s, not 0.2 s.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class WaferSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     weight_fraction: Frac
     bw_efficiency: Frac
     compute_efficiency: Frac
-    prefill_efficiency: Frac  # achieved / peak FLOP/s while prompt tokens stream through the wafers
+    prefill_tokens_per_pass: Annotated[float, msgspec.Meta(ge=1)]  # prompt tokens one trip through the pipeline carries
     layer_latency_s: NonNeg
     moe_layer_latency_s: NonNeg = 0.0  # a mixture-of-experts layer's pass (0: as a dense layer)
     wafer_hop_s: NonNeg
@@ -63,11 +67,13 @@ class WaferCost:
     """One pass of tokens through the wafer pipeline.
 
     Decode streams fill the pipeline: a pass lasts the chain latency unless the wafers'
-    compute for every token is longer. Prompt chunks stream through the same wafers at the
-    prefill rate, and every wafer boundary forwards their activations over the 150 GB/s
-    system I/O. When one layer is bigger than a wafer (a ~1T-parameter mixture of experts in
-    16 bits), its experts span wafers and each token's hidden state goes to its experts and
-    back across wafers, twice per layer (expert-parallel all-to-all).
+    compute for every token is longer. A prompt crosses the same chain a few tokens per trip
+    (``prefill_tokens_per_pass``), every trip paying every layer and every wafer hop, so
+    prefill runs at a small multiple of the decode rate rather than at the wafers' FLOP/s;
+    every wafer boundary forwards the tokens' activations over the 150 GB/s system I/O.
+    When one layer is bigger than a wafer (a ~1T-parameter mixture of experts in 16 bits),
+    its experts span wafers and each token's hidden state goes to its experts and back across
+    wafers, twice per layer (expert-parallel all-to-all).
     """
 
     def __init__(self, backend: CerebrasWSE3, req: Request, wafers: int) -> None:
@@ -92,11 +98,12 @@ class WaferCost:
         prefill = sum(c for c, _ in chunks)
         attn = decode_ctx * acc
         pre_attn = sum(c * ctx + c * c / 2 for c, ctx in chunks)
-        compute = (2 * m.active * tokens + 4 * m.layers * m.hidden * attn) / (s.compute_efficiency * s.flops * w)
-        compute += (2 * m.active * prefill + 4 * m.layers * m.hidden * pre_attn) / (s.prefill_efficiency * s.flops * w)
+        flops = 2 * m.active * (tokens + prefill) + 4 * m.layers * m.hidden * (attn + pre_attn)
+        compute = flops / (s.compute_efficiency * s.flops * w)
         transfer = (w - 1) * (tokens + prefill) * m.hidden * 2 / s.io_bw
         mem = (m.active * m.bytes_per_param + decode_ctx * m.kv_per_token) / (s.bw_efficiency * s.sram_bw * w)
-        t = max(s.step_overhead_s + self.chain, compute, transfer) + mem + self.a2a(tokens + prefill)
+        trips = (1 if decode else 0) + sum(math.ceil(c / s.prefill_tokens_per_pass) for c, _ in chunks)
+        t = max(trips * (s.step_overhead_s + self.chain), compute, transfer) + mem + self.a2a(tokens + prefill)
         return t * (1 + m.speculative.draft_cost) if decode else t
 
 

@@ -50,6 +50,7 @@ class Shape:
     new: int  # tokens generated
     accept: float = 1.0  # tokens emitted per decode step (speculative decoding)
     kv_per_token: float = 0.0  # bytes
+    length_sigma: float = 0.0  # lognormal sigma of prompt and output lengths (0: outputs ±20 %, prompts fixed)
 
 
 @dataclass(frozen=True)
@@ -118,12 +119,17 @@ class _Replica:
     def kv(self, r: _Req) -> float:
         return (r.prompt + r.new) * self.shape.kv_per_token
 
-    def length(self) -> int:
-        return max(1, round(self.shape.new * self.rng.uniform(0.8, 1.2)))
+    def lengths(self) -> tuple[int, int]:
+        """A request's (prompt, output) tokens: a dataset's spread around the shape's means."""
+        sh, sigma = self.shape, self.shape.length_sigma
+        if sigma <= 0:
+            return sh.prompt, max(1, round(sh.new * self.rng.uniform(0.8, 1.2)))
+        f = [math.exp(sigma * self.rng.gauss(0.0, 1.0) - sigma * sigma / 2) for _ in range(2)]
+        return max(sh.cached + 1, round(sh.prompt * f[0])), max(1, round(sh.new * f[1]))
 
     def arrive(self, probe: bool = False) -> _Req:
-        r = _Req(arrival=self.t, prompt=self.shape.prompt, cached=self.shape.cached,
-                 new=self.shape.new if probe else self.length(), probe=probe)
+        prompt, new = (self.shape.prompt, self.shape.new) if probe else self.lengths()
+        r = _Req(arrival=self.t, prompt=prompt, cached=self.shape.cached, new=new, probe=probe)
         self.issued += 1
         self.waiting.append(r)
         return r

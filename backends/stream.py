@@ -84,14 +84,16 @@ class ServedBackend(TomlBackend):
     def replica(self, request: Request) -> Replica:
         raise NotImplementedError
 
-    def _shape(self, req: Request) -> load.Shape:
+    def _shape(self, req: Request, length_sigma: float = 0.0) -> load.Shape:
         m = req.model
         return load.Shape(prompt=req.prompt_tokens, cached=min(req.cached_tokens, req.prompt_tokens),
-                          new=req.new_tokens, accept=m.speculative.accept, kv_per_token=m.kv_per_token)
+                          new=req.new_tokens, accept=m.speculative.accept, kv_per_token=m.kv_per_token,
+                          length_sigma=length_sigma)
 
-    def _run(self, request: Request, seed: int, rounds: int | None = None) -> tuple[load.Run, float, Replica]:
+    def _run(self, request: Request, seed: int, rounds: int | None = None,
+             length_sigma: float = 0.0) -> tuple[load.Run, float, Replica]:
         rep = self.replica(request)
-        r = load.run(rep.cost, self._shape(request), request.streams, rep.capacity,
+        r = load.run(rep.cost, self._shape(request, length_sigma), request.streams, rep.capacity,
                      jitter=self.spec.jitter, seed=seed, rounds=rounds or load.ROUNDS)
         rtt = self.spec.frontend_s + self.spec.network_rtt_s * load.jitter_factor(random.Random(seed ^ 0x5EED),
                                                                              self.spec.rtt_jitter)
@@ -102,15 +104,16 @@ class ServedBackend(TomlBackend):
         return Timeline(backend=self.name, token_times=tuple(rtt + x for x in r.probe_times),
                         chips=rep.chips, concurrency=request.streams)
 
-    def spread(self, request: Request, seed: int = 0, rounds: int | None = None, min_samples: int = 24) -> Spread:
-        """Percentiles over seeded benchmark runs (``rounds`` requests per stream) until at
-        least ``min_samples`` requests were seen."""
+    def spread(self, request: Request, seed: int = 0, rounds: int | None = None, min_samples: int = 24,
+               length_sigma: float = 0.0) -> Spread:
+        """Percentiles over seeded benchmark runs (``rounds`` requests per stream; lengths
+        spread as a dataset's with ``length_sigma``) until ``min_samples`` requests were seen."""
         ttfts: list[float] = []
         rates: list[float] = []
         batch = 0.0
         runs = 0
         while len(ttfts) < min_samples and runs < 16:
-            r, _, _ = self._run(request, seed + runs, rounds)
+            r, _, _ = self._run(request, seed + runs, rounds, length_sigma)
             runs += 1
             batch += r.mean_batch
             rng = random.Random(seed + runs)
