@@ -10,9 +10,8 @@ Concurrent streams fill the pipeline instead of slowing it, until the wafers' co
 every token exceeds the chain latency; KV room in SRAM caps how many run at once::
 
     chain  = L·t_layer + (W-1)·(t_hop + d·2 / io_bw)
-    trips  = 1 (decoding) + Σ ceil(c / g)       (g prompt tokens per trip through the chain)
-    t_pass = max(trips·(t_sched + chain), FLOPs / (η_c·F·W), (W-1)·tokens·d·2 / io_bw)
-             + bytes / (η_m·BW·W) + t_a2a
+    t_pass = max(t_sched + chain, FLOPs / (η_c·F·W), (W-1)·tokens·d·2 / io_bw)
+             + bytes / (η_m·BW·W) + t_a2a      (tokens: every stream's next + up to g prompt tokens)
     t_a2a  = 2·L·(t_hop + tokens·k·d·2·(1 - 1/span) / io_bw)   (a layer wider than a wafer)
 
 Prompts stream through the same pipeline in chunks (:mod:`sparkls.backends.load`). Fitted
@@ -50,7 +49,7 @@ class WaferSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     weight_fraction: Frac
     bw_efficiency: Frac
     compute_efficiency: Frac
-    prefill_tokens_per_pass: Annotated[float, msgspec.Meta(ge=1)]  # prompt tokens one trip through the pipeline carries
+    prefill_tokens_per_pass: Annotated[int, msgspec.Meta(ge=1)]  # prompt tokens one trip through the pipeline carries
     layer_latency_s: NonNeg
     moe_layer_latency_s: NonNeg = 0.0  # a mixture-of-experts layer's pass (0: as a dense layer)
     wafer_hop_s: NonNeg
@@ -60,17 +59,17 @@ class WaferSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     rtt_jitter: NonNeg = 0.25
     jitter: NonNeg = 0.0
     max_batch: Annotated[int, msgspec.Meta(ge=1)] = 256
-    chunk_tokens: Annotated[int, msgspec.Meta(ge=1)] = 8192
 
 
 class WaferCost:
     """One pass of tokens through the wafer pipeline.
 
-    Decode streams fill the pipeline: a pass lasts the chain latency unless the wafers'
-    compute for every token is longer. A prompt crosses the same chain a few tokens per trip
-    (``prefill_tokens_per_pass``), every trip paying every layer and every wafer hop, so
-    prefill runs at a small multiple of the decode rate rather than at the wafers' FLOP/s;
-    every wafer boundary forwards the tokens' activations over the 150 GB/s system I/O.
+    A pass is one trip through the chain: every decoding stream's next token rides it, and
+    a few prompt tokens with them (``prefill_tokens_per_pass``, the scheduler's budget), so
+    a prompt is prefilled at a small multiple of the decode rate rather than at the wafers'
+    FLOP/s, and prompts queue for those places. A pass lasts the chain latency unless the
+    wafers' compute for its tokens is longer; every wafer boundary forwards the tokens'
+    activations over the 150 GB/s system I/O.
     When one layer is bigger than a wafer (a ~1T-parameter mixture of experts in 16 bits),
     its experts span wafers and each token's hidden state goes to its experts and back across
     wafers, twice per layer (expert-parallel all-to-all).
@@ -102,8 +101,7 @@ class WaferCost:
         compute = flops / (s.compute_efficiency * s.flops * w)
         transfer = (w - 1) * (tokens + prefill) * m.hidden * 2 / s.io_bw
         mem = (m.active * m.bytes_per_param + decode_ctx * m.kv_per_token) / (s.bw_efficiency * s.sram_bw * w)
-        trips = (1 if decode else 0) + sum(math.ceil(c / s.prefill_tokens_per_pass) for c, _ in chunks)
-        t = max(trips * (s.step_overhead_s + self.chain), compute, transfer) + mem + self.a2a(tokens + prefill)
+        t = max(s.step_overhead_s + self.chain, compute, transfer) + mem + self.a2a(tokens + prefill)
         return t * (1 + m.speculative.draft_cost) if decode else t
 
 
@@ -134,5 +132,6 @@ class CerebrasWSE3(ServedBackend):
         s, m = self.spec, request.model
         w = self.wafers(request)
         kv_room = max(w * s.sram_bytes - m.weight_bytes, (1 - s.weight_fraction) * w * s.sram_bytes)
-        cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.chunk_tokens, kv_bytes=kv_room)
+        cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.prefill_tokens_per_pass, kv_bytes=kv_room,
+                       decode_in_budget=False)
         return Replica(WaferCost(self, request, w), cap, w)

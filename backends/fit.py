@@ -35,7 +35,7 @@ FREE: dict[str, dict[str, tuple[float, float]]] = {
         "layer_latency_s": (1e-6, 5e-5),
         "wafer_hop_s": (1e-6, 1e-3),
         "compute_efficiency": (0.05, 0.9),
-        "prefill_tokens_per_pass": (1.0, 64.0),
+        "prefill_tokens_per_pass": (1, 64),
     },
 }
 

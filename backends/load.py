@@ -58,7 +58,8 @@ class Capacity:
     """What one replica can hold at once."""
 
     max_batch: int  # streams decoding together
-    chunk_tokens: int  # token budget per iteration (decode steps count against it)
+    chunk_tokens: int  # token budget per iteration
+    decode_in_budget: bool = True  # decode tokens count against it (GPU engines), or ride along (a pipeline)
     kv_bytes: float = math.inf  # KV cache room
 
 
@@ -152,7 +153,7 @@ class _Replica:
 
     def schedule(self) -> tuple[list[tuple[int, int]], list[tuple[_Req, int]]]:
         """This iteration's prompt chunks, oldest first, within the token budget, batch and KV."""
-        left = self.cap.chunk_tokens - len(self.running)
+        left = self.cap.chunk_tokens - (len(self.running) if self.cap.decode_in_budget else 0)
         slots = self.cap.max_batch - len(self.running)
         chunks, owners = [], []
         for r in self.waiting:
