@@ -51,11 +51,14 @@ def loss(figs: list[Figure], overrides: dict, host=None) -> float:
     return num / den if den else 0.0
 
 
-def fit(backend: str, start: dict, host=None, sweeps: int = 3,
-        log: Callable[[str], None] = lambda s: None) -> tuple[dict, float, float]:
-    """Coordinate descent over ``FREE[backend]`` from ``start``; returns (values, loss before, after)."""
-    figs = [f for f in figures() if f.split == "fit" and f.hardware.split(":")[0] == backend]
-    bounds = FREE[backend]
+def fit(backend: str, start: dict, host=None, sweeps: int = 3, log: Callable[[str], None] = lambda s: None,
+        figs: list[Figure] | None = None, free: dict[str, tuple[float, float]] | None = None,
+        ) -> tuple[dict, float, float]:
+    """Coordinate descent over ``free`` (default ``FREE[backend]``) from ``start``, on the
+    backend's in-fit figures (or ``figs``); returns (values, loss before, loss after)."""
+    if figs is None:
+        figs = [f for f in figures() if f.split == "fit" and f.hardware.split(":")[0] == backend]
+    bounds = free or FREE[backend]
     cur = {k: float(start[k]) for k in bounds}
     best = before = loss(figs, cur, host)
     for sweep in range(sweeps):
@@ -65,7 +68,8 @@ def fit(backend: str, start: dict, host=None, sweeps: int = 3,
             while improved:
                 improved = False
                 for factor in (step, 1 / step):
-                    trial = dict(cur, **{k: min(hi, max(lo, cur[k] * factor))})
+                    value = min(hi, max(lo, cur[k] * factor))
+                    trial = dict(cur, **{k: round(value) if isinstance(lo, int) else value})
                     if trial[k] == cur[k]:
                         continue
                     val = loss(figs, trial, host)

@@ -87,8 +87,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     bad = [p for p in preds if p.figure.split == "fit" and abs(p.error) > TOLERANCE and not p.figure.known_miss]
     if not args.json:
         fit = [p for p in preds if p.figure.split == "fit"]
-        print(f"\n{len(fit) - len(bad)} of {len(fit)} in-fit figures within {TOLERANCE:.0%} "
-              f"({sum(bool(p.figure.known_miss) for p in fit)} known misses).")
+        within = sum(abs(p.error) <= TOLERANCE for p in fit)
+        print(f"\n{within} of {len(fit)} in-fit figures within {TOLERANCE:.0%}; "
+              f"{len(fit) - within - len(bad)} beyond it are known misses.")
         for p in preds:
             if p.figure.known_miss:
                 print(f"known miss {p.figure.id}: {p.figure.known_miss}")

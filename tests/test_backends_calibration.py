@@ -67,3 +67,15 @@ def test_target_failures_names_what_misses():
 
     bad = target_failures([Prediction(fig, fig.value * 3, 1)])
     assert any(fig.id in b and "3.00x" in b for b in bad)
+
+
+def test_weighted_fit_recovers_a_mistuned_parameter():
+    """Ensure the fit moves a parameter set far off back toward the figures, within its bounds."""
+    from sparkls.backends.fit import fit, loss
+
+    figs = [f for f in FIGURES if f.id in ("cs3-llama8b", "cs3-llama70b")]
+    free = {"layer_latency_s": (1e-6, 5e-5)}
+    values, before, after = fit("cerebras-wse3", {"layer_latency_s": 48e-6}, HOST, sweeps=2, figs=figs, free=free)
+    assert after < before / 10 and 1e-6 <= values["layer_latency_s"] <= 5e-5
+    assert loss(figs, values, HOST) == pytest.approx(after)
+    assert 10e-6 < values["layer_latency_s"] < 25e-6  # the launch software's ~16 us per layer
