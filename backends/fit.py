@@ -24,7 +24,8 @@ FREE: dict[str, dict[str, tuple[float, float]]] = {
         "attention_efficiency": (0.1, 0.8),
         "layer_overhead_s": (3e-6, 1e-4),
         "sequence_overhead_s": (1e-6, 2e-4),
-        "async_hidden": (0.05, 1.0),
+        "reserved_bytes": (1e9, 1.2e10),
+        "admit_s": (1e-5, 0.05),
     },
     "nvidia-blackwell": {
         "bw_efficiency": (0.3, 0.95),
@@ -51,13 +52,22 @@ def loss(figs: list[Figure], overrides: dict, host=None) -> float:
     return num / den if den else 0.0
 
 
+def in_fit(backend: str, stack: str = "") -> list[Figure]:
+    """The in-fit figures of a backend, on its base spec or on one serving-stack variant."""
+    def stack_of(f: Figure) -> str:
+        parts = f.hardware.partition(":")[2].split("+")
+        return parts[1] if len(parts) > 1 else ""
+
+    return [f for f in figures() if f.split == "fit" and f.hardware.split(":")[0] == backend and stack_of(f) == stack]
+
+
 def fit(backend: str, start: dict, host=None, sweeps: int = 3, log: Callable[[str], None] = lambda s: None,
         figs: list[Figure] | None = None, free: dict[str, tuple[float, float]] | None = None,
-        ) -> tuple[dict, float, float]:
+        stack: str = "") -> tuple[dict, float, float]:
     """Coordinate descent over ``free`` (default ``FREE[backend]``) from ``start``, on the
-    backend's in-fit figures (or ``figs``); returns (values, loss before, loss after)."""
+    backend's in-fit figures for ``stack`` (or ``figs``); returns (values, loss before, after)."""
     if figs is None:
-        figs = [f for f in figures() if f.split == "fit" and f.hardware.split(":")[0] == backend]
+        figs = in_fit(backend, stack)
     bounds = free or FREE[backend]
     cur = {k: float(start[k]) for k in bounds}
     best = before = loss(figs, cur, host)

@@ -60,6 +60,7 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     async_hidden: Frac = 0.5  # share of the host work per step that async scheduling hides (the rest is
     # output processing that still waits for the step)
     frontend_s: NonNeg = 0.02  # API server: parse, tokenise, stream the first chunk (there even on localhost)
+    admit_s: NonNeg = 0.0  # of which serial per request: a burst of prompts queues for the API server
     moe_bw_efficiency: Frac = 1.0  # η_m for mixture-of-experts weights (grouped GEMMs, dequantisation)
     moe_compute_efficiency: Frac = 1.0  # η_c likewise
     layer_overhead_s: NonNeg  # kernel launches and small-GEMM inefficiency per layer per step
@@ -155,5 +156,5 @@ class GpuBackend(ServedBackend):
         n = self.gpus(request)
         kv_room = max(n * (s.hbm_bytes * s.memory_fraction - s.reserved_bytes) - m.weight_bytes,
                       0.02 * n * s.hbm_bytes)
-        cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.chunk_tokens, kv_bytes=kv_room)
+        cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.chunk_tokens, kv_bytes=kv_room, admit_s=s.admit_s)
         return Replica(GpuCost(self, request, n), cap, n)

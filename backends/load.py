@@ -60,26 +60,31 @@ class Capacity:
     max_batch: int  # streams decoding together
     chunk_tokens: int  # token budget per iteration
     decode_in_budget: bool = True  # decode tokens count against it (GPU engines), or ride along (a pipeline)
+    admit_s: float = 0.0  # serial work per request before the engine sees it (API server: parse, tokenise)
     kv_bytes: float = math.inf  # KV cache room
 
 
 @dataclass(eq=False)
 class _Req:
     arrival: float
+    ready: float  # when the API server hands it to the engine
     prompt: int
     cached: int
     new: int
     probe: bool = False
-    admitted: bool = False  # KV reserved, prefill under way
-    done_prefill: int = 0  # fresh prompt tokens prefilled so far
+    admitted: bool = False  # its cached prefix is counted in the KV cache
+    done_prefill: int = 0  # fresh tokens prefilled so far
     first: float = -1.0  # time of the first token
-    ctx0: float = 0.0  # context when it started decoding
-    step0: int = 0  # decode iteration it started at
+    ctx0: float = 0.0  # context when it (re)started decoding
+    step0: int = 0  # decode iteration it (re)started at
     emitted: int = 0  # the probe's tokens so far
+    seq: int = 0  # order of issue: ties broken by it, deterministically
+    generated: int = 0  # tokens emitted before it was preempted (recomputed with the prompt)
+    gen: int = 0  # bumped on preemption: older finish entries are stale
 
     @property
     def fresh(self) -> int:
-        return max(self.prompt - self.cached, 0)
+        return max(self.prompt + self.generated - self.cached, 0)
 
 
 @dataclass
@@ -115,10 +120,8 @@ class _Replica:
         self.kv_used = 0.0
         self.issued = 0
         self.tie = 0
+        self.front_free = 0.0  # when the API server is next free
         self.out = Run(probe_times=[])
-
-    def kv(self, r: _Req) -> float:
-        return (r.prompt + r.new) * self.shape.kv_per_token
 
     def lengths(self) -> tuple[int, int]:
         """A request's (prompt, output) tokens: a dataset's spread around the shape's means."""
@@ -130,7 +133,9 @@ class _Replica:
 
     def arrive(self, probe: bool = False) -> _Req:
         prompt, new = (self.shape.prompt, self.shape.new) if probe else self.lengths()
-        r = _Req(arrival=self.t, prompt=prompt, cached=self.shape.cached, new=new, probe=probe)
+        self.front_free = max(self.t, self.front_free) + self.cap.admit_s
+        r = _Req(arrival=self.t, ready=self.front_free, prompt=prompt, cached=self.shape.cached, new=new, probe=probe,
+                 seq=self.issued)
         self.issued += 1
         self.waiting.append(r)
         return r
@@ -140,31 +145,56 @@ class _Replica:
         r.ctx0, r.step0 = ctx, self.step_no
         self.running.add(r)
         self.decode_ctx += ctx
+        self.kv_used += self.shape.kv_per_token  # the token the prefill just produced
         self.tie += 1
-        heapq.heappush(self.finish, (self.step_no + math.ceil(tokens_left / self.accept), self.tie, r))
+        heapq.heappush(self.finish, (self.step_no + math.ceil(tokens_left / self.accept), self.tie, r.gen, r))
 
-    def retire(self, r: _Req) -> None:
-        self.running.discard(r)
-        self.decode_ctx -= r.ctx0 + self.accept * (self.step_no - r.step0)
-        self.kv_used -= self.kv(r)
+    def ctx(self, r: _Req) -> float:
+        return r.ctx0 + self.accept * (self.step_no - r.step0)
+
+    def retire(self, r: _Req, ctx: float | None = None) -> None:
+        """``r`` is done: free its KV cache and record its figures."""
+        ctx = self.ctx(r) if ctx is None else ctx
+        if r in self.running:
+            self.running.discard(r)
+            self.decode_ctx -= ctx
+        self.kv_used -= ctx * self.shape.kv_per_token
         self.out.ttfts.append(r.first - r.arrival)
         if r.new > 1 and self.t > r.first:
             self.out.rates.append((r.new - 1) / (self.t - r.first))
 
+    def grow(self) -> None:
+        """Every running stream's KV grows by its step; past the room, the newest are preempted
+        (vLLM's recompute: KV freed, back to the head of the queue, prompt and output prefilled again)."""
+        kv_tok = self.shape.kv_per_token
+        self.kv_used += self.accept * len(self.running) * kv_tok
+        while self.kv_used > self.cap.kv_bytes and len(self.running) > 1:
+            r = max(self.running, key=lambda q: (q.step0, q.seq))
+            ctx = self.ctx(r)
+            self.running.discard(r)
+            self.decode_ctx -= ctx
+            self.kv_used -= ctx * kv_tok
+            r.generated = r.emitted if r.probe else min(r.new - 1, int(round(ctx)) - r.prompt)
+            r.gen += 1
+            r.done_prefill, r.admitted = 0, False
+            self.waiting.insert(0, r)
+
     def schedule(self) -> tuple[list[tuple[int, int]], list[tuple[_Req, int]]]:
-        """This iteration's prompt chunks, oldest first, within the token budget, batch and KV."""
+        """This iteration's prompt chunks, oldest first, within the token budget, batch and KV
+        (allocated chunk by chunk, as vLLM's paged KV cache does)."""
         left = self.cap.chunk_tokens - (len(self.running) if self.cap.decode_in_budget else 0)
         slots = self.cap.max_batch - len(self.running)
+        kv_tok = self.shape.kv_per_token
         chunks, owners = [], []
         for r in self.waiting:
-            if left <= 0 or slots <= 0:
+            if left <= 0 or slots <= 0 or r.ready > self.t:
                 break
-            if not r.admitted:
-                if self.kv_used + self.kv(r) > self.cap.kv_bytes and (self.running or owners):
-                    break  # no KV room: wait for a stream to finish
-                self.kv_used += self.kv(r)
-                r.admitted = True
             take = min(r.fresh - r.done_prefill, left)
+            need = (take + (0 if r.admitted else r.cached)) * kv_tok
+            if self.kv_used + need > self.cap.kv_bytes and (self.running or owners):
+                break  # no KV room: wait for a stream to finish
+            self.kv_used += need
+            r.admitted = True
             chunks.append((take, r.cached + r.done_prefill))
             owners.append((r, take))
             left -= take
@@ -208,9 +238,14 @@ def run(cost: Cost, shape: Shape, concurrency: int, cap: Capacity, *, jitter: fl
         if not rep.running and not owners:
             if not rep.waiting:
                 break
-            r = rep.waiting[0]  # a fully cached prompt: its first token costs one token's pass
-            r.admitted = True
-            rep.kv_used += rep.kv(r)
+            r = rep.waiting[0]
+            if r.ready > rep.t:  # idle until the API server hands over the next request
+                rep.t = r.ready
+                continue
+            # a fully cached prompt: its first token costs one token's pass
+            if not r.admitted:
+                rep.kv_used += r.cached * rep.shape.kv_per_token
+                r.admitted = True
             owners, chunks = [(r, 0)], [(1, r.prompt)]
         rep.t += cost.iteration(len(rep.running), rep.decode_ctx, chunks) * jitter_factor(rng, jitter)
         iterations += 1
@@ -218,16 +253,20 @@ def run(cost: Cost, shape: Shape, concurrency: int, cap: Capacity, *, jitter: fl
         if rep.running:
             rep.step_no += 1
             rep.decode_ctx += acc * len(rep.running)
-            if probe is not None and probe in rep.running:
+            probe_ran = probe is not None and probe in rep.running
+            rep.grow()
+            if probe_ran:
                 k = int(acc + rng.random()) if acc != int(acc) else int(acc)
                 k = min(k, probe.new - probe.emitted)
                 times.extend([rep.t - probe.arrival] * k)
                 probe.emitted += k
             while rep.finish and rep.finish[0][0] <= rep.step_no:
-                _, _, r = heapq.heappop(rep.finish)
+                _, _, gen, r = heapq.heappop(rep.finish)
+                if gen != r.gen or r not in rep.running:
+                    continue  # preempted since: a newer entry stands
                 if r.probe and r.emitted < r.new:  # unlucky bursts: one more step
                     rep.tie += 1
-                    heapq.heappush(rep.finish, (rep.step_no + 1, rep.tie, r))
+                    heapq.heappush(rep.finish, (rep.step_no + 1, rep.tie, r.gen, r))
                     continue
                 rep.retire(r)
                 issue()
@@ -236,14 +275,16 @@ def run(cost: Cost, shape: Shape, concurrency: int, cap: Capacity, *, jitter: fl
             if r.done_prefill < r.fresh:
                 continue
             rep.waiting.remove(r)
-            r.first = rep.t
+            if r.first < 0:
+                r.first = rep.t
             if r.probe:
                 times.append(rep.t - r.arrival)
-                r.emitted = 1
-            if r.new > 1:
-                rep.decode(r, r.prompt + 1, r.new - 1)
+                r.emitted += 1
+            done = r.generated + 1  # the prefill (or its recompute) yields the next token
+            if done < r.new:
+                rep.decode(r, r.prompt + done, r.new - done)
             else:
-                rep.retire(r)
+                rep.retire(r, ctx=r.prompt + r.generated)
                 issue()
         if iterations > 2_000_000:
             raise RuntimeError("load simulation did not finish")

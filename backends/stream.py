@@ -29,8 +29,8 @@ class TomlBackend(Backend):
     """A backend whose hardware spec is ``<name>.toml`` next to this module.
 
     Load order: the built-in table, deep-merged with ``<user_dir>/<name>.toml`` if present,
-    then the chosen ``[variants.<variant>]`` table (a part or a software release), then
-    ``overrides``. Every field is validated by the spec Struct; errors name the file.
+    then the chosen ``[variants.<variant>]`` tables (a part, a software release or serving
+    stack; ``"h100+vllm"`` applies both in turn), then ``overrides``. Every field is validated by the spec Struct; errors name the file.
     """
 
     def __init__(self, variant: str = "", overrides: dict | None = None) -> None:
@@ -44,9 +44,10 @@ class TomlBackend(Backend):
                 raise SpecError(f"{user}: {e}") from None
         variants = table.pop("variants", {})
         variant = variant or table.get("variant", "")
-        if variant and variant not in variants:
-            raise SpecError(f"{path}: no variant {variant!r} (have: {', '.join(variants) or 'none'})")
-        table = merge(table, variants.get(variant, {}))
+        for name in filter(None, variant.split("+")):  # "h100+vllm": a part, then a serving stack
+            if name not in variants:
+                raise SpecError(f"{path}: no variant {name!r} (have: {', '.join(variants) or 'none'})")
+            table = merge(table, variants[name])
         table["variant"] = variant
         self.variants = tuple(variants)
         super().__init__(load_spec(self.spec_type, table, overrides))

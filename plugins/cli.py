@@ -1,4 +1,4 @@
-"""``sparkls backends list|calibrate``, ``sparkls simulate`` and ``sparkls race``.
+"""``sparkls backends list|calibrate|fit``, ``sparkls simulate`` and ``sparkls race``.
 
 ``server/cli.py`` hands over any argv starting with one of these words (argv[0] is the word).
 """
@@ -105,9 +105,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.name not in FREE:
         print(f"sparkls backends fit: no free parameters for {args.name!r} (have: {', '.join(FREE)})", file=sys.stderr)
         return 2
-    spec = h.get(args.name, strict=True).spec
+    variant = f"{h.get(args.name, strict=True).spec.variant}+{args.stack}" if args.stack else ""
+    spec = h.get(args.name + (f":{variant}" if variant else ""), strict=True).spec
     start = {k: getattr(spec, k) or 1e-6 for k in FREE[args.name]}
-    values, before, after = fit(args.name, start, h, log=lambda line: print(line, file=sys.stderr))
+    values, before, after = fit(args.name, start, h, log=lambda line: print(line, file=sys.stderr), stack=args.stack)
     print(f"# weighted mean squared log error {before:.4f} -> {after:.4f}")
     for k, v in values.items():
         print(f"{k} = {v:.4g}")
@@ -637,6 +638,7 @@ def parser() -> argparse.ArgumentParser:
     cal.set_defaults(run=cmd_calibrate)
     fitp = bsub.add_parser("fit", help="fit a backend's free parameters to the in-fit figures (prints TOML lines)")
     fitp.add_argument("name", help="cerebras-wse3, nvidia-blackwell or nvidia-hopper")
+    fitp.add_argument("--stack", default="", help="fit a serving-stack variant (e.g. vllm) on its own figures")
     fitp.set_defaults(run=cmd_fit)
 
     sim = sub.add_parser("simulate", help="each backend's timeline for one request shape")

@@ -95,3 +95,12 @@ def test_many_wafer_moe_prefill_costs_pipeline_and_hops():
     small = spread("cerebras-wse3", "llama-3.1-8b", prompt_tokens=10000, new_tokens=50)
     assert many.ttft_s[1] > few.ttft_s[1] > small.ttft_s[1]
     assert math.isfinite(many.tokens_per_s[1]) and many.tokens_per_s[1] < few.tokens_per_s[1]
+
+
+def test_api_server_admits_a_burst_one_request_at_a_time():
+    """Ensure serial per-request front-end work spreads a burst's first tokens over C x admit_s."""
+    cap = load.Capacity(max_batch=1024, chunk_tokens=8192, admit_s=0.01)
+    shape = load.Shape(prompt=16, cached=0, new=2)
+    r = load.run(FlatCost(base=1e-4, per_token=0.0), shape, 200, cap, rounds=1)
+    assert load.percentile(r.ttfts, 0.5) == pytest.approx(100 * 0.01, rel=0.1)
+    assert max(r.ttfts) == pytest.approx(200 * 0.01, rel=0.05)
