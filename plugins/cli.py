@@ -424,6 +424,10 @@ class _Lane:
             notes += f"; answered by {self.answered_by}"
         if self.timeline is not None and self.kind == "modelled":
             notes += f"; {self.timeline.chips} chip{'s' if self.timeline.chips > 1 else ''}"
+        sp = self.spread
+        if sp is not None and all(math.isfinite(x) for x in (*sp.ttft_s, *sp.tokens_per_s)):
+            notes += (f"; p10-p90 TTFT {sp.ttft_s[0]:.3g}-{sp.ttft_s[2]:.3g} s, "
+                      f"{sp.tokens_per_s[0]:.0f}-{sp.tokens_per_s[2]:.0f} tok/s")
         return notes
 
     def summary(self) -> dict:

@@ -98,6 +98,7 @@ def test_race_plain_output_lists_updates_and_summary(capsys):
     assert "SmolLM2-135M" in header and "prompt ≈" in header and "decoded once" in header
     rows = summary_rows(out)
     assert list(rows) == names and "modelled" in " ".join(rows["cerebras-wse3"])
+    assert "p10-p90 TTFT" in " ".join(rows["cerebras-wse3"])  # the modelled range, not one number
     updates = [line.split() for line in out.splitlines() if line[:10].strip().endswith("s") and "+" in line]
     for name in names:
         times = [float(u[0][:-1]) for u in updates if u[1] == name]
