@@ -42,7 +42,6 @@ class Figure(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """One published serving figure and the request shape that reproduces it."""
 
     id: str
-    row: int = 0  # row of the hardware notes' serving table, 0 for figures found later
     model: str  # a built-in model description
     hardware: str  # backend, optionally "name:variant"
     metric: Literal["tokens_per_s", "ttft_s"]
