@@ -1,18 +1,24 @@
 """GPU serving from first principles, shared by ``nvidia-hopper`` and ``nvidia-blackwell``.
 
-Weights live in HBM, so a decode step at small batch is bound by how fast each GPU reads
-its shard of them (η_m × HBM bandwidth × tensor-parallel GPUs); at large batch it turns
-compute-bound. Every layer pays kernel-launch overhead, and with tensor parallelism each
-layer pays two all-reduces (three collectives for a mixture-of-experts layer: attention
-all-reduce, expert dispatch and combine) whose small-message latency dominates at batch 1:
+One pass of the serving engine (:class:`GpuCost`) for ``B`` decoding streams and prompt
+chunks of ``c`` tokens (context ``ctx`` already cached) on ``N`` tensor-parallel GPUs::
 
-    t_step = (max(bytes / (η_m·BW·N), 2·P_act·B·a / (η_c·F·N)) + t_comm + L·t_layer + t_sched)
-             · (1 + draft cost)
-    TTFT   = t_rtt + t_queue + max(FLOPs / (η_c·F·N), weights / (η_m·BW·N)) + t_comm(n tokens),
-             FLOPs = 2·P_act·n + 4·L·d·(n·n_cached + n²/2)
+    tokens = B·a + Σc                  (a: tokens a speculative step verifies)
+    t_mem  = (weights touched + KV(Σctx)) / (η_m·BW·N)
+    t_comp = 2·P_act·tokens / (η_c·F·N) + 4·L·d·(B·a·ctx + Σ(c·ctx + c²/2)) / (η_a·F_bf16·N)
+    t_gpu  = max(t_mem, t_comp) + t_comm(tokens) + L·t_layer
+    t_host = t_step + B·t_seq          (overlapped in part with --async-scheduling)
+    t      = (t_gpu + t_host) · (1 + draft cost, when decoding)
 
-Continuous batching: ``concurrency`` streams share each step, so per-stream speed falls
-slowly while tokens per GPU rise (the cost lever); a new request waits half a step.
+Weights touched: all of a dense model; for a mixture of experts, the experts the pass's
+tokens route to (active/total per token, saturating with batch), at its own η (grouped
+GEMMs, dequantised FP4 on parts without FP4 units). Collectives: two all-reduces per dense
+layer, all-reduce plus expert dispatch and combine per MoE layer, over NVLink within a
+domain. Past one NVLink domain the layers split into pipeline stages and every pass pays a
+hop per stage boundary (latency + the tokens' hidden states over the scale-out link).
+
+Queueing, continuous batching, chunked prefill and the KV room (HBM × memory fraction −
+reserved − weights) come from :mod:`sparkls.backends.load`.
 """
 
 from __future__ import annotations
@@ -22,8 +28,9 @@ from typing import Annotated
 
 import msgspec
 
-from sparkls.backends.stream import TomlBackend, stream
-from sparkls.plugins.api import Fraction, NonNeg, Positive, Request, Timeline
+from sparkls.backends.load import Capacity
+from sparkls.backends.stream import Replica, ServedBackend
+from sparkls.plugins.api import Fraction, NonNeg, Positive, Request
 
 Pos, Frac = Positive, Fraction
 
@@ -41,17 +48,65 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     link_bw: Pos  # NVLink bytes/s per GPU per direction
     nvlink_domain: Annotated[int, msgspec.Meta(ge=1)]  # GPUs in one NVLink domain
     scaleout_bw: Pos  # bytes/s per GPU beyond the NVLink domain
+    scaleout_latency_s: NonNeg = 5e-6  # one pipeline hop between NVLink domains (RDMA send)
     bw_efficiency: Frac  # η_m: achieved / nominal HBM bandwidth in decode
     compute_efficiency: Frac  # η_c: achieved / dense peak in prefill and large-batch decode
-    weight_fraction: Frac  # share of HBM the weights may take (the rest: KV, activations)
+    weight_fraction: Frac  # share of HBM the weights may take when choosing the GPU count
+    memory_fraction: Frac = 0.9  # share of HBM the engine allocates (vLLM gpu_memory_utilization)
+    reserved_bytes: NonNeg = 6e9  # per GPU, of that share: activations, CUDA graphs, comm buffers
+    attention_efficiency: Frac = 0.5  # η_a: achieved / dense peak in prompt attention (FlashAttention)
+    sequence_overhead_s: NonNeg = 0.0  # host scheduling and sampling per running stream per step
+    async_scheduling: bool = False  # schedule the next step while the GPU runs this one (vLLM --async-scheduling)
+    async_hidden: Frac = 0.5  # share of the host work per step that async scheduling hides (the rest is
+    # output processing that still waits for the step)
+    frontend_s: NonNeg = 0.02  # API server: parse, tokenise, stream the first chunk (there even on localhost)
+    admit_s: NonNeg = 0.0  # of which serial per request: a burst of prompts queues for the API server
+    moe_bw_efficiency: Frac = 1.0  # η_m for mixture-of-experts weights (grouped GEMMs, dequantisation)
+    moe_compute_efficiency: Frac = 1.0  # η_c likewise
     layer_overhead_s: NonNeg  # kernel launches and small-GEMM inefficiency per layer per step
     collective_latency_s: NonNeg  # one small all-reduce / all-to-all over NVLink
     step_overhead_s: NonNeg  # sampling and scheduling per decode step
     network_rtt_s: NonNeg  # client round trip plus API front end
+    rtt_jitter: NonNeg = 0.25  # lognormal sigma of the round trip
     jitter: NonNeg = 0.0  # lognormal sigma of a step's duration
+    max_batch: Annotated[int, msgspec.Meta(ge=1)] = 256  # streams decoding at once (vLLM max_num_seqs)
+    chunk_tokens: Annotated[int, msgspec.Meta(ge=1)] = 8192  # tokens per iteration (max_num_batched_tokens)
 
 
-class GpuBackend(TomlBackend):
+class GpuCost:
+    """One iteration of a tensor-parallel (and, past one NVLink domain, pipeline-parallel) replica."""
+
+    def __init__(self, backend: GpuBackend, req: Request, n_gpus: int) -> None:
+        s = backend.spec
+        self.b, self.req, self.m = backend, req, req.model
+        self.stages = max(1, math.ceil(n_gpus / s.nvlink_domain))
+        self.tp = max(1, n_gpus // self.stages)  # GPUs a token's layer runs on
+
+    def iteration(self, decode: int, decode_ctx: float, chunks: list[tuple[int, int]]) -> float:
+        b, s, m = self.b, self.b.spec, self.m
+        acc = m.speculative.accept
+        prefill = sum(c for c, _ in chunks)
+        tokens = decode * acc + prefill
+        attn = decode_ctx * acc + sum(c * ctx + c * c / 2 for c, ctx in chunks)
+        kv = (decode_ctx + sum(ctx for _, ctx in chunks)) * m.kv_per_token
+        eta_m, eta_c = (s.moe_bw_efficiency, s.moe_compute_efficiency) if m.moe else (s.bw_efficiency,
+                                                                                    s.compute_efficiency)
+        mem = (b.weights_read(self.req, tokens) + kv) / (eta_m * s.hbm_bw * self.tp)
+        compute = 2 * m.active * tokens / (eta_c * b.flops(m.precision) * self.tp)
+        compute += 4 * m.layers * m.hidden * attn / (s.attention_efficiency * b.flops("bf16") * self.tp)
+        gpu = max(mem, compute) + b.comm(self.req, self.tp, tokens) + m.layers * s.layer_overhead_s
+        host = s.step_overhead_s + decode * s.sequence_overhead_s
+        if s.async_scheduling:
+            hidden = host * s.async_hidden
+            t = max(gpu, hidden) + host - hidden
+        else:
+            t = gpu + host
+        if self.stages > 1:  # a pass crosses every stage in turn: each hop sends the tokens' states
+            t += (self.stages - 1) * (s.scaleout_latency_s + tokens * m.hidden * 2 / s.scaleout_bw)
+        return t * (1 + m.speculative.draft_cost) if decode else t
+
+
+class GpuBackend(ServedBackend):
     """Tensor-parallel GPU serving with continuous batching (subclasses pick the part file)."""
 
     spec_type = GpuSpec
@@ -78,7 +133,7 @@ class GpuBackend(TomlBackend):
         return s.collective_latency_s + 2 * (n_gpus - 1) / n_gpus * nbytes / link
 
     def comm(self, req: Request, n_gpus: int, tokens: float) -> float:
-        """Per-step collectives: two tensor-parallel all-reduces of the tokens' hidden states per
+        """Per-pass collectives: two tensor-parallel all-reduces of the tokens' hidden states per
         dense layer; an expert-parallel MoE layer instead sends each GPU's share of the tokens to
         their experts and back (all-to-all) around one attention all-reduce."""
         m = req.model
@@ -90,42 +145,16 @@ class GpuBackend(TomlBackend):
         return m.layers * (self.collective(n_gpus, state / n_gpus) + 2 * a2a)
 
     def weights_read(self, req: Request, tokens: float) -> float:
-        """Bytes of weights a step touches: active experts at batch 1, more as tokens spread out."""
+        """Bytes of weights a pass touches: active experts at batch 1, more as tokens spread out."""
         m = req.model
         if not m.moe:
             return m.weight_bytes
-        return m.weight_bytes * (1 - (1 - m.active / m.params) ** tokens)
+        return m.weight_bytes * (1 - (1 - m.active / m.params) ** max(tokens, 1))
 
-    def step(self, req: Request, n_gpus: int, ctx: int) -> float:
-        """One decode step for all streams at context ``ctx``, drafting included."""
-        s, m = self.spec, req.model
-        tokens = req.streams * m.speculative.accept
-        mem = (self.weights_read(req, tokens) + req.streams * m.kv_per_token * ctx) / (
-            s.bw_efficiency * s.hbm_bw * n_gpus
-        )
-        compute = 2 * m.active * tokens / (s.compute_efficiency * self.flops(m.precision) * n_gpus)
-        fixed = m.layers * s.layer_overhead_s + s.step_overhead_s
-        return (max(mem, compute) + self.comm(req, n_gpus, tokens) + fixed) * (1 + m.speculative.draft_cost)
-
-    def prefill(self, req: Request, n_gpus: int) -> float:
-        s, m = self.spec, req.model
-        n, c = req.fresh_tokens, req.cached_tokens
-        flops = 2 * m.active * n + 4 * m.layers * m.hidden * (n * c + n * n / 2)
-        compute = flops / (s.compute_efficiency * self.flops(m.precision) * n_gpus)
-        mem = self.weights_read(req, max(n, 1)) / (s.bw_efficiency * s.hbm_bw * n_gpus)
-        fixed = m.layers * s.layer_overhead_s + s.step_overhead_s
-        return max(compute, mem) + self.comm(req, n_gpus, n) + fixed
-
-    def timeline(self, request: Request, seed: int = 0) -> Timeline:
-        n_gpus = self.gpus(request)
-        queue = 0.5 * self.step(request, n_gpus, request.prompt_tokens) if request.streams > 1 else 0.0
-        ttft = self.spec.network_rtt_s + queue + self.prefill(request, n_gpus)
-        return stream(
-            self.name,
-            request,
-            ttft,
-            lambda ctx: self.step(request, n_gpus, ctx),
-            chips=n_gpus,
-            jitter=self.spec.jitter,
-            seed=seed,
-        )
+    def replica(self, request: Request) -> Replica:
+        s, m = self.spec, request.model
+        n = self.gpus(request)
+        kv_room = max(n * (s.hbm_bytes * s.memory_fraction - s.reserved_bytes) - m.weight_bytes,
+                      0.02 * n * s.hbm_bytes)
+        cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.chunk_tokens, kv_bytes=kv_room, admit_s=s.admit_s)
+        return Replica(GpuCost(self, request, n), cap, n)

@@ -1,5 +1,6 @@
 """What the built-in hardware models share: spec loading with variants and user overrides,
-and turning (time to first token, decode step time) into a seeded token timeline."""
+and turning one replica's iteration cost into a seeded token timeline under load
+(:class:`ServedBackend`, through :mod:`sparkls.backends.load`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import os
 import random
 import tomllib
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
 
+from sparkls.backends import load
 from sparkls.plugins.api import Backend, Request, SpecError, Timeline, load_spec, merge
 
 HERE = Path(__file__).parent
@@ -27,8 +29,8 @@ class TomlBackend(Backend):
     """A backend whose hardware spec is ``<name>.toml`` next to this module.
 
     Load order: the built-in table, deep-merged with ``<user_dir>/<name>.toml`` if present,
-    then the chosen ``[variants.<variant>]`` table (a part or a software release), then
-    ``overrides``. Every field is validated by the spec Struct; errors name the file.
+    then the chosen ``[variants.<variant>]`` tables (a part, a software release or serving
+    stack; ``"h100+vllm"`` applies both in turn), then ``overrides``. Every field is validated by the spec Struct; errors name the file.
     """
 
     def __init__(self, variant: str = "", overrides: dict | None = None) -> None:
@@ -42,54 +44,87 @@ class TomlBackend(Backend):
                 raise SpecError(f"{user}: {e}") from None
         variants = table.pop("variants", {})
         variant = variant or table.get("variant", "")
-        if variant and variant not in variants:
-            raise SpecError(f"{path}: no variant {variant!r} (have: {', '.join(variants) or 'none'})")
-        table = merge(table, variants.get(variant, {}))
+        for name in filter(None, variant.split("+")):  # "h100+vllm": a part, then a serving stack
+            if name not in variants:
+                raise SpecError(f"{path}: no variant {name!r} (have: {', '.join(variants) or 'none'})")
+            table = merge(table, variants[name])
         table["variant"] = variant
         self.variants = tuple(variants)
         super().__init__(load_spec(self.spec_type, table, overrides))
 
 
-def jitter_factor(rng: random.Random, sigma: float) -> float:
-    """A mean-one lognormal factor, clipped at three sigma: run-to-run spread of a step."""
-    if sigma <= 0:
-        return 1.0
-    g = max(-3.0, min(3.0, rng.gauss(0.0, 1.0)))
-    return math.exp(sigma * g - sigma * sigma / 2)
+@dataclass(frozen=True)
+class Replica:
+    """What a backend says about one model replica for a request: the forward pass, the room."""
+
+    cost: load.Cost
+    capacity: load.Capacity
+    chips: int
 
 
-def stream(
-    backend: str,
-    req: Request,
-    ttft: float,
-    step_at: Callable[[int], float],
-    *,
-    chips: int,
-    jitter: float = 0.0,
-    seed: int = 0,
-) -> Timeline:
-    """Emit the first token at ``ttft``, then one burst per decode step.
+@dataclass(frozen=True)
+class Spread:
+    """p10 / p50 / p90 of time to first token and of one stream's tokens/s under the modelled
+    load and jitter, over every request of the simulated benchmarks (``samples`` of them)."""
 
-    ``step_at(ctx)`` is the duration of one target step (drafting included) when the
-    context holds ``ctx`` tokens. A step emits ``floor(accept + u)`` tokens, u uniform in
-    [0, 1) from ``random.Random(seed)``, so bursts average ``accept`` exactly.
+    ttft_s: tuple[float, float, float]
+    tokens_per_s: tuple[float, float, float]
+    samples: int
+    mean_batch: float
+
+
+class ServedBackend(TomlBackend):
+    """A modelled serving engine: subclasses say what one iteration costs (:meth:`replica`);
+    queueing, continuous batching and chunked prefill come from :func:`load.run`.
+
+    The spec must have ``network_rtt_s`` (client round trip, added to the first token),
+    ``frontend_s`` (the API server's own work before it), ``rtt_jitter`` (the round trip's
+    lognormal sigma) and ``jitter`` (a step's).
     """
-    rng = random.Random(seed)
-    accept = req.model.speculative.accept
-    t = ttft * jitter_factor(rng, jitter)
-    times = [t]
-    ctx = req.prompt_tokens + 1
-    while len(times) < req.new_tokens:
-        k = int(accept + rng.random()) if accept != int(accept) else int(accept)
-        t += step_at(ctx) * jitter_factor(rng, jitter)
-        times.extend([t] * k)
-        ctx += k
-    return Timeline(
-        backend=backend,
-        token_times=tuple(times[: req.new_tokens]),
-        chips=chips,
-        concurrency=req.streams,
-    )
+
+    def replica(self, request: Request) -> Replica:
+        raise NotImplementedError
+
+    def _shape(self, req: Request, length_sigma: float = 0.0) -> load.Shape:
+        m = req.model
+        return load.Shape(prompt=req.prompt_tokens, cached=min(req.cached_tokens, req.prompt_tokens),
+                          new=req.new_tokens, accept=m.speculative.accept, kv_per_token=m.kv_per_token,
+                          length_sigma=length_sigma)
+
+    def _run(self, request: Request, seed: int, rounds: int | None = None,
+             length_sigma: float = 0.0) -> tuple[load.Run, float, Replica]:
+        rep = self.replica(request)
+        r = load.run(rep.cost, self._shape(request, length_sigma), request.streams, rep.capacity,
+                     jitter=self.spec.jitter, seed=seed, rounds=rounds or load.ROUNDS)
+        rtt = self.spec.frontend_s + self.spec.network_rtt_s * load.jitter_factor(random.Random(seed ^ 0x5EED),
+                                                                             self.spec.rtt_jitter)
+        return r, rtt, rep
+
+    def timeline(self, request: Request, seed: int = 0) -> Timeline:
+        r, rtt, rep = self._run(request, seed)
+        return Timeline(backend=self.name, token_times=tuple(rtt + x for x in r.probe_times),
+                        chips=rep.chips, concurrency=request.streams)
+
+    def spread(self, request: Request, seed: int = 0, rounds: int | None = None, min_samples: int = 24,
+               length_sigma: float = 0.0) -> Spread:
+        """Percentiles over seeded benchmark runs (``rounds`` requests per stream; lengths
+        spread as a dataset's with ``length_sigma``) until ``min_samples`` requests were seen."""
+        ttfts: list[float] = []
+        rates: list[float] = []
+        batch = 0.0
+        runs = 0
+        while len(ttfts) < min_samples and runs < 16:
+            r, _, _ = self._run(request, seed + runs, rounds, length_sigma)
+            runs += 1
+            batch += r.mean_batch
+            rng = random.Random(seed + runs)
+            ttfts += [t + self.spec.frontend_s + self.spec.network_rtt_s * load.jitter_factor(rng, self.spec.rtt_jitter)
+                      for t in r.ttfts]
+            rates += r.rates
+        q = (0.1, 0.5, 0.9)
+        pick = lambda xs: tuple(load.percentile(xs, p) for p in q)  # noqa: E731
+        return Spread(ttft_s=pick(ttfts), tokens_per_s=pick(rates) if rates else (math.inf,) * 3,
+                      samples=len(ttfts), mean_batch=batch / runs)
 
 
 def model_path(name: str) -> Path:

@@ -1,4 +1,4 @@
-"""``sparkls backends list|calibrate``, ``sparkls simulate`` and ``sparkls race``.
+"""``sparkls backends list|calibrate|fit``, ``sparkls simulate`` and ``sparkls race``.
 
 ``server/cli.py`` hands over any argv starting with one of these words (argv[0] is the word).
 """
@@ -69,24 +69,50 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from sparkls.backends.calibration import TOLERANCE, figures, predict, table
+    from sparkls.backends.calibration import TOLERANCE, figures, predict, report, report_text, table, target_failures
 
     preds = [predict(f, _host()) for f in figures()]
     if args.json:
         for p in preds:
             f = p.figure
-            print(json.dumps(dict(id=f.id, row=f.row, split=f.split, hardware=f.hardware, model=f.model,
-                                  metric=f.metric, published=f.value, predicted=p.predicted,
-                                  error=p.error, chips=p.chips)))
+            print(json.dumps(dict(id=f.id, kind=f.kind, split=f.split, hardware=f.hardware, model=f.model,
+                                  metric=f.metric, published=f.value, predicted=p.predicted, p10=p.low, p90=p.high,
+                                  error=p.error, chips=p.chips, url=f.url, date=f.date)))
+        for r in report(preds):
+            print(json.dumps(dict(report=True, **r)))
     else:
         print(table(preds))
-    bad = [p for p in preds if abs(p.error) > TOLERANCE and not p.figure.known_miss]
-    misses = [p for p in preds if p.figure.known_miss]
+        print()
+        print(report_text(preds))
+    bad = [p for p in preds if p.figure.split == "fit" and abs(p.error) > TOLERANCE and not p.figure.known_miss]
     if not args.json:
-        print(f"\n{len(preds) - len(bad) - len(misses)} of {len(preds)} figures within {TOLERANCE:.0%}.")
-        for p in misses:
-            print(f"known miss {p.figure.id}: {p.figure.known_miss}")
+        fit = [p for p in preds if p.figure.split == "fit"]
+        within = sum(abs(p.error) <= TOLERANCE for p in fit)
+        print(f"\n{within} of {len(fit)} in-fit figures within {TOLERANCE:.0%}; "
+              f"{len(fit) - within - len(bad)} beyond it are known misses.")
+        for p in preds:
+            if p.figure.known_miss:
+                print(f"known miss {p.figure.id}: {p.figure.known_miss}")
+        misses = target_failures(preds)
+        print("held-out targets: " + ("met" if not misses else "not met:\n  " + "\n  ".join(misses)))
     return 1 if bad else 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from sparkls.backends.fit import FREE, fit
+
+    h = _host()
+    if args.name not in FREE:
+        print(f"sparkls backends fit: no free parameters for {args.name!r} (have: {', '.join(FREE)})", file=sys.stderr)
+        return 2
+    variant = f"{h.get(args.name, strict=True).spec.variant}+{args.stack}" if args.stack else ""
+    spec = h.get(args.name + (f":{variant}" if variant else ""), strict=True).spec
+    start = {k: getattr(spec, k) or 1e-6 for k in FREE[args.name]}
+    values, before, after = fit(args.name, start, h, log=lambda line: print(line, file=sys.stderr), stack=args.stack)
+    print(f"# weighted mean squared log error {before:.4f} -> {after:.4f}")
+    for k, v in values.items():
+        print(f"{k} = {v:.4g}")
+    return 0
 
 
 # -- simulate -----------------------------------------------------------------------------
@@ -122,21 +148,70 @@ def model_from(args: argparse.Namespace) -> ModelSpec:
                             "deployment": msgspec.to_builtins(dep)}, ModelSpec)
 
 
-def summary(name: str, tl: Timeline) -> dict:
+def _range_fields(spread) -> dict:
+    """p10 / p50 / p90 of TTFT and tok/s/user under the modelled load and jitter, as JSON fields."""
+    out = {}
+    for metric in ("ttft_s", "tokens_per_s"):
+        for q, v in zip(("p10", "p50", "p90"), getattr(spread, metric)):
+            out[f"{metric}_{q}"] = v if math.isfinite(v) else None
+    return out
+
+
+def summary(name: str, tl: Timeline, spread=None) -> dict:
     tps = tl.tokens_per_s
-    return dict(backend=name, answered_by=tl.backend, ttft_s=tl.ttft_s,
-                tokens_per_s=tps if math.isfinite(tps) else None, total_s=tl.total_s, chips=tl.chips,
-                concurrency=tl.concurrency,
-                tokens_per_s_per_chip=tps * tl.concurrency / tl.chips if math.isfinite(tps) else None)
+    row = dict(backend=name, answered_by=tl.backend, ttft_s=tl.ttft_s,
+               tokens_per_s=tps if math.isfinite(tps) else None, total_s=tl.total_s, chips=tl.chips,
+               concurrency=tl.concurrency,
+               tokens_per_s_per_chip=tps * tl.concurrency / tl.chips if math.isfinite(tps) else None,
+               measured=tl.as_produced)
+    if spread is not None:
+        row.update(_range_fields(spread))
+        row["mean_batch"] = spread.mean_batch
+    return row
 
 
 # Backends that are measured, not modelled, for a configured engine: listed only when asked for by name.
 MEASURED_ONLY = ("remote",)
+LOCAL = "local"
+LOCAL_MODEL = "smollm2-135m"  # what `local` serves: this machine's own decode core
 
 
 def default_backends(h) -> list[str]:
     """Every available backend that models or measures this machine, best priority first."""
     return [n for n in h.names() if n not in MEASURED_ONLY]
+
+
+def compared_backends(h, model: ModelSpec) -> list[str]:
+    """The default comparison for a model: ``local`` only when the model is the one it runs."""
+    from sparkls.backends.stream import load_model
+
+    own = load_model(LOCAL_MODEL).name
+    return [n for n in default_backends(h) if n != LOCAL or model.name == own]
+
+
+def _label(row: dict) -> str:
+    if row["measured"]:
+        return f"{row['backend']} (this machine, SmolLM2-135M, measured)"
+    return row["backend"] + ("" if row["answered_by"] == row["backend"].split(":")[0] else f" (-> {row['answered_by']})")
+
+
+def _band(row: dict, metric: str, fmt: str) -> str:
+    lo, hi = row.get(f"{metric}_p10"), row.get(f"{metric}_p90")
+    return f"{lo:{fmt}}-{hi:{fmt}}" if lo is not None and hi is not None else "-"
+
+
+def print_simulation(model: ModelSpec, req: Request, rows: list[dict]) -> None:
+    print(f"{model.name}: {model.params:.3g} params ({model.active:.3g} active), {model.layers} layers, "
+          f"{model.bytes_per_param:g} B/param; {req.prompt_tokens} prompt -> {req.new_tokens} new tokens, "
+          f"{req.streams} stream(s) starting together; medians and p10-p90 over the modelled requests")
+    print(f"{'backend':44} {'chips':>5} {'TTFT s':>8} {'p10-p90':>13} {'tok/s/user':>10} {'p10-p90':>11} "
+          f"{'tok/s/chip':>10}")
+    for r in rows:
+        ttft = r.get("ttft_s_p50") or r["ttft_s"]
+        tps = r.get("tokens_per_s_p50") or r["tokens_per_s"]
+        per_chip = tps * r["concurrency"] / r["chips"] if tps else None
+        print(f"{_label(r):44} {r['chips']:>5} {ttft:>8.3f} {_band(r, 'ttft_s', '.3g'):>13} "
+              f"{_cell(tps, '.1f'):>10} {_band(r, 'tokens_per_s', '.4g'):>11} {_cell(per_chip, '.0f'):>10}")
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -148,36 +223,40 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"sparkls simulate: {e}", file=sys.stderr)
         return 2
     h = _host()
-    names = [n for b in args.backend for n in b.split(",")] if args.backend else default_backends(h)
-    results: list[tuple[str, Timeline]] = []
-    for name in names:
-        try:
-            backend = h.get(name, strict=True)
-        except ValueError as e:
-            print(f"sparkls simulate: {e}", file=sys.stderr)
-            return 2
-        results.append((name, h.timeline(name, req, seed=args.seed, backend=backend)))
-    rows = [summary(n, tl) for n, tl in results]
+    names = [n for b in args.backend for n in b.split(",")] if args.backend else compared_backends(h, model)
+    try:
+        backends = {name: h.get(name, strict=True) for name in names}
+    except ValueError as e:
+        print(f"sparkls simulate: {e}", file=sys.stderr)
+        return 2
+    rows = []
+    for name, backend in backends.items():
+        tl = h.timeline(name, req, seed=args.seed, backend=backend)
+        spread = backend.spread(req, seed=args.seed) if hasattr(backend, "spread") and tl.backend == backend.name else None
+        rows.append(summary(name, tl, spread))
     if args.json:
         for r in rows:
             print(json.dumps(r))
     else:
-        print(f"{model.name}: {model.params:.3g} params ({model.active:.3g} active), {model.layers} layers, "
-              f"{model.bytes_per_param:g} B/param; {req.prompt_tokens} prompt -> {req.new_tokens} new tokens, "
-              f"{req.streams} stream(s)")
-        print(f"{'backend':28} {'chips':>5} {'TTFT s':>8} {'tok/s/user':>11} {'total s':>8} {'tok/s/chip':>10}")
-        for r in rows:
-            label = r["backend"] + ("" if r["answered_by"] == r["backend"].split(":")[0] else f" (-> {r['answered_by']})")
-            tps = f"{r['tokens_per_s']:.1f}" if r["tokens_per_s"] else "-"
-            per_chip = f"{r['tokens_per_s_per_chip']:.0f}" if r["tokens_per_s_per_chip"] else "-"
-            print(f"{label:28} {r['chips']:>5} {r['ttft_s']:>8.3f} {tps:>11} {r['total_s']:>8.3f} {per_chip:>10}")
+        print_simulation(model, req, rows)
     if args.plot:
-        return plot(results, args.plot, title=f"{model.name}: {req.prompt_tokens} -> {req.new_tokens} tokens")
+        return plot_load(h, backends, req, args.plot, args.seed)
     return 0
 
 
-def plot(results: list[tuple[str, Timeline]], path: str, title: str) -> int:
-    """Cumulative tokens over time, one step line per backend, to a PNG."""
+def load_curve(backend, req: Request, levels: list[int], seed: int = 0) -> list[dict]:
+    """p10 / p50 / p90 of TTFT and tok/s/user at each concurrency level."""
+    import msgspec
+
+    out = []
+    for c in levels:
+        sp = backend.spread(msgspec.structs.replace(req, concurrency=c), seed=seed)
+        out.append(dict(concurrency=c, **_range_fields(sp)))
+    return out
+
+
+def plot_load(h, backends: dict, req: Request, path: str, seed: int = 0) -> int:
+    """TTFT and tok/s/user against concurrency (median, p10-p90 band), one line per backend, to a PNG."""
     try:
         import matplotlib
 
@@ -186,13 +265,24 @@ def plot(results: list[tuple[str, Timeline]], path: str, title: str) -> int:
     except ImportError:
         print("sparkls simulate: --plot needs matplotlib: pip install 'sparkls[plot]'", file=sys.stderr)
         return 1
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for name, tl in results:
-        ts = [0.0, *tl.token_times]
-        ax.step(ts, range(len(ts)), where="post", label=f"{name} ({tl.chips} chips)")
-    ax.set(xlabel="seconds since request", ylabel="tokens shown", title=title)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    top = max(req.streams, 64)
+    levels = sorted({1 << i for i in range(top.bit_length()) if 1 << i <= top} | {req.streams})
+    fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for name, b in backends.items():
+        if not hasattr(b, "spread"):
+            continue  # measured, not modelled: no load curve
+        curve = load_curve(b, req, levels, seed)
+        xs = [c["concurrency"] for c in curve]
+        for ax, metric in ((ax_t, "ttft_s"), (ax_s, "tokens_per_s")):
+            mid = [c[f"{metric}_p50"] for c in curve]
+            ax.plot(xs, mid, marker="o", label=name)
+            ax.fill_between(xs, [c[f"{metric}_p10"] for c in curve], [c[f"{metric}_p90"] for c in curve], alpha=0.2)
+    for ax, ylabel in ((ax_t, "time to first token, s"), (ax_s, "tokens/s per user")):
+        ax.set(xscale="log", yscale="log", xlabel="concurrent streams", ylabel=ylabel)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    fig.suptitle(f"{req.model.name}: {req.prompt_tokens} -> {req.new_tokens} tokens "
+                 "(median, p10-p90 band; modelled)")
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"wrote {path}", file=sys.stderr)
@@ -201,9 +291,10 @@ def plot(results: list[tuple[str, Timeline]], path: str, title: str) -> int:
 
 # -- race ---------------------------------------------------------------------------------
 #
-# One completion from the local decode core, shown growing at each backend's cadence side by
-# side: modelled rows are paced by server/cadence.py's pace() at their timeline for the request
-# shape (prompt ≈ the prefix's lexer tokens, new tokens = the completion's); a `remote` row shows
+# One completion, decoded once by the local decode core at this machine's speed, then played
+# in every lane at once: a modelled lane shows token i at its backend's timeline for the
+# completion's own request shape (prompt ≈ the prefix's tokens, new tokens = the completion's),
+# the `local` lane at the times the decode core really produced them, and a `remote` lane shows
 # a real engine's own tokens as they arrive.
 
 
@@ -245,11 +336,6 @@ class _Feed:
         self.error, self.done = err, True
         self._changed.set()
 
-    async def wait(self) -> None:
-        while not self.done:
-            self._changed.clear()
-            await self._changed.wait()
-
     async def follow(self) -> AsyncIterator[str]:
         i = 0
         while True:
@@ -264,44 +350,52 @@ class _Feed:
             await self._changed.wait()
 
 
-class _Shape:
-    """A row's timeline: first for the token budget, asked again for the completion's real
-    length as soon as the decode core has finished (long before the first modelled token is
-    due with the n-gram core), so the request shape is the completion's own."""
+@dataclass
+class Decoded:
+    """The local decode core's completion: one text snapshot per token and when each was made."""
 
-    def __init__(self, h, name: str, backend, shape: Callable[[int], Request], seed: int, budget: int) -> None:
-        self.h, self.name, self.backend, self.shape, self.seed = h, name, backend, shape, seed
-        self.tl = h.timeline(name, shape(budget), seed, backend=backend)
-
-    def settle(self, tokens: int) -> None:
-        if tokens > 0:
-            self.tl = self.h.timeline(self.name, self.shape(tokens), self.seed, backend=self.backend)
+    snapshots: list[str]
+    times: list[float]  # seconds since decoding started
 
     @property
-    def as_produced(self) -> bool:
-        return self.tl.as_produced
+    def text(self) -> str:
+        return self.snapshots[-1] if self.snapshots else ""
 
-    def due(self, i: int) -> float:
-        return self.tl.due(i)
+
+def decode_once(engine, ctx, cancelled: Callable[[], bool]) -> Decoded:
+    """Run the decode core to the end of its completion, timing every snapshot."""
+    import time
+
+    start = time.perf_counter()
+    snaps, times = [], []
+    for text in engine.complete(ctx, cancelled):
+        snaps.append(text)
+        times.append(time.perf_counter() - start)
+    return Decoded(snaps, times)
+
+
+async def _replay(snapshots: list[str]) -> AsyncIterator[str]:
+    for text in snapshots:
+        yield text
 
 
 @dataclass
-class _Row:
+class _Lane:
     name: str
-    shape: _Shape
-    feed: _Feed
+    kind: str  # "modelled", "measured" (this machine) or "remote" (a real engine)
+    timeline: Timeline | None = None
+    spread: object = None  # backends.stream.Spread, for a modelled lane
     text: str = ""
     tokens: int = 0
     first: float | None = None
     last: float | None = None
-    lag: float = 0.0  # worst lateness of a token behind this row's timeline (local decode too slow)
     done: bool = False
     error: str = ""
-    measured: object = None  # the remote row's Measurement
+    measured: object = None  # the remote lane's Measurement
 
     @property
     def answered_by(self) -> str:
-        return self.shape.tl.backend
+        return self.timeline.backend if self.timeline is not None else self.name
 
     @property
     def ttft(self) -> float | None:
@@ -313,31 +407,38 @@ class _Row:
         m = self.measured
         if m is not None:
             return m.tokens_per_s
-        t = self.feed.times
-        if self.shape.as_produced and self.done and len(t) > 1 and t[-1] > t[0]:
-            return (len(t) - 1) / (t[-1] - t[0])  # shown as produced: the decode core's own rate
-        if self.tokens > 1 and self.last is not None and self.first is not None and self.last > self.first:
-            return (self.tokens - 1) / (self.last - self.first)
-        if self.tokens > 1 and not self.shape.as_produced:
-            due = [self.shape.due(i) for i in range(self.tokens)]
-            if due[-1] > due[0]:  # shown in one burst (the screen is slower than the hardware): its rate
-                return (self.tokens - 1) / (due[-1] - due[0])
+        tl, n = self.timeline, self.tokens
+        if self.kind == "modelled" and tl is not None and n > 1 and tl.due(n - 1) > tl.due(0):
+            return (n - 1) / (tl.due(n - 1) - tl.due(0))  # the hardware's rate, even when the screen bunches
+        if n > 1 and self.first is not None and self.last is not None and self.last > self.first:
+            return (n - 1) / (self.last - self.first)
         return None
 
     @property
     def note(self) -> str:
         if self.error:
             return self.error
-        notes = []
-        if self.answered_by != self.name.split(":")[0]:
-            notes.append(f"answered by {self.answered_by}")
-        if self.lag > 0.0005:
-            notes.append(f"local decode could not keep up (up to {self.lag * 1000:.0f} ms late)")
-        if self.measured is not None:
-            notes.append("real tokens, measured cadence")
-        elif self.shape.as_produced:
-            notes.append("as produced")
-        return "; ".join(notes)
+        notes = {"modelled": "modelled", "measured": "measured on this machine",
+                 "remote": "real tokens, measured cadence"}[self.kind]
+        if self.timeline is not None and self.answered_by != self.name.split(":")[0]:
+            notes += f"; answered by {self.answered_by}"
+        if self.timeline is not None and self.kind == "modelled":
+            notes += f"; {self.timeline.chips} chip{'s' if self.timeline.chips > 1 else ''}"
+        sp = self.spread
+        if sp is not None and all(math.isfinite(x) for x in (*sp.ttft_s, *sp.tokens_per_s)):
+            notes += (f"; p10-p90 TTFT {sp.ttft_s[0]:.3g}-{sp.ttft_s[2]:.3g} s, "
+                      f"{sp.tokens_per_s[0]:.0f}-{sp.tokens_per_s[2]:.0f} tok/s")
+        return notes
+
+    def summary(self) -> dict:
+        row = dict(backend=self.name, kind=self.kind, answered_by=self.answered_by, ttft_s=self.ttft,
+                   tokens_per_s=self.tokens_per_s, tokens=self.tokens, total_s=self.last, text=self.text,
+                   note=self.note, error=self.error or None)
+        if self.timeline is not None:
+            row["chips"] = self.timeline.chips
+        if self.spread is not None:
+            row.update(_range_fields(self.spread))
+        return row
 
 
 def _prepare(position: str, workspace: str | None, max_tokens: int, engine: str = "auto"):
@@ -362,7 +463,7 @@ def _cell(x: float | None, fmt: str) -> str:
     return format(x, fmt) if x is not None and math.isfinite(x) else "-"
 
 
-def _render(rows: list[_Row], header: str, now: float, finished: bool):
+def _render(lanes: list[_Lane], header: str, now: float, finished: bool):
     from rich.table import Table
     from rich.text import Text
 
@@ -372,22 +473,39 @@ def _render(rows: list[_Row], header: str, now: float, finished: bool):
     table.add_column("tok/s", justify="right", no_wrap=True)
     table.add_column("tokens", justify="right", no_wrap=True)
     table.add_column("completion", ratio=1)
-    table.add_column("note", max_width=28, style="dim")
-    for r in rows:
+    table.add_column("note", max_width=18, style="dim")
+    for r in lanes:
         ttft = Text(f"{r.ttft:.3f}s") if r.ttft is not None else Text(f"{now:.2f}s…", style="dim")
         text = Text(r.text, style="green")
         if not r.done and not finished:
             text.append("▌", style="dim")
-        note = Text(r.note, style="red" if r.error or r.lag > 0.0005 else "dim")
-        table.add_row(r.name, ttft, _cell(r.tokens_per_s, ".0f"), str(r.tokens), text, note)
+        table.add_row(r.name, ttft, _cell(r.tokens_per_s, ".0f"), str(r.tokens), text,
+                      Text(r.note, style="red" if r.error else "dim"))
     return table
 
 
-def _summary(rows: list[_Row], out) -> None:
+def _race_summary(lanes: list[_Lane], out) -> None:
     print(f"{'backend':28} {'TTFT s':>8} {'tok/s':>8} {'tokens':>6} {'total s':>8}  note", file=out)
-    for r in rows:
+    for r in lanes:
         print(f"{r.name:28} {_cell(r.ttft, '8.3f'):>8} {_cell(r.tokens_per_s, '8.1f'):>8} {r.tokens:>6} "
               f"{_cell(r.last, '8.3f'):>8}  {r.note}", file=out)
+
+
+def _race_lanes(h, backends: dict, model: ModelSpec, prompt_tokens: int, decoded: Decoded, seed: int) -> list[_Lane]:
+    """A lane per backend, its timeline for the completion's own request shape."""
+    n = max(1, len(decoded.snapshots))
+    req = Request(model=model, prompt_tokens=prompt_tokens, new_tokens=n)
+    lanes = []
+    for name, b in backends.items():
+        if name == "remote":
+            lanes.append(_Lane(name, "remote"))
+        elif name.split(":")[0] == "local":
+            tl = Timeline(backend="local", token_times=tuple(decoded.times) or (0.0,), chips=1)
+            lanes.append(_Lane(name, "measured", tl))
+        else:
+            spread = b.spread(req, seed=seed) if hasattr(b, "spread") else None
+            lanes.append(_Lane(name, "modelled", h.timeline(name, req, seed, backend=b), spread))
+    return lanes
 
 
 def cmd_race(args: argparse.Namespace) -> int:
@@ -420,98 +538,90 @@ def cmd_race(args: argparse.Namespace) -> int:
             print(f"sparkls race: {e}", file=sys.stderr)
             return 2
     engine, ctx, prompt_tokens = _prepare(args.position, args.workspace, args.max_tokens, args.engine)
-    live = sys.stdout.isatty() and not args.plain
-    header = (f"{args.position}: {model.name}, prompt ≈ {prompt_tokens} tokens, up to {ctx.max_tokens} new"
-              + (f"; remote {remote.config.model} at {remote.config.endpoint}" if remote else ""))
     stop = threading.Event()
     try:
-        rows = asyncio.run(_race(h, backends, model, engine, ctx, prompt_tokens, remote, args.seed, header, live, stop))
+        decoded = decode_once(engine, ctx, stop.is_set)
     except KeyboardInterrupt:
         stop.set()
         return 130
-    local_failed = any(r.error for r in rows if r.measured is None)
-    if not any(r.text for r in rows if r.measured is None) or local_failed:
+    except Exception as e:  # the decode core failed: nothing to race
+        print(f"sparkls race: the decode core failed: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    if not decoded.text:
         print("sparkls race: the decode core has no completion here", file=sys.stderr)
         return 1
-    return 1 if any(r.error for r in rows) else 0
+    lanes = _race_lanes(h, backends, model, prompt_tokens, decoded, args.seed)
+    live = sys.stdout.isatty() and not args.plain and not args.json
+    header = (f"{args.position}: {model.name}, prompt ≈ {prompt_tokens} tokens, {len(decoded.snapshots)} new, "
+              f"decoded once here in {decoded.times[-1]:.2f}s"
+              + (f"; remote {remote.config.model} at {remote.config.endpoint}" if remote else ""))
+    try:
+        asyncio.run(_race(lanes, decoded, remote, ctx, header, live, args.json, stop))
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    if args.json:
+        for r in lanes:
+            print(json.dumps(r.summary()))
+    return 1 if any(r.error for r in lanes) else 0
 
 
-async def _race(h, backends, model, engine, ctx, prompt_tokens, remote, seed, header, live, stop) -> list[_Row]:
+async def _race(lanes: list[_Lane], decoded: Decoded, remote, ctx, header: str, live: bool, quiet: bool,
+                stop: threading.Event) -> None:
     from sparkls.server.cadence import RealClock, pace
 
     loop = asyncio.get_running_loop()
     clock = RealClock()
     start = clock.now()
-    local = _Feed(loop)
-    local.start(engine.complete(ctx, stop.is_set))
     far = _Feed(loop) if remote else None
     if far is not None:
         far.start(remote.complete(ctx, stop.is_set))
-
-    def shape(n: int) -> Request:
-        return Request(model=model, prompt_tokens=prompt_tokens, new_tokens=max(1, n))
-
-    rows = [_Row(name, _Shape(h, name, b, shape, seed, ctx.max_tokens), far if name == "remote" else local)
-            for name, b in backends.items()]
-    for r in rows:
-        if r.feed is far:
-            r.measured = remote.last
-
-    async def settle() -> None:
-        await local.wait()
-        for r in rows:
-            if r.feed is local:
-                r.shape.settle(len(local.items))
-
     out = sys.stdout
+    verbose = not live and not quiet
 
-    async def run(r: _Row) -> None:
+    async def run(r: _Lane) -> None:
         try:
-            async for em in pace(r.shape, r.feed.follow(), clock, start):
+            if r.kind == "remote":
+                source, tl = far.follow(), Timeline(backend="remote", token_times=(0.0,), as_produced=True)
+            else:
+                source, tl = _replay(decoded.snapshots), r.timeline
+            async for em in pace(tl, source, clock, start):
                 delta = em.text[len(r.text):] if em.text.startswith(r.text) else em.text
                 r.text, r.tokens, r.last = em.text, em.tokens, em.t
                 if r.first is None:
                     r.first = em.t
-                if not em.kept_up:
-                    r.lag = max(r.lag, em.t - em.due)
-                if not live:
+                if verbose:
                     print(f"{em.t:8.3f}s {r.name:28} {em.tokens:>3} +{json.dumps(delta)}", file=out, flush=True)
-        except Exception as e:  # a RemoteError, or a decode core failure: this row ends, the others go on
+        except Exception as e:  # a RemoteError: this lane ends, the others go on
             r.error = f"{type(e).__name__}: {e}"
-            if not live:
+            if verbose:
                 print(f"{clock.now() - start:8.3f}s {r.name:28} error: {r.error}", file=out, flush=True)
         finally:
             r.done = True
-        if r.measured is None and remote is not None and r.feed is far:
-            r.measured = remote.last
+            if r.kind == "remote" and remote.last is not None:
+                r.measured = remote.last
 
     if not live:
-        print(header, file=out, flush=True)
-        await asyncio.gather(settle(), *(run(r) for r in rows))
-        for r in rows:
-            if r.feed is far and remote.last is not None:
-                r.measured = remote.last
-        print(file=out)
-        _summary(rows, out)
-        print(f"\ncompletion (local decode core): {json.dumps(local.items[-1] if local.items else '')}", file=out)
-        if far is not None:
-            print(f"completion (remote {remote.config.model}): {json.dumps(far.items[-1] if far.items else '')}",
-                  file=out)
-        return rows
+        if verbose:
+            print(header, file=out, flush=True)
+        await asyncio.gather(*(run(r) for r in lanes))
+        if verbose:
+            print(file=out)
+            _race_summary(lanes, out)
+            print(f"\ncompletion (local decode core): {json.dumps(decoded.text)}", file=out)
+            if far is not None:
+                print(f"completion (remote {remote.config.model}): {json.dumps(far.items[-1] if far.items else '')}",
+                      file=out)
+        return
 
     from rich.console import Console
     from rich.live import Live
 
-    console = Console()
     finished = False
-    with Live(console=console, refresh_per_second=20, transient=False,
-              get_renderable=lambda: _render(rows, header, loop.time() - start, finished)):
-        await asyncio.gather(settle(), *(run(r) for r in rows))
-        for r in rows:
-            if r.feed is far and remote.last is not None:
-                r.measured = remote.last
+    with Live(console=Console(), refresh_per_second=20, transient=False,
+              get_renderable=lambda: _render(lanes, header, loop.time() - start, finished)):
+        await asyncio.gather(*(run(r) for r in lanes))
         finished = True
-    return rows
 
 
 # -- entry --------------------------------------------------------------------------------
@@ -527,9 +637,13 @@ def parser() -> argparse.ArgumentParser:
     ls = bsub.add_parser("list", help="every discovered backend, whether it is usable and why not")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(run=cmd_list)
-    cal = bsub.add_parser("calibrate", help="predicted against published serving figures")
+    cal = bsub.add_parser("calibrate", help="predicted against published serving figures, error per kind and split")
     cal.add_argument("--json", action="store_true", help="one JSON object per line")
     cal.set_defaults(run=cmd_calibrate)
+    fitp = bsub.add_parser("fit", help="fit a backend's free parameters to the in-fit figures (prints TOML lines)")
+    fitp.add_argument("name", help="cerebras-wse3, nvidia-blackwell or nvidia-hopper")
+    fitp.add_argument("--stack", default="", help="fit a serving-stack variant (e.g. vllm) on its own figures")
+    fitp.set_defaults(run=cmd_fit)
 
     sim = sub.add_parser("simulate", help="each backend's timeline for one request shape")
     sim.add_argument("--prompt-tokens", type=integer, required=True)
@@ -544,18 +658,21 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--bytes-per-param", type=bytes_per_param, help="2, 1, 0.5 or bf16, fp8, fp4")
     sim.add_argument("--kv-bytes-per-token", type=count)
     sim.add_argument("--chips", type=integer, help="chips or wafers (default: the fewest that hold the model)")
-    sim.add_argument("--concurrency", type=integer, help="streams sharing the deployment (batch)")
+    sim.add_argument("--concurrency", type=integer,
+                     help="streams sharing the deployment, starting together as in a load benchmark")
     sim.add_argument("--spec-accept", type=float, help="mean tokens emitted per decode step (1: no speculation)")
     sim.add_argument("--spec-draft", choices=["medusa", "eagle", "mtp", "draft-model"])
     sim.add_argument("--seed", type=int, default=0, help="seed for modelled jitter and speculative bursts")
-    sim.add_argument("--plot", metavar="FILE.png", help="write cumulative tokens over time (needs matplotlib)")
+    sim.add_argument("--plot", metavar="FILE.png",
+                     help="plot TTFT and tok/s/user against concurrency (needs matplotlib: the `plot` extra)")
     sim.add_argument("--json", action="store_true", help="one JSON object per backend per line")
     sim.set_defaults(run=cmd_simulate)
 
     race = sub.add_parser("race", help="stream one completion from several backends side by side",
-                          description="Decode one completion at FILE:LINE:COL with the local decode core and show it "
-                                      "streaming at each backend's cadence, side by side (a live view on a terminal, "
-                                      "one line per update otherwise).")
+                          description="Decode one completion at FILE:LINE:COL once with the local decode core, then "
+                                      "play it in every lane at once: a modelled backend's lane at that hardware's "
+                                      "timeline, the local lane at the times this machine produced the tokens (a live "
+                                      "view on a terminal, one line per update otherwise, --json for data).")
     race.add_argument("position", metavar="FILE:LINE:COL", help="1-based line and column")
     race.add_argument("--backends", action="append",
                       help="NAME[:VARIANT],... (default: every available backend but remote)")
@@ -575,6 +692,7 @@ def parser() -> argparse.ArgumentParser:
     race.add_argument("--remote-timeout", type=float, default=30.0, metavar="S",
                       help="seconds to wait for the remote's first token (default 30)")
     race.add_argument("--plain", action="store_true", help="line output even on a terminal")
+    race.add_argument("--json", action="store_true", help="no live view: one JSON object per lane when done")
     race.set_defaults(run=cmd_race)
     return p
 

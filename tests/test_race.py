@@ -1,12 +1,13 @@
-"""`sparkls race FILE:LINE:COL`: one completion from the decode core, streamed at each backend's cadence.
+"""`sparkls race FILE:LINE:COL`: one completion, decoded once, played at each backend's cadence.
 
-Off a terminal the race prints one line per update and a summary, which is what these tests read.
+`--json` prints one object per lane when the race is done, which is what most of these tests read.
 The `remote` row against a real engine is tested in test_remote_engine.py.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -26,7 +27,7 @@ POSITION = f"{DEMO}:37:25"
 
 
 def summary_rows(out: str) -> dict[str, list[str]]:
-    """The summary table's rows by backend name (the lines after the 'backend  TTFT s' header)."""
+    """The plain summary table's rows by backend name (the lines after the 'backend  TTFT s' header)."""
     lines = out.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("backend") and "TTFT s" in line)
     rows = {}
@@ -37,30 +38,67 @@ def summary_rows(out: str) -> dict[str, list[str]]:
     return rows
 
 
-def test_race_prints_each_backend_at_its_cadence(capsys):
-    """Ensure every row shows the decode core's completion, never before its backend's timeline says."""
+def race_json(capsys, *argv: str) -> tuple[int, dict[str, dict]]:
+    """Run `sparkls race --json` and return its exit code and lanes by backend."""
+    rc = cli.main(["race", *argv, "--json"])
+    lanes = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return rc, {lane["backend"]: lane for lane in lanes}
+
+
+def test_race_plays_each_lane_at_its_modelled_timeline(capsys):
+    """Ensure modelled lanes show the same completion at their own, different, modelled times."""
     names = ["local", "cerebras-wse3", "nvidia-hopper"]
+    rc, lanes = race_json(capsys, POSITION, "--backends", ",".join(names))
+    assert rc == 0 and list(lanes) == names
+    assert "add" in lanes["local"]["text"] and "quantity" in lanes["local"]["text"]
+    assert len({lane["text"] for lane in lanes.values()}) == 1  # one completion, decoded once
+    tokens = lanes["cerebras-wse3"]["tokens"]
+    assert tokens == lanes["nvidia-hopper"]["tokens"] == lanes["local"]["tokens"] > 1
+    assert lanes["cerebras-wse3"]["kind"] == lanes["nvidia-hopper"]["kind"] == "modelled"
+    assert lanes["local"]["kind"] == "measured" and "this machine" in lanes["local"]["note"]
+    assert all(lane["answered_by"] == name for name, lane in lanes.items())
+    # Never gated by the decode core: each modelled lane shows its timeline, and they differ.
+    h = Host(autoload=False)
+    for name in ("cerebras-wse3", "nvidia-hopper"):
+        lane = lanes[name]
+        predicted = h.timeline(name, Request(model=load_model("smollm2-135m"), prompt_tokens=lane_prompt(lanes),
+                                             new_tokens=tokens))
+        assert predicted.ttft_s - 0.002 <= lane["ttft_s"] <= predicted.ttft_s + 0.25, name
+        assert predicted.total_s - 0.002 <= lane["total_s"] <= predicted.total_s + 0.25, name
+        assert lane["ttft_s_p10"] <= lane["ttft_s_p50"] <= lane["ttft_s_p90"]
+    assert lanes["cerebras-wse3"]["tokens_per_s"] > 2 * lanes["nvidia-hopper"]["tokens_per_s"]
+
+
+def lane_prompt(lanes: dict) -> int:
+    return PROMPT_TOKENS[0]
+
+
+PROMPT_TOKENS: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+def _record_prompt(monkeypatch):
+    """Remember the prompt length the race used, to rebuild its request shape."""
+    real = cli._prepare
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        PROMPT_TOKENS[:] = [out[2]]
+        return out
+
+    monkeypatch.setattr(cli, "_prepare", spy)
+
+
+def test_race_plain_output_lists_updates_and_summary(capsys):
+    """Ensure the plain view prints a header, time-ordered updates per lane and a summary."""
+    names = ["local", "cerebras-wse3"]
     assert cli.main(["race", POSITION, "--backends", ",".join(names)]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0]
-    assert "SmolLM2-135M" in header and "prompt ≈" in header
+    assert "SmolLM2-135M" in header and "prompt ≈" in header and "decoded once" in header
     rows = summary_rows(out)
-    assert list(rows) == names
-    final = next(line for line in out.splitlines() if line.startswith("completion (local decode core): "))
-    assert "add" in final and "quantity" in final  # the demo's completion: ("add", name, quantity))
-    prompt_tokens = int(header.split("prompt ≈ ")[1].split()[0])
-    tokens = int(rows["cerebras-wse3"][3])
-    assert tokens == int(rows["nvidia-hopper"][3]) > 1
-    # The request shape is the completion's own: the modelled TTFT is when the first token showed.
-    h = Host(autoload=False)
-    req = Request(model=load_model("smollm2-135m"), prompt_tokens=prompt_tokens, new_tokens=tokens)
-    for name in ("cerebras-wse3", "nvidia-hopper"):
-        predicted = h.timeline(name, req)
-        shown_ttft, shown_total = float(rows[name][1]), float(rows[name][4])
-        assert predicted.ttft_s - 0.002 <= shown_ttft <= predicted.ttft_s + 0.25, name
-        assert predicted.total_s - 0.002 <= shown_total <= predicted.total_s + 0.25, name
-    assert "as produced" in " ".join(rows["local"])
-    # One line per update: "<t>s <backend> <tokens> +<json delta>", times never going back per row.
+    assert list(rows) == names and "modelled" in " ".join(rows["cerebras-wse3"])
+    assert "p10-p90 TTFT" in " ".join(rows["cerebras-wse3"])  # the modelled range, not one number
     updates = [line.split() for line in out.splitlines() if line[:10].strip().endswith("s") and "+" in line]
     for name in names:
         times = [float(u[0][:-1]) for u in updates if u[1] == name]
@@ -82,20 +120,23 @@ class SlowEngine:
             yield text
 
 
-def test_race_notes_where_local_decode_could_not_keep_up(monkeypatch, capsys):
-    """Ensure a decode core slower than the hardware is shown late, with a note saying so."""
+def test_a_slow_decode_core_does_not_hold_back_modelled_lanes(monkeypatch, capsys):
+    """Ensure a decode core slower than the hardware still shows the hardware's cadence in its lane,
+    while the local lane replays this machine's own ~10 tokens/s."""
     from sparkls.decode.engine import CompletionContext
 
     monkeypatch.setattr(cli, "_prepare", lambda *a: (SlowEngine(), CompletionContext("x = ", "", max_tokens=8), 3))
-    assert cli.main(["race", "x.py:1:5", "--backends", "cerebras-wse3,local"]) == 0
-    rows = summary_rows(capsys.readouterr().out)
-    assert "could not keep up" in " ".join(rows["cerebras-wse3"])
-    assert float(rows["cerebras-wse3"][4]) >= 0.4  # the last token shown when produced, not when due
-    assert "could not keep up" not in " ".join(rows["local"])
-    assert float(rows["local"][2]) < 15  # the decode core's own rate: ~10 tokens/s
+    rc, lanes = race_json(capsys, "x.py:1:5", "--backends", "cerebras-wse3,local")
+    assert rc == 0
+    tl = Host(autoload=False).timeline("cerebras-wse3", Request(model=load_model("smollm2-135m"), prompt_tokens=3,
+                                                                 new_tokens=4))
+    assert tl.total_s < 0.3  # the hardware finishes before the decode core did (0.4 s)...
+    assert tl.total_s - 0.002 <= lanes["cerebras-wse3"]["total_s"] < 0.4  # ...and its lane shows that
+    assert lanes["local"]["tokens_per_s"] < 15 and lanes["local"]["total_s"] >= 0.3
+    assert lanes["local"]["text"] == lanes["cerebras-wse3"]["text"] == "alpha beta gamma delta"
 
 
-def test_race_live_view_renders_rows(monkeypatch, capsys):
+def test_race_live_view_renders_lanes(monkeypatch, capsys):
     """Ensure the terminal view runs and its table holds every backend with its text."""
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     assert cli.main(["race", POSITION, "--backends", "local,nvidia-blackwell"]) == 0
@@ -104,18 +145,13 @@ def test_race_live_view_renders_rows(monkeypatch, capsys):
 
     from rich.console import Console
 
-    from sparkls.decode.engine import CompletionContext
-
-    feed = cli._Feed.__new__(cli._Feed)
-    feed.times = []
-    shape = cli._Shape(Host(autoload=False), "cerebras-wse3", Host(autoload=False).get("cerebras-wse3"),
-                       lambda n: Request(model=load_model("smollm2-135m"), prompt_tokens=10, new_tokens=n), 0, 8)
-    row = cli._Row("cerebras-wse3", shape, feed, text="x = 1", tokens=3, first=0.2, last=0.3, lag=0.01)
+    tl = Host(autoload=False).timeline("cerebras-wse3", Request(model=load_model("smollm2-135m"), prompt_tokens=10,
+                                                                 new_tokens=3))
+    lane = cli._Lane("cerebras-wse3", "modelled", tl, text="x = 1", tokens=3, first=0.2, last=0.3)
     buf = io.StringIO()
-    Console(file=buf, width=140, force_terminal=False).print(cli._render([row], "demo", 0.5, True))
+    Console(file=buf, width=140, force_terminal=False).print(cli._render([lane], "demo", 0.5, True))
     text = buf.getvalue()
-    assert "cerebras-wse3" in text and "x = 1" in text and "0.200s" in text and "could not keep" in text
-    assert CompletionContext  # imported for the shape of the engine contract
+    assert "cerebras-wse3" in text and "x = 1" in text and "0.200s" in text and "modelled" in text
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -136,12 +172,10 @@ def test_race_remote_failure_ends_only_its_row(capsys):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    rc = cli.main(["race", POSITION, "--backends", "local", "--remote", f"http://127.0.0.1:{port}",
-                   "--remote-model", "m"])
-    out = capsys.readouterr().out
+    rc, lanes = race_json(capsys, POSITION, "--backends", "local", "--remote", f"http://127.0.0.1:{port}",
+                          "--remote-model", "m")
     assert rc == 1
-    rows = summary_rows(out)
-    assert "connection refused" in " ".join(rows["remote"]) and int(rows["local"][3]) > 1
+    assert "connection refused" in lanes["remote"]["error"] and lanes["local"]["tokens"] > 1
 
 
 def test_race_from_the_command_line_without_a_terminal():
