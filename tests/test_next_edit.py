@@ -197,3 +197,14 @@ def test_code_spans():
     js = "let a = 'x'; // y\n/* z */ b"
     spans = scan(js, family("javascript"))
     assert [spans.kind_at(js.index(c)) for c in "xyzb"] == ["string", "comment", "comment", "code"]
+
+
+def test_whole_line_changes_are_trimmed_to_what_differs():
+    """Neovim sends one change per line touched: ``count`` -> ``total`` arrives as the whole line."""
+    t = Typist(RENAME_SRC)
+    line_start = RENAME_SRC.index("    count = 0")
+    line_end = RENAME_SRC.index("\n", line_start) + 1
+    t.change(line_start, line_end, "    total = 0\n")
+    hunk = t.edits.histories[URI].latest
+    assert (hunk.old, hunk.new) == ("count", "total")
+    assert len(t.suggest(line_end)) == 3
