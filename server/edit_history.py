@@ -51,15 +51,6 @@ class EditHistory:
         """One edit: ``before[start:end]`` became ``inserted``; returns the hunk that now holds it."""
         removed = before[start:end]
         delta = len(inserted) - len(removed)
-        # Clients may send a whole line (or more) for a one-word change: keep only what differs.
-        p = 0
-        while p < min(len(removed), len(inserted)) and removed[p] == inserted[p]:
-            p += 1
-        q = 0
-        while q < min(len(removed), len(inserted)) - p and removed[-1 - q] == inserted[-1 - q]:
-            q += 1
-        if p or q:
-            start, end, removed, inserted = start + p, end - q, removed[p : len(removed) - q], inserted[p : len(inserted) - q]
         if not removed and not inserted:
             return self.latest
         last = self.latest

