@@ -50,7 +50,7 @@ class Pattern:
     kind: str  # "rename" | "call" | "repeat"
     old: str  # rename: the old name; call: the callee; repeat: the text around and including the change
     new: str  # rename: the new name; call: the argument; repeat: the same with the change made
-    attr: bool = False  # rename: the name followed a dot
+    attr: bool = False  # rename: the name followed a dot; call: calls with any receiver (read from a definition)
     where: str = "end"  # call: "end" or "start" of the argument list
     scope: tuple[int, int] | None = None  # rename: (first line, last line) of a function, else the document
     similar_to: str = ""  # repeat: the edited line as it was
@@ -309,10 +309,10 @@ def _complete_argument(arg: str) -> bool:
 def _call(before: str, lo: int, hi: int, old: str, new: str, spans: Spans) -> Pattern | None:
     if old or not spans.is_code(lo):
         return None
-    line_start, line_end = _line_bounds(before, lo)
-    opened = _enclosing_open(before, lo, line_start, spans)
+    opened = _enclosing_open(before, lo, max(0, lo - 2000), spans)  # calls may span lines
     if opened is None:
         return None
+    line_start, _ = _line_bounds(before, opened)
     m = _CALLEE.search(before, line_start, opened)
     if m is None or keyword.iskeyword(m.group(1)):
         return None
@@ -321,8 +321,11 @@ def _call(before: str, lo: int, hi: int, old: str, new: str, spans: Spans) -> Pa
     if close is None:
         return None
     inside = before[opened + 1 : close]
-    if hi == close and new.lstrip().startswith(",") and inside.strip():
+    at_end = not before[hi:close].strip() and inside.strip()
+    if at_end and new.lstrip().startswith(","):
         where, arg = "end", new.strip().lstrip(",").strip()
+    elif at_end and before[opened + 1 : lo].rstrip().endswith(","):  # after a trailing comma
+        where, arg = "end", new.strip().rstrip(",").strip()
     elif lo == opened + 1 and new.rstrip().endswith(",") and inside.strip():
         where, arg = "start", new.strip().rstrip(",").strip()
     else:
@@ -334,7 +337,7 @@ def _call(before: str, lo: int, hi: int, old: str, new: str, spans: Spans) -> Pa
     if definition:
         if "=" in arg or arg.startswith("*"):
             return None  # a parameter with a default: the calls need not change
-        callee = callee.rsplit(".", 1)[-1]
+        return Pattern("call", callee.rsplit(".", 1)[-1], arg, attr=True, where=where)  # calls with any receiver
     return Pattern("call", callee, arg, where=where)
 
 
@@ -365,7 +368,7 @@ def find_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
 def _call_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
     sites = []
     callee = re.escape(pat.old)
-    for m in re.finditer(r"(?<![\w.])" + callee + r"[ \t]*\(" if "." in pat.old else r"(?<![\w])" + callee + r"[ \t]*\(", text):
+    for m in re.finditer((r"(?<![\w])" if pat.attr else r"(?<![\w.])") + callee + r"[ \t]*\(", text):
         if not spans.is_code(m.start()):
             continue
         line_start, _ = _line_bounds(text, m.start())
@@ -383,8 +386,8 @@ def _call_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
         elif pat.where == "end":
             tail = inside.rstrip()
             at = opened + 1 + len(tail)
-            if tail.endswith(","):
-                sites.append(Site(at, at, " " + pat.new))
+            if tail.endswith(","):  # a trailing comma: keep the style
+                sites.append(Site(at, at, " " + pat.new + ","))
             else:
                 sites.append(Site(at, at, ", " + pat.new))
         else:

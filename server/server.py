@@ -25,12 +25,13 @@ from pygls.uris import to_fs_path
 
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
-from sparkls.server import convert, next_edit_lsp
+from sparkls.server import convert, gate_lsp, next_edit_lsp
 from sparkls.server.completion import completion_context, typed_word
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
 from sparkls.server.lsp_log import LspLogHandler
+from sparkls.server.gate import Gate
 from sparkls.server.next_edit import NextEdits
 from sparkls.server.options import Options, parse_options
 from sparkls.server.protocol import SparklsProtocol
@@ -85,6 +86,12 @@ class SparklsServer(LanguageServer):
         self.warm_timer: asyncio.TimerHandle | None = None  # its delayed start
         self.next_edits = NextEdits()  # edit histories: next-edit suggestions (server/next_edit.py)
         self.suggestions = SuggestionLog()  # each suggestion's life, for sparkls/status and the gate
+        self.gate = Gate.load()  # whether to show a suggestion (server/gate.py), learning from the outcomes
+        self.suggestions.listeners.append(self._learn)
+
+    def _learn(self, life, accepted: bool) -> None:
+        if life.features is not None and self.options.gate.learn:
+            self.gate.learn(life.features, accepted)
 
     @property
     def engine(self):
@@ -425,14 +432,19 @@ async def inline_completion(ls: SparklsServer, params: types.InlineCompletionPar
     uri = params.text_document.uri
     automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
     request_id = ls.protocol.msg_id
+    rate = ls.typing.get(uri)
+    since_key = time.monotonic() - rate.last if rate and rate.last is not None else None
     found = await _answer(ls, uri, params.position, automatic, ls.streaming)
     if found is None:
         return types.InlineCompletionList(items=[])
     text, range_, view = found
-    if view.stream_id == view.stream.id:
-        ls.suggestions.offer(view.stream_id, "completion", uri)
-    else:
+    if view.stream_id != view.stream.id:
         ls.suggestions.alias(view.stream_id, view.stream.id)  # typed along: the same suggestion
+    elif not gate_lsp.offer(ls, uri, params.position, view, not automatic, since_key):
+        if ls.streaming:
+            view.stream.watchers -= 1  # no follower will watch it
+        ls.hub.cancel(uri)
+        return types.InlineCompletionList(items=[])
     if ls.streaming:
         version = ls.documents[uri].version if uri in ls.documents else 0
         ls.follow(StreamFollower(ls, view, request_id, uri, version, range_))
@@ -499,6 +511,7 @@ def did_dismiss(ls: SparklsServer, params) -> None:
 
 
 next_edit_lsp.register(SERVER)
+gate_lsp.register(SERVER)
 
 
 @SERVER.feature(types.EXIT)

@@ -153,7 +153,7 @@ def test_added_argument_goes_to_the_other_calls():
         "def report(rows, out):\n"
         "    write(rows, out, flush)\n"
         "    x = write(rows[1:], out, flush)\n"
-        "    write(\n        rows, out, flush\n    )\n"
+        "    write(\n        rows, out, flush,\n    )\n"
         "    writer(rows, out)\n"
         "    other.write(rows, out)\n"
     )
