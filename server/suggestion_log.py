@@ -93,8 +93,9 @@ class SuggestionLog:
             if life.accepted != "full":
                 c["accepted"] += 1
                 if life.accepted == "partial":
-                    c["partiallyAccepted"] -= 1  # finished by accepting the rest
-                self._outcome(life, True)
+                    c["partiallyAccepted"] -= 1  # finished by accepting the rest (its outcome is known already)
+                else:
+                    self._outcome(life, True)
             life.accepted = "full"
         elif life.accepted is None:
             life.accepted = "partial"
