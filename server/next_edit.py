@@ -33,7 +33,8 @@ _DEFINES = re.compile(r"\b(?:def|class|function|func|fn|struct|enum|interface|ty
 _CALLEE = re.compile(r"([A-Za-z_][\w.]*)[ \t]*\Z")
 _OTHER_KEYWORDS = {"end", "then", "local", "nil", "function", "var", "let", "const", "func", "fn", "null", "this", "new"}
 MAX_SITES = 50
-MIN_SIMILARITY = 0.5  # identifier Jaccard between the edited line and a line a repeat applies to
+MIN_SIMILARITY = 0.5  # identifier Jaccard (strings left out) between the edited line and a line a repeat applies to
+REPEAT_LINES = 40  # a repeat applies to lines at most this far from the edited one
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Pattern:
     new: str  # rename: the new name; call: the argument; repeat: the same with the change made
     attr: bool = False  # rename: the name followed a dot; call: calls with any receiver (read from a definition)
     where: str = "end"  # call: "end" or "start" of the argument list
-    scope: tuple[int, int] | None = None  # rename: (first line, last line) of a function, else the document
+    scope: tuple[int, int] | None = None  # rename: (first, last) line of a function, else the document; repeat: the edited line
     similar_to: str = ""  # repeat: the edited line as it was
     lead: int = 0  # repeat: characters of context before the change in ``old``/``new``
     kind_at: str = "code"  # repeat: what the changed text was (code, string, comment)
@@ -79,8 +80,26 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
+_STRING = re.compile(r"\"(?:\\.|[^\"\\])*\"|'(?:\\.|[^'\\])*'")
+
+
 def _words(s: str) -> set[str]:
-    return set(_WORDS.findall(s))
+    return set(_WORDS.findall(_STRING.sub(" ", s)))
+
+
+def _head(line: str) -> str:
+    """What a line calls first (`parser.add_argument`), the text before its first parenthesis."""
+    stripped = line.strip()
+    return stripped.split("(", 1)[0] if "(" in stripped else ""
+
+
+def _alike(a: str, b: str) -> bool:
+    """Lines that look alike: they call the same thing first, or share most of their identifiers."""
+    head = _head(a)
+    if len(head) >= 3 and head == _head(b):
+        return True
+    wa, wb = _words(a), _words(b)
+    return bool(wa | wb) and len(wa & wb) / len(wa | wb) >= MIN_SIMILARITY
 
 
 class NextEdits:
@@ -118,7 +137,10 @@ class NextEdits:
         fam = family(language_id, uri)
         spans_before = scan(before, fam)
         previous = known[1] if known else None
-        found = read_pattern(before, text, hunk, spans_before, previous)
+        if previous is not None and _applies(previous, before, text, hunk, spans_before):
+            found = previous  # one of its own suggestions applied: the same pattern goes on
+        else:
+            found = read_pattern(before, text, hunk, spans_before, previous)
         self.active[uri] = (hunk, found) if found else None
         return found
 
@@ -135,6 +157,15 @@ class NextEdits:
 
 
 # --- reading a pattern from a hunk ------------------------------------------------------------
+
+
+def _applies(pat: Pattern, before: str, after: str, hunk: Hunk, spans: Spans) -> bool:
+    """Whether the hunk made ``before`` into ``after`` by applying one of ``pat``'s sites."""
+    lo, hi = hunk.start, hunk.start + len(hunk.old)
+    for site in find_sites(pat, before, spans):
+        if site.start <= hi and site.end >= lo and before[: site.start] + site.new + before[site.end :] == after:
+            return True
+    return False
 
 
 def read_pattern(before: str, after: str, hunk: Hunk, spans: Spans, previous: Pattern | None = None) -> Pattern | None:
@@ -196,8 +227,8 @@ def _rename(before: str, at: int, old: str, new: str, spans: Spans, previous: Pa
     others = [s for s in _occurrences(before, old, spans, attr, scope) if s != at]
     if not others:
         return None
-    # A name that already exists in scope: pointing one use at another variable, not a rename.
-    if _occurrences(before, new, spans, attr, scope):
+    # A name that already exists (anywhere: shadowing is no rename): pointing one use elsewhere, not a rename.
+    if _occurrences(before, new, spans, attr, None):
         return None
     return pat
 
@@ -322,7 +353,9 @@ def _call(before: str, lo: int, hi: int, old: str, new: str, spans: Spans) -> Pa
         return None
     inside = before[opened + 1 : close]
     at_end = not before[hi:close].strip() and inside.strip()
-    if at_end and new.lstrip().startswith(","):
+    if not inside.strip() and opened < lo and hi <= close:  # the first argument of an empty call
+        where, arg = "end", new.strip()
+    elif at_end and new.lstrip().startswith(","):
         where, arg = "end", new.strip().lstrip(",").strip()
     elif at_end and before[opened + 1 : lo].rstrip().endswith(","):  # after a trailing comma
         where, arg = "end", new.strip().rstrip(",").strip()
@@ -346,11 +379,13 @@ def _repeat(before: str, lo: int, hi: int, old: str, new: str, spans: Spans) -> 
     left_tokens = _TOKEN.findall(before[line_start:lo])[-2:]
     right_tokens = _TOKEN.findall(before[hi:line_end])[:2]
     left, right = "".join(left_tokens), "".join(right_tokens)
+    if not left.strip() or not right.strip():
+        return None  # a change at either end of a line has too little around it to find its like
     if len((left + right).strip()) < 3 and len(old.strip()) < 3:
         return None
     return Pattern(
         "repeat", left + old + right, left + new + right, similar_to=before[line_start:line_end],
-        lead=len(left), kind_at=spans.kind_at(lo),
+        lead=len(left), kind_at=spans.kind_at(lo), scope=(before.count("\n", 0, lo),) * 2,
     )
 
 
@@ -396,11 +431,12 @@ def _call_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
 
 
 def _repeat_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
-    like = _words(pat.similar_to)
+    row = pat.scope[0] if pat.scope else 0
+    lo, hi = _offsets_of_lines(text, (max(0, row - REPEAT_LINES), row + REPEAT_LINES))
     sites = []
-    start = 0
+    start = lo
     while len(sites) < MAX_SITES:
-        at = text.find(pat.old, start)
+        at = text.find(pat.old, start, hi)
         if at < 0:
             break
         start = at + 1
@@ -410,9 +446,7 @@ def _repeat_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
         line_start, line_end = _line_bounds(text, at)
         if pat.new in text[line_start:line_end]:
             continue  # done here already
-        words = _words(text[line_start:line_end])
-        union = like | words
-        if union and len(like & words) / len(union) < MIN_SIMILARITY:
+        if not _alike(pat.similar_to, text[line_start:line_end]):
             continue
         # The smallest edit: drop the common ends of old and new.
         a, b = pat.old, pat.new
