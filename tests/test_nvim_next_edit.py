@@ -131,6 +131,9 @@ def test_rename_then_tab_tab_renames_every_occurrence(session):
         what="sparkls/status counting the accepts", diag=ed.diag,
     )
     assert status["suggestions"]["nextEdit"]["acceptRate"] == 1.0
+    assert "next edits: 3 shown, 3 accepted, 0 in part, 0 ended unaccepted, accept rate 100%" in ed.lua(
+        "return require('sparkls.command').status_text()"
+    )
 
 
 def test_stale_next_edit_is_never_applied(session):
