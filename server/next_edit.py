@@ -33,6 +33,7 @@ _DEFINES = re.compile(r"\b(?:def|class|function|func|fn|struct|enum|interface|ty
 _CALLEE = re.compile(r"([A-Za-z_][\w.]*)[ \t]*\Z")
 _OTHER_KEYWORDS = {"end", "then", "local", "nil", "function", "var", "let", "const", "func", "fn", "null", "this", "new"}
 MAX_SITES = 50
+MAX_CHARS = 1_000_000  # larger documents get no next edits (each request scans the text)
 MIN_SIMILARITY = 0.5  # identifier Jaccard (strings left out) between the edited line and a line a repeat applies to
 REPEAT_LINES = 40  # a repeat applies to lines at most this far from the edited one
 
@@ -146,6 +147,8 @@ class NextEdits:
 
     def suggest(self, uri: str, text: str, version: int, cursor: int, language_id: str = "") -> list[Site]:
         """The next edits for the document as it is now, nearest after ``cursor`` first."""
+        if len(text) > MAX_CHARS:
+            return []
         pat = self.pattern(uri, text, version, language_id)
         if pat is None:
             return []

@@ -215,3 +215,11 @@ def test_replacing_a_selected_word_letter_by_letter():
     t.change(at, at + 5, "t")
     cursor = t.type(at + 1, "otal")
     assert [t.text[s.start : s.end] for s in t.suggest(cursor)] == ["count"] * 3
+
+
+def test_huge_documents_and_unknown_ones_get_nothing():
+    big = RENAME_SRC + "x = 1\n" * 200_000
+    t = Typist(big)
+    cursor = t.retype(big.index("count = 0"), "count", "total")
+    assert t.suggest(cursor) == []
+    assert NextEdits().suggest("file:///nowhere.py", "a = 1\n", 1, 0) == []

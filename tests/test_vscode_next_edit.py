@@ -15,20 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from rename_fixture import RENAMED, SRC
 from vscode.harness import REPO, CodeServer, copy_fixture, packaged_extension, tools
 
 pytestmark = pytest.mark.e2e
 
-SRC = '''\
-def total_of(items):
-    count = 0
-    for item in items:
-        count += item.price  # count each
-    print("count", count)
-    return count
-'''
-RENAMED = SRC.replace("count = 0", "total = 0").replace("count += item", "total += item").replace(
-    '"count", count)', '"count", total)').replace("return count", "return total")
 DRAFT = (
     "def handle_delete(request, store):\n"
     "    payload = request.json()\n"
