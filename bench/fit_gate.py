@@ -99,8 +99,26 @@ class Outcome:
     seconds: float
 
 
-async def run(cases: list[Case]) -> list[Outcome]:
-    """Each case through `sparkls serve` with streamed ghost text, as the editor plugins ask."""
+def _key(case: Case) -> str:
+    return f"{case.path.name}:{len(case.prefix)}:{case.kind}"
+
+
+async def run(cases: list[Case], cache: Path) -> list[Outcome]:
+    """Each case through `sparkls serve` with streamed ghost text, as the editor plugins ask.
+
+    Outcomes are appended to ``cache`` (JSON lines) as they come, and cases found there are not run again."""
+    known = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            row = json.loads(line)
+            known[row["key"]] = Outcome(row["answer"], None if row["features"] is None else np.array(row["features"]), row["seconds"])
+    todo = [c for c in cases if _key(c) not in known]
+    if todo:
+        await _run(todo, cache, known)
+    return [known[_key(c)] for c in cases]
+
+
+async def _run(cases: list[Case], cache: Path, known: dict) -> None:
     from lsprotocol import types
 
     caps = types.ClientCapabilities(text_document=INLINE_CAPS.text_document, window=INLINE_CAPS.window,
@@ -119,7 +137,8 @@ async def run(cases: list[Case]) -> list[Outcome]:
 
     client.feature("sparkls/inlineCompletionStream")(on_stream)
     await asyncio.wait_for(ready.wait(), 600)
-    outcomes, versions = [], {}
+    versions = {}
+    started = time.perf_counter()
     for n, case in enumerate(cases):
         uri = case.path.with_name("_gate_" + case.path.name).as_uri()
         text = case.prefix + case.suffix
@@ -150,11 +169,15 @@ async def run(cases: list[Case]) -> list[Outcome]:
             info = await client.protocol.send_request_async("sparkls/suggestionInfo", {"streamId": stream_id})
             if info is not None and info.features is not None:
                 features = np.array([getattr(info.features, f) for f in gate.FEATURES])
-        outcomes.append(Outcome(answer.strip(), features, time.perf_counter() - t))
-        if n % 20 == 19:
-            print(f"  {n + 1}/{len(cases)} cases", flush=True)
+        outcome = Outcome(answer.strip(), features, time.perf_counter() - t)
+        known[_key(case)] = outcome
+        with cache.open("a") as f:
+            row = {"key": _key(case), "answer": outcome.answer, "seconds": outcome.seconds,
+                   "features": None if features is None else [float(v) for v in features]}
+            f.write(json.dumps(row) + "\n")
+        if n % 10 == 9:
+            print(f"  {n + 1}/{len(cases)} cases, {time.perf_counter() - started:.0f} s", flush=True)
     await stop_server(client)
-    return outcomes
 
 
 def choose_threshold(scores: np.ndarray, good: np.ndarray, n_cases: int) -> float:
@@ -192,7 +215,8 @@ def main() -> None:
     print(f"{len(tune)} TUNE cases from {', '.join(p.name for p in unseen.TUNE)}; "
           f"{len(test)} TEST cases from {', '.join(p.name for p in unseen.TEST)}")
     t0 = time.perf_counter()
-    outcomes = asyncio.run(run(tune + test))  # one server: the model loads once
+    cache = unseen.cache_dir() / f"fit_gate-{args.seed}.jsonl"  # outcomes so far: a rerun resumes
+    outcomes = asyncio.run(run(tune + test, cache))  # one server: the model loads once
     tune_out, test_out = outcomes[: len(tune)], outcomes[len(tune) :]
     print(f"ran {len(tune) + len(test)} cases in {time.perf_counter() - t0:.0f} s")
 

@@ -130,13 +130,15 @@ def arguments(path: Path, text: str, tree: ast.AST, rng: random.Random) -> list[
     calls: dict[str, list[ast.Call]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
-            if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg == "flag" or k.arg is None for k in node.keywords):
-                continue
             calls.setdefault(ast.get_source_segment(text, node.func) or "", []).append(node)
     out = []
     for callee, nodes in sorted(calls.items()):
         if not callee or "\n" in callee or len(nodes) < 3 or "(" in callee:
             continue
+        if any(isinstance(a, ast.Starred) for n in nodes for a in n.args) or any(
+            k.arg in ("flag", None) for n in nodes for k in n.keywords
+        ):
+            continue  # *args, **kwargs or a flag already: where the argument goes is a matter of taste
         edits = []
         for node in sorted(nodes, key=lambda n: (n.lineno, n.col_offset)):
             close = starts[node.end_lineno - 1] + node.end_col_offset - 1

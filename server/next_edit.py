@@ -192,9 +192,8 @@ def read_pattern(before: str, after: str, hunk: Hunk, spans: Spans, previous: Pa
     if _is_name(old) and (new == "" or old.startswith(new)):
         return None  # deleting on the way to typing something else: nothing to suggest yet
     if _is_name(old) and _is_name(new) and spans.is_code(lo):
-        found = _rename(before, lo, old, new, spans, previous)
-        if found is not None:
-            return found
+        # One name for another: a rename, or one use pointed at an existing name (nothing follows from that).
+        return _rename(before, lo, old, new, spans, previous)
     found = _call(before, lo, hi_b, old, new, spans)
     if found is not None:
         return found if found is not PENDING else None
@@ -410,8 +409,8 @@ def _call_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
         if not spans.is_code(m.start()):
             continue
         line_start, _ = _line_bounds(text, m.start())
-        if re.match(r"[ \t]*(?:async[ \t]+)?def\b|[ \t]*(?:local[ \t]+)?function\b", text[line_start : m.start()] or text[line_start:]):
-            continue  # the definition, not a call
+        if re.match(r"[ \t]*(?:async[ \t]+)?(?:def|class)\b|[ \t]*(?:local[ \t]+)?function\b", text[line_start : m.start()] or text[line_start:]):
+            continue  # the definition (or a class's bases), not a call
         opened = m.end() - 1
         close = _matching_close(text, opened, spans, opened + 4000)
         if close is None:
