@@ -110,6 +110,7 @@ class NextEdits:
         self.histories: dict[str, EditHistory] = {}
         self.active: dict[str, tuple[Hunk, Pattern] | None] = {}
         self._spans: dict[str, tuple[int, Spans]] = {}
+        self.offered: dict[str, tuple] = {}  # uri -> (version, site, id) of the first edit last offered
 
     def record(self, uri: str, before: str, start: int, end: int, inserted: str, version: int) -> None:
         self.histories.setdefault(uri, EditHistory()).record(before, start, end, inserted, version)
@@ -118,6 +119,7 @@ class NextEdits:
         self.histories.pop(uri, None)
         self.active.pop(uri, None)
         self._spans.pop(uri, None)
+        self.offered.pop(uri, None)
 
     def spans(self, uri: str, text: str, version: int, language_id: str) -> Spans:
         cached = self._spans.get(uri)

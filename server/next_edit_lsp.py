@@ -73,7 +73,11 @@ def inline_edits(ls, params) -> dict:
     sites = ls.next_edits.suggest(uri, doc.text, doc.version, cursor, doc.language_id)
     edits = []
     for site in sites:
-        sid = f"e{next(_ids)}"
+        again = ls.next_edits.offered.get(uri)
+        if not edits and again is not None and again[:2] == (doc.version, site):
+            sid = again[2]  # asked again for the same text: the same suggestion, not a new one
+        else:
+            sid = f"e{next(_ids)}"
         edits.append(
             {
                 "text": site.new,
@@ -82,8 +86,9 @@ def inline_edits(ls, params) -> dict:
                 "command": {"title": "sparkls: accept next edit", "command": ACCEPT_INLINE_EDIT, "arguments": [{"id": sid}]},
             }
         )
-        if len(edits) == 1:  # the one an editor shows; the rest are the same pattern further on
+        if len(edits) == 1 and (again is None or again[2] != sid):  # the one an editor shows; the rest follow
             ls.suggestions.offer(sid, "nextEdit", uri)
+            ls.next_edits.offered[uri] = (doc.version, site, sid)
     return {"edits": edits}
 
 

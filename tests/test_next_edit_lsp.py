@@ -44,6 +44,8 @@ async def test_rename_next_edits_over_the_wire() -> None:
         ]
         assert edits[0].textDocument.version == version and edits[0].textDocument.uri == URI
         assert edits[0].command.command == "sparkls.acceptInlineEdit"
+        again = (await ask(client, version, 1, 9)).edits
+        assert again[0].command.arguments[0].id == edits[0].command.arguments[0].id  # the same suggestion
         # a stale version never gets edits
         assert (await ask(client, version - 1, 1, 9)).edits == []
         # the editor draws the first, the user applies it (an edit like any other) and accepts
