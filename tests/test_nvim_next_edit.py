@@ -130,6 +130,7 @@ def test_stale_next_edit_is_never_applied(session):
     wait_for(lambda: next_edit(ed), what="a drawn next edit", diag=ed.diag)
     ed.nvim.api.buf_set_lines(0, 0, 0, True, ["# header"])  # the text moves under the edit
     assert ed.lua("return require('sparkls.next_edit').apply()") is False
+    assert ed.lua("return require('sparkls').next_edit()") is False  # no jump to it either
     assert ed.nvim.current.buffer[4] == "        count += item.price  # count each"
 
 

@@ -178,6 +178,13 @@ function M.accept(kind)
   return require('sparkls.suggestion').accept(kind)
 end
 
+--- With a next edit shown: jump to it, or (the cursor on it) apply it; false when none is shown.
+--- For your own mapping when `keymap.accept` is false or the renderer is "builtin".
+---@return boolean
+function M.next_edit()
+  return require('sparkls.next_edit').tab()
+end
+
 --- Hide the shown suggestion.
 function M.dismiss()
   require('sparkls.suggestion').dismiss()
