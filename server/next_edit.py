@@ -220,7 +220,7 @@ def _trimmed(a: str, b: str) -> tuple[str, str]:
 
 def _rename(before: str, at: int, old: str, new: str, spans: Spans, previous: Pattern | None) -> Pattern | None:
     attr = at > 0 and before[at - 1] == "."
-    line_start, line_end = _line_bounds(before, at)
+    line_start, _ = _line_bounds(before, at)
     head = before[line_start:at]
     scope = None
     if not _DEFINES.search(head):  # a definition's name: every use in the document
