@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import random
 import re
@@ -215,7 +216,8 @@ def main() -> None:
     print(f"{len(tune)} TUNE cases from {', '.join(p.name for p in unseen.TUNE)}; "
           f"{len(test)} TEST cases from {', '.join(p.name for p in unseen.TEST)}")
     t0 = time.perf_counter()
-    cache = unseen.cache_dir() / f"fit_gate-{args.seed}.jsonl"  # outcomes so far: a rerun resumes
+    version = hashlib.sha256(",".join(gate.FEATURES).encode()).hexdigest()[:8]  # other features: other outcomes
+    cache = unseen.cache_dir() / f"fit_gate-{args.seed}-{version}.jsonl"  # outcomes so far: a rerun resumes
     outcomes = asyncio.run(run(tune + test, cache))  # one server: the model loads once
     tune_out, test_out = outcomes[: len(tune)], outcomes[len(tune) :]
     print(f"ran {len(tune) + len(test)} cases in {time.perf_counter() - t0:.0f} s")

@@ -2,7 +2,8 @@
 
 Features are what the server knows when the first text of a suggestion is ready: the model's confidence (mean, first and
 lowest token log-probability so far), the suggestion's size, how it was asked for, where the cursor is, the language, the
-typing rhythm and how often this document's suggestions were accepted lately. The weights start from a fit on the
+typing rhythm, how often this document's suggestions were accepted lately, and whether the n-gram core (a different
+kind of model, right where the neural one is often wrong) proposes the same start. The weights start from a fit on the
 quality bench (bench/fit_gate.py: a suggestion is good when its first line is exactly the target) shipped in
 gate_weights.json, and then follow this user's own accepts and rejects by online gradient steps, kept in memory.
 """
@@ -38,6 +39,8 @@ FEATURES = (
     "since_key",  # seconds since the previous keystroke, capped at 2
     "accept_rate",  # the document's recent accept rate (0.3 before any)
     "has_rate",
+    "ngram_agrees",  # the n-gram core proposes the same start (one's first line begins the other's)
+    "ngram_differs",  # it proposes something else (both 0: it proposes nothing)
 )
 PRIOR_RATE = 0.3
 LEARNING_RATE = 0.05
@@ -55,6 +58,7 @@ class Situation:
     language: str
     since_key: float | None
     accept_rate: float | None
+    ngram: str | None = None  # the n-gram core's suggestion at the same cursor, if asked
 
 
 def features(s: Situation) -> np.ndarray:
@@ -81,8 +85,16 @@ def features(s: Situation) -> np.ndarray:
         "since_key": min(s.since_key, 2.0) if s.since_key is not None else 2.0,
         "accept_rate": s.accept_rate if s.accept_rate is not None else PRIOR_RATE,
         "has_rate": 1.0 if s.accept_rate is not None else 0.0,
+        "ngram_agrees": 1.0 if _agree(s.ngram, first) else 0.0,
+        "ngram_differs": 1.0 if s.ngram and first.strip() and not _agree(s.ngram, first) else 0.0,
     }
     return np.array([x[name] for name in FEATURES], np.float64)
+
+
+def _agree(ngram: str | None, first: str) -> bool:
+    a = (ngram or "").split("\n", 1)[0].rstrip()
+    b = first.rstrip()
+    return bool(a.strip() and b.strip()) and (a.startswith(b) or b.startswith(a))
 
 
 def sigmoid(z: np.ndarray | float):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.server import gate as gate_mod
+from sparkls.server.completion import completion_context
 from sparkls.server.next_edit_lsp import field
+
+NGRAM_TOKENS = 16
 
 SUGGESTION_INFO = "sparkls/suggestionInfo"
 
@@ -29,12 +33,26 @@ def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) 
         language=doc.language_id,
         since_key=since_key,
         accept_rate=ls.suggestions.accept_rate(uri),
+        ngram=_ngram(ls, doc, cursor) if stream.logprobs else None,
     )
     x = gate_mod.features(situation)
     score = ls.gate.score(x)
     shown = not (ls.options.gate.enabled and stream.logprobs) or ls.gate.shows(x, ls.options.gate.threshold)
     ls.suggestions.offer(view.stream_id, "completion", uri, features=x, score=score, gated=not shown)
     return shown
+
+
+def _ngram(ls, doc, cursor: int) -> str:
+    """The n-gram core's rest of the line at the cursor (a few milliseconds: counts lookups, no model)."""
+    ctx = completion_context(doc, cursor, NGRAM_TOKENS)
+    text = ""
+    try:
+        for text in NgramEngine(ls.model).complete(ctx, lambda: False):
+            if "\n" in text:
+                break
+    except Exception:  # a second opinion only: never fail the request over it
+        return ""
+    return text
 
 
 def register(server) -> None:

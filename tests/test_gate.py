@@ -24,6 +24,11 @@ def test_features_describe_the_situation():
     assert x["accept_rate"] == gate.PRIOR_RATE and x["has_rate"] == 0
     x = dict(zip(gate.FEATURES, gate.features(situation(logprobs=(), prefix_line="    ", text="\n    return x\n    y"))))
     assert x["has_logprobs"] == 0 and x["blank_line"] == 1 and x["multiline"] == 1
+    assert x["ngram_agrees"] == x["ngram_differs"] == 0  # the n-gram core was not asked
+    x = dict(zip(gate.FEATURES, gate.features(situation(ngram="x + 1)  # ok\n"))))
+    assert (x["ngram_agrees"], x["ngram_differs"]) == (1, 0)
+    x = dict(zip(gate.FEATURES, gate.features(situation(ngram="y)"))))
+    assert (x["ngram_agrees"], x["ngram_differs"]) == (0, 1)
 
 
 def test_fit_separates_confident_from_unsure_and_learning_follows_the_user():
@@ -52,7 +57,9 @@ def test_gate_file_round_trip_and_fallback(tmp_path):
     assert g.threshold == 0.7 and g.score(gate.features(situation())) == 0.5 and not g.shows(gate.features(situation()))
     path.write_text(json.dumps({"features": ["bias"], "weights": {"bias": 1}, "threshold": 0.5}))
     assert gate.Gate.load(path).shows(gate.features(situation()))  # other features: show everything
-    assert gate.Gate.load().score(gate.features(situation())) > 0  # the shipped file loads
+    shipped = json.loads(gate.WEIGHTS.read_text())
+    assert tuple(shipped["features"]) == gate.FEATURES  # the shipped file was fitted for these features
+    assert gate.Gate.load().threshold == shipped["threshold"] > 0
 
 
 def test_suggestion_log_counts_each_life():
@@ -99,3 +106,47 @@ def test_neural_engine_yields_token_logprobs():
     first = int(allowed[np.argmax(logits[allowed])])
     want = logits[first] - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
     assert lps[0] == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.model
+@pytest.mark.e2e
+async def test_gate_over_stdio_hides_below_its_threshold():
+    """Ensure the served neural suggestion is scored from its token log-probabilities, shown at threshold 0, kept back
+    (an empty answer, recorded as gated) at threshold 1, and that sparkls/status counts it."""
+    import asyncio
+
+    from lsprotocol import types
+    from lsp_client import start_server, stop_server
+
+    uri = "file:///tmp/sparkls-gate/area.py"
+    text = "import math\n\n\ndef area(radius):\n    return math.pi * radius * \n"
+    client, _ = await start_server(options={"index": {"enabled": False}, "gate": {"threshold": 0.0}})
+    statuses = []
+    ready = asyncio.Event()
+
+    def on_status(p):
+        statuses.append(p)
+        if p.engine == "neural":
+            ready.set()
+
+    client.feature("sparkls/status")(on_status)
+    try:
+        await asyncio.wait_for(ready.wait(), 300)
+        await client.open(uri, text)
+        shown = await client.text_document_inline_completion_async(client.inline_params(uri, 4, 30))
+        [item] = shown.items
+        info = await client.protocol.send_request_async("sparkls/suggestionInfo", {"streamId": item.command.arguments[0]["streamId"]})
+        assert info.features.has_logprobs == 1 and info.features.mean_logprob < 0 and 0 < info.score < 1
+        assert info.gated is False
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"sparkls": {"gate": {"threshold": 1.0}}}))
+        other = uri.replace("area.py", "area2.py")  # a new suggestion (the same document would be typed along)
+        await client.open(other, text)
+        hidden = await client.text_document_inline_completion_async(client.inline_params(other, 4, 30))
+        assert list(hidden.items) == []
+        for _ in range(100):
+            if statuses[-1].suggestions.completion.gated:
+                break
+            await asyncio.sleep(0.05)
+        assert statuses[-1].suggestions.completion.gated == 1
+    finally:
+        await stop_server(client)
