@@ -38,13 +38,26 @@ class CompletionContext:
         return self.prefix_start + len(self.prefix)
 
 
+class Scored(str):
+    """A completion snapshot with the model's log-probability of each token decoded so far (the healed
+    prefix included); engines that know them may yield these instead of plain strings."""
+
+    logprobs: tuple[float, ...]
+
+    def __new__(cls, text: str, logprobs=()) -> "Scored":
+        self = super().__new__(cls, text)
+        self.logprobs = tuple(logprobs)
+        return self
+
+
 class Engine(Protocol):
     """A decode core: the n-gram model, the neural model, or a remote engine."""
 
     name: str
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
-        """Yield the completion text after the cursor as it grows (each value extends the last).
+        """Yield the completion text after the cursor as it grows (each value extends the last),
+        as ``str`` or :class:`Scored`.
 
         The first value completes the word being typed, if any: the text starts right at
         the cursor. Stops when the stop rules say so, at ``ctx.max_tokens`` tokens, or as

@@ -352,6 +352,7 @@ class Session:
         self._ids = np.zeros(n_ctx, np.int32)  # token ids whose keys/values are cached
         self.n_cached = 0
         self._logits: np.ndarray | None = None  # (V,) prediction after the cached ids
+        self.last_logprob: float | None = None  # log P of the token generate() yielded last
         # Held by whoever feeds or generates with this session (the server's decode threads):
         # a superseded request still prefilling must not interleave its chunks with the next one's.
         self.lock = threading.Lock()
@@ -477,6 +478,7 @@ class Session:
         while True:
             # `token` is decided but not yet in the cache.
             out.append(token)
+            self.last_logprob = _logprob(logits, token)
             yield token
             if len(out) >= max_new or stop(out) or is_cancelled() or self.n_cached + 1 >= self.n_ctx:
                 return
@@ -487,7 +489,8 @@ class Session:
             proposals = [int(p) for p in proposals[: budget.length(offered, match)]]
             started = time.perf_counter()
             if not proposals:
-                token = pick(self.step(token))
+                logits = self.step(token)
+                token = pick(logits)
                 budget.timed_step(time.perf_counter() - started, declined=offered > 0, match=match)
                 continue
             base = self.n_cached
@@ -500,12 +503,14 @@ class Session:
             budget.timed_verify(len(proposals) + 1, time.perf_counter() - started, len(proposals), accepted, match)
             self.truncate(base + 1 + accepted)  # drop the rejected drafts' keys/values
             self._logits = rows[accepted].copy()
-            for p in proposals[:accepted]:
+            for i, p in enumerate(proposals[:accepted]):
                 out.append(p)
+                self.last_logprob = _logprob(rows[i], p)
                 yield p
                 if len(out) >= max_new or stop(out) or is_cancelled():
                     return
-            token = _argmax(rows[accepted])
+            logits = rows[accepted]
+            token = _argmax(logits)
 
     def _history(self, pending: int) -> np.ndarray:
         h = np.empty(self.n_cached + 1, np.int32)
@@ -552,6 +557,12 @@ class SessionPool:
 
 def _argmax(logits: np.ndarray) -> int:
     return int(np.argmax(logits))
+
+
+def _logprob(logits: np.ndarray, token: int) -> float:
+    """log P(token) under the logits' softmax: the gate's confidence feature (server/gate.py)."""
+    top = float(np.max(logits))
+    return float(logits[token]) - top - float(np.log(np.sum(np.exp(logits - top))))
 
 
 def _pick_among(pick: Callable[[np.ndarray], int], logits: np.ndarray, allowed: np.ndarray) -> int:

@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from sparkls.decode.engine import CompletionContext
+from sparkls.decode.engine import CompletionContext, Scored
 from sparkls.decode.llama import LlamaModel, SessionPool
 from sparkls.decode.snippets import render_snippets
 from sparkls.decode.speculation import MAX_DRAFT, Draft, match_draft
@@ -126,11 +126,13 @@ class NeuralEngine:
         # Drafts: the prompt's and the output's own tokens, looked up by longest context match.
         draft = (lambda history: match_draft(history, self.draft_tokens)) if self.speculative else None
         out: list[int] = []
+        logprobs: list[float] = []
         shown = ""
         for token in self._generate(session, healed, ctx.max_tokens, draft, cancelled):
             if tok.is_special(token):
                 break
             out.append(token)
+            logprobs.append(getattr(session, "last_logprob", None) or 0.0)
             raw = tok.decode_bytes(out)
             if len(raw) <= len(healed):
                 continue  # still re-typing what is already typed
@@ -143,7 +145,7 @@ class NeuralEngine:
                 visible = visible.rstrip()
             if visible != shown and visible.strip():
                 shown = visible
-                yield visible
+                yield Scored(visible, logprobs)
             if done:
                 return
 

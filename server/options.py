@@ -28,6 +28,14 @@ class ModelOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     warm_on_open: bool = True
 
 
+class GateOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The show/no-show gate over completions (server/gate.py)."""
+
+    enabled: bool = True
+    threshold: float | None = None  # None: the fitted default in gate_weights.json
+    learn: bool = True  # adapt to this user's accepts and rejects
+
+
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """The `sparkls` settings section."""
 
@@ -46,6 +54,7 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     # (see backends/remote.py RemoteConfig; the key itself is read from the named variable).
     remote: dict[str, Any] | None = None
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)
+    gate: GateOptions = msgspec.field(default_factory=GateOptions)
 
 
 def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str | None]:

@@ -41,7 +41,7 @@ class SparklsProtocol(LanguageServerProtocol):
             result.capabilities.completion_provider = None
         # Streamed ghost text (docs/protocol.md) is offered to every client; it is used only
         # by those that opt in through their own experimental capability.
-        result.capabilities.experimental = {"sparkls": {"inlineCompletionStream": True}}
+        result.capabilities.experimental = {"sparkls": {"inlineCompletionStream": True, "inlineEdit": True}}
         engine = getattr(self._server, "engine_label", "?")
         result.server_info = types.ServerInfo(name="sparkls", version=f"{self._server.version} (engine: {engine})")
         return result

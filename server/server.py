@@ -25,16 +25,19 @@ from pygls.uris import to_fs_path
 
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
-from sparkls.server import convert
+from sparkls.server import convert, gate_lsp, next_edit_lsp
 from sparkls.server.completion import completion_context, typed_word
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
 from sparkls.server.lsp_log import LspLogHandler
+from sparkls.server.gate import Gate
+from sparkls.server.next_edit import NextEdits
 from sparkls.server.options import Options, parse_options
 from sparkls.server.protocol import SparklsProtocol
 from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
+from sparkls.server.suggestion_log import SuggestionLog
 from sparkls.plugins import host
 
 log = logging.getLogger("sparkls")
@@ -81,6 +84,14 @@ class SparklsServer(LanguageServer):
         self.exit_code = 0  # LSP: `exit` without `shutdown` first exits with 1
         self.warming: threading.Event | None = None  # stop flag of the background prefill, if any (one at a time)
         self.warm_timer: asyncio.TimerHandle | None = None  # its delayed start
+        self.next_edits = NextEdits()  # edit histories: next-edit suggestions (server/next_edit.py)
+        self.suggestions = SuggestionLog()  # each suggestion's life, for sparkls/status and the gate
+        self.gate = Gate.load()  # whether to show a suggestion (server/gate.py), learning from the outcomes
+        self.suggestions.listeners.append(self._learn)
+
+    def _learn(self, life, accepted: bool) -> None:
+        if life.features is not None and self.options.gate.learn:
+            self.gate.learn(life.features, accepted)
 
     @property
     def engine(self):
@@ -204,6 +215,7 @@ class SparklsServer(LanguageServer):
                 "keptUp": s.kept_up if s else True,
                 **self.counts,
                 "liveStreams": len(self.hub.live),  # decodes still running
+                "suggestions": self.suggestions.status(),
             },
         )
 
@@ -334,8 +346,10 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
         return
     ls.typing.setdefault(uri, TypingRate()).keystroke()
     for change in params.content_changes:
+        before = doc.text
         start, end, inserted = doc.apply(change, ls.encoding)
         ls.model.edit_document(uri, start, end, inserted)
+        ls.next_edits.record(uri, before, start, end, inserted, params.text_document.version)
     doc.version = params.text_document.version
 
 
@@ -345,6 +359,8 @@ def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> No
     ls.hub.cancel(uri)
     ls.stop_warming()
     ls.documents.pop(uri, None)
+    ls.next_edits.forget(uri)
+    ls.suggestions.forget(uri)
     path = to_fs_path(uri)
     disk = read_text(Path(path), ls.options.index.max_file_bytes) if path else None
     ls.model.close_document(uri, disk_text=disk)
@@ -416,10 +432,19 @@ async def inline_completion(ls: SparklsServer, params: types.InlineCompletionPar
     uri = params.text_document.uri
     automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
     request_id = ls.protocol.msg_id
+    rate = ls.typing.get(uri)
+    since_key = time.monotonic() - rate.last if rate and rate.last is not None else None
     found = await _answer(ls, uri, params.position, automatic, ls.streaming)
     if found is None:
         return types.InlineCompletionList(items=[])
     text, range_, view = found
+    if view.stream_id != view.stream.id:
+        ls.suggestions.alias(view.stream_id, view.stream.id)  # typed along: the same suggestion
+    elif not gate_lsp.offer(ls, uri, params.position, view, not automatic, since_key):
+        if ls.streaming:
+            view.stream.watchers -= 1  # no follower will watch it
+        ls.hub.cancel(uri)
+        return types.InlineCompletionList(items=[])
     if ls.streaming:
         version = ls.documents[uri].version if uri in ls.documents else 0
         ls.follow(StreamFollower(ls, view, request_id, uri, version, range_))
@@ -469,6 +494,10 @@ def accept(ls: SparklsServer, *args) -> None:
     """A suggestion (or part of it) was accepted: keep it for typeahead."""
     info = args[0] if args else {}
     log.debug("accepted %s", info)
+    kind = next_edit_lsp.field(info, "kind", default="full")
+    chars = next_edit_lsp.field(info, "acceptedChars", default=0)
+    ls.suggestions.accept(next_edit_lsp.field(info, "streamId"), kind, chars if isinstance(chars, int) else 0)
+    ls.send_status()
 
 
 @SERVER.feature("sparkls/didDismiss")
@@ -477,6 +506,12 @@ def did_dismiss(ls: SparklsServer, params) -> None:
     stream_id = getattr(params, "streamId", None)
     if stream_id:
         ls.hub.forget(stream_id)
+    ls.suggestions.end(stream_id or getattr(params, "id", None), getattr(params, "reason", None) or "dismissed")
+    ls.send_status()
+
+
+next_edit_lsp.register(SERVER)
+gate_lsp.register(SERVER)
 
 
 @SERVER.feature(types.EXIT)

@@ -51,6 +51,7 @@ class Stream:
     first_shown: float | None = None  # seconds after start
     decoded: int = 0  # snapshots (≈ tokens) the decode core produced
     decode_seconds: float = 0.0  # from start to the last of them: decode time, not pacing time
+    logprobs: tuple[float, ...] = ()  # the model's per-token log-probabilities so far, if the engine gives them
     task: asyncio.Task | None = None
     watchers: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -187,6 +188,7 @@ def _timed(snapshots: Iterator[str], s: Stream) -> Iterator[str]:
     """Count and time the decode core's snapshots where they are made (in the worker thread)."""
     t0 = time.perf_counter()
     for text in snapshots:
+        s.logprobs = getattr(text, "logprobs", s.logprobs)
         s.decoded += 1
         s.decode_seconds = time.perf_counter() - t0
         yield text

@@ -4,6 +4,7 @@ import { ExecuteCommandRequest } from 'vscode-languageclient/node';
 import { BUILTIN_BACKENDS, Commands, Notifications, SECTION } from './common/constants';
 import type { Sparkls } from './sparkls';
 import { isDismissal } from './inline';
+import { advance, partialAccept } from './nextEditState';
 
 /** Where a setting the user changes through a command is written: where it is already set, else user settings. */
 function target(key: string): vscode.ConfigurationTarget {
@@ -98,7 +99,15 @@ export function registerCommands(s: Sparkls): vscode.Disposable[] {
       const uri = s.protocolUri(e.document.uri);
       const stream = s.store.get(uri);
       if (stream && e.contentChanges.length > 0) {
-        if (isDismissal(stream, e.contentChanges)) {
+        const partial = partialAccept(stream, e.contentChanges);
+        if (partial && (partial.accepted > 0 || stream.done)) {
+          // Part of it accepted (or typed) and the rest still matches: it answers the editor's next ask, no request.
+          advance(stream, e.document.version, partial.end);
+          if (partial.accepted > 0 && s.client) {
+            const arg = { streamId: stream.streamId, index: partial.index, acceptedChars: partial.accepted, kind: 'word' };
+            s.client.sendRequest(ExecuteCommandRequest.type, { command: Commands.accept, arguments: [arg] }).catch((err) => s.log.warn(String(err)));
+          }
+        } else if (isDismissal(stream, e.contentChanges)) {
           dismiss(s, uri);
         } else {
           s.store.drop(uri); // accepted or typed through: the next request takes over

@@ -2,6 +2,7 @@
 import * as vscode from 'vscode';
 import { registerCommands } from './commands';
 import { Commands } from './common/constants';
+import { NextEdits } from './nextEdit';
 import { Sparkls } from './sparkls';
 
 let sparkls: Sparkls | undefined;
@@ -13,7 +14,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   statusItem.command = Commands.selectBackend;
   statusItem.show();
   sparkls = new Sparkls(log, statusItem);
-  context.subscriptions.push(log, statusItem, ...registerCommands(sparkls));
+  context.subscriptions.push(log, statusItem, ...registerCommands(sparkls), new NextEdits(sparkls));
   context.subscriptions.push(vscode.workspace.onDidChangeConfiguration((e) => sparkls?.onConfigurationChanged(e)));
   await sparkls.restart();
 }

@@ -34,6 +34,8 @@ export interface InlineHost<D extends Doc, I extends ItemLike> {
    * it calls the provider, and an Escape in between would otherwise reach nobody.
    */
   trigger(fetched: Promise<void>): Thenable<unknown>;
+  /** The editor is given a stream's items to draw at the cursor (reported to the server once per stream). */
+  shown?(streamId: string, items: ItemLike[]): void;
 }
 
 export const ACCEPT_COMMAND = 'sparkls.accept';
@@ -94,7 +96,7 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
     if (known) {
       // Re-invoked (by our trigger, or the user) where a stream already answered: its newest text, no request.
       this.store.markServed(known);
-      return this.items(known);
+      return this.served(known);
     }
     const result = await next();
     if (!result || !this.host.streaming()) {
@@ -114,7 +116,7 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
       return result; // no range to keep the text at: show the answer as it is
     }
     const stream = this.store.onResponse(uri, doc.version, position, streamId, parts);
-    return stream ? this.items(stream) : result;
+    return stream ? this.served(stream) : result;
   }
 
   /** `sparkls/inlineCompletionStream`: keep the text, and have the editor ask again when it is on show. */
@@ -160,6 +162,12 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
         await this.host.trigger(fetched); // busy until the fetch it causes is answered: see provide's guard
       }
     }
+  }
+
+  private served(stream: Stream): I[] {
+    const items = this.items(stream);
+    this.host.shown?.(stream.streamId, items);
+    return items;
   }
 
   private items(stream: Stream): I[] {

@@ -19,6 +19,8 @@ export class Sparkls {
   readonly store = new StreamStore((uri) => this.openVersion(uri));
   readonly inline: StreamingInline<vscode.TextDocument, vscode.InlineCompletionItem>;
   private restartTimer: NodeJS.Timeout | undefined;
+  /** Streams whose showing was reported (textDocument/didShowCompletion). */
+  private readonly reported = new Set<string>();
   private restarting: Promise<void> = Promise.resolve();
 
   constructor(
@@ -35,6 +37,13 @@ export class Sparkls {
           command: Commands.accept,
           arguments: [{ streamId, index }],
         }),
+      shown: (streamId, items) => {
+        if (!this.reported.has(streamId) && items.length > 0 && this.client) {
+          this.reported.add(streamId);
+          const item = { insertText: items[0].insertText, command: items[0].command };
+          this.client.sendNotification(Notifications.didShowCompletion, { item }).catch(() => undefined);
+        }
+      },
       cursor: (uri, version) => {
         const editor = vscode.window.activeTextEditor;
         const doc = editor?.document;

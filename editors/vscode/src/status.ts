@@ -8,6 +8,8 @@ export interface Status {
   measuredTokensPerSecond?: number | null;
   ttftMs?: number | null;
   keptUp?: boolean;
+  /** Per kind (`completion`, `nextEdit`): what became of the suggestions (docs/protocol.md, "Status"). */
+  suggestions?: Record<string, { shown?: number; accepted?: number; partiallyAccepted?: number; acceptRate?: number | null }>;
 }
 
 export interface StatusView {
@@ -41,6 +43,13 @@ export function formatStatus(s: Status | undefined, enabled: boolean, state: 'st
   ];
   if (s?.keptUp === false) {
     lines.push('local decode fell behind the backend: tokens were shown late');
+  }
+  for (const [kind, label] of [['completion', 'completions'], ['nextEdit', 'next edits']]) {
+    const k = s?.suggestions?.[kind];
+    if (k && (k.shown ?? 0) > 0) {
+      const rate = typeof k.acceptRate === 'number' ? `, ${Math.round(100 * k.acceptRate)}% accepted` : '';
+      lines.push(`${label}: ${k.shown} shown, ${k.accepted ?? 0} accepted, ${k.partiallyAccepted ?? 0} in part${rate}`);
+    }
   }
   lines.push('Click to select a backend');
   return { text, tooltip: lines.join('\n') };

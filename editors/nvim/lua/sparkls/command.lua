@@ -32,6 +32,19 @@ function M.status_text()
       type(s.modelledTokensPerSecond) == 'number' and (', modelled %.0f tok/s'):format(s.modelledTokensPerSecond) or '',
       type(s.measuredTokensPerSecond) == 'number' and (', measured %.0f tok/s'):format(s.measuredTokensPerSecond) or ''
     )
+    for _, kind in ipairs({ 'completion', 'nextEdit' }) do
+      local k = type(s.suggestions) == 'table' and s.suggestions[kind]
+      if type(k) == 'table' and (k.offered or 0) > 0 then
+        out[#out + 1] = ('  %s: %d shown, %d accepted, %d in part, %d ended unaccepted%s'):format(
+          kind == 'nextEdit' and 'next edits' or 'completions',
+          k.shown or 0,
+          k.accepted or 0,
+          k.partiallyAccepted or 0,
+          (k.typedPast or 0) + (k.dismissed or 0) + (k.superseded or 0),
+          type(k.acceptRate) == 'number' and (', accept rate %.0f%%'):format(100 * k.acceptRate) or ''
+        )
+      end
+    end
   end
   return table.concat(out, '\n')
 end

@@ -12,6 +12,12 @@
 ---@field hl_group string Highlight of the ghost text (`SparklsGhost`, linked to `Comment` unless you define it).
 ---@field keymap sparkls.Keymap
 
+---@class sparkls.NextEditConfig
+---@field enabled boolean Ask for next edits (the related edit elsewhere) after each change.
+---@field debounce_ms integer Wait this long after the last change before asking.
+---@field hl_delete string Highlight of the text a next edit removes (`SparklsNextEditDelete`, struck through).
+---@field hl_add string Highlight of the text it inserts (`SparklsNextEditAdd`, linked to `DiffAdd`).
+
 ---@class sparkls.Config
 ---@field cmd string[] How to start the server; default `sparkls serve` found on $PATH.
 ---@field cmd_env? table<string, string> Extra environment for the server.
@@ -20,6 +26,7 @@
 ---@field settings table Sparkls settings sent as initializationOptions (`backend`, `debounce_ms`, `max_tokens`, ...; see the README's table).
 ---@field renderer "sparkls"|"builtin" Who draws ghost text. "sparkls": this plugin, streamed, and Neovim 0.12's `vim.lsp.inline_completion` is turned off for the sparkls client; "builtin": the plugin draws nothing, does not opt in to streaming, and enables `vim.lsp.inline_completion` in sparkls's buffers (Neovim ≥ 0.12).
 ---@field suggestion sparkls.SuggestionConfig
+---@field next_edit sparkls.NextEditConfig The accept key (<Tab>) jumps to a shown next edit, then applies it; the dismiss key hides it.
 
 local M = {}
 
@@ -41,6 +48,12 @@ M.default = {
       accept_line = '<M-l>',
       dismiss = '<C-]>',
     },
+  },
+  next_edit = {
+    enabled = true,
+    debounce_ms = 75,
+    hl_delete = 'SparklsNextEditDelete',
+    hl_add = 'SparklsNextEditAdd',
   },
 }
 
@@ -75,6 +88,14 @@ function M.validate(c)
   for _, name in ipairs({ 'accept', 'accept_word', 'accept_line', 'dismiss' }) do
     vim.validate('suggestion.keymap.' .. name, s.keymap[name], key, 'a key (string) or false')
   end
+  local n = c.next_edit
+  vim.validate('next_edit', n, 'table')
+  vim.validate('next_edit.enabled', n.enabled, 'boolean')
+  vim.validate('next_edit.debounce_ms', n.debounce_ms, function(v)
+    return type(v) == 'number' and v >= 0
+  end, 'a number >= 0')
+  vim.validate('next_edit.hl_delete', n.hl_delete, 'string')
+  vim.validate('next_edit.hl_add', n.hl_add, 'string')
 end
 
 --- Merge `opts` over the defaults, validate, and make the result current.

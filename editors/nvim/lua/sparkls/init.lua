@@ -48,8 +48,9 @@ function M._run_original(lhs)
   end
 end
 
---- An Insert-mode key that runs `rhs` while a suggestion is shown and does what it did before otherwise.
-local function map(lhs, rhs, desc)
+--- An Insert-mode key that runs `rhs` while a suggestion is shown, `next_rhs` (if any) while a next
+--- edit is shown, and does what it did before otherwise.
+local function map(lhs, rhs, desc, next_rhs)
   if not lhs then
     return
   end
@@ -62,7 +63,26 @@ local function map(lhs, rhs, desc)
     if require('sparkls.suggestion').visible() then
       return rhs
     end
+    if next_rhs and require('sparkls.next_edit').visible() then
+      return next_rhs
+    end
     return otherwise()
+  end, { expr = true, silent = true, desc = desc })
+end
+
+local NEXT_TAB = '<Cmd>lua require("sparkls.next_edit").tab()<CR>'
+local NEXT_DISMISS = '<Cmd>lua require("sparkls.next_edit").dismiss()<CR>'
+
+--- A Normal-mode key that acts on a shown next edit and is itself otherwise (Normal <Tab> is <C-i>).
+local function map_normal(lhs, rhs, desc)
+  if not lhs then
+    return
+  end
+  vim.keymap.set('n', lhs, function()
+    if require('sparkls.next_edit').visible() then
+      return rhs
+    end
+    return lhs
   end, { expr = true, silent = true, desc = desc })
 end
 
@@ -71,6 +91,7 @@ local mapped = {} ---@type string[]
 local function keymaps(keymap)
   for _, lhs in ipairs(mapped) do
     pcall(vim.keymap.del, 'i', lhs) -- from an earlier setup()
+    pcall(vim.keymap.del, 'n', lhs)
     if originals[lhs] then
       vim.fn.mapset('i', false, originals[lhs])
       originals[lhs] = nil
@@ -80,10 +101,14 @@ local function keymaps(keymap)
     return k ~= false
   end, { keymap.accept, keymap.accept_word, keymap.accept_line, keymap.dismiss })
   local accept = '<Cmd>lua require("sparkls.suggestion").accept("%s")<CR>'
-  map(keymap.accept, accept:format('full'), 'sparkls: accept the suggestion')
+  map(keymap.accept, accept:format('full'), 'sparkls: accept the suggestion, or jump to / apply the next edit', NEXT_TAB)
   map(keymap.accept_word, accept:format('word'), 'sparkls: accept the next word of the suggestion')
   map(keymap.accept_line, accept:format('line'), 'sparkls: accept the next line of the suggestion')
-  map(keymap.dismiss, '<Cmd>lua require("sparkls.suggestion").dismiss()<CR>', 'sparkls: dismiss the suggestion')
+  map(keymap.dismiss, '<Cmd>lua require("sparkls.suggestion").dismiss()<CR>', 'sparkls: dismiss the suggestion', NEXT_DISMISS)
+  if config.get().next_edit.enabled then
+    map_normal(keymap.accept, NEXT_TAB, 'sparkls: jump to the next edit, then apply it')
+    map_normal(keymap.dismiss, NEXT_DISMISS, 'sparkls: dismiss the next edit')
+  end
 end
 
 --- Configure sparkls and start it for the configured filetypes (Neovim ≥ 0.11).
@@ -101,6 +126,8 @@ function M.setup(opts)
   end
   M.did_setup, M.setup_error = true, nil
   api.nvim_set_hl(0, 'SparklsGhost', { link = 'Comment', default = true })
+  api.nvim_set_hl(0, 'SparklsNextEditDelete', { strikethrough = true, default = true })
+  api.nvim_set_hl(0, 'SparklsNextEditAdd', { link = 'DiffAdd', default = true })
 
   local group = api.nvim_create_augroup('sparkls', { clear = true })
   api.nvim_create_autocmd('FileType', {
@@ -117,6 +144,7 @@ function M.setup(opts)
       if not client or client.name ~= require('sparkls.lsp').name then
         return
       end
+      require('sparkls.next_edit').attach(ev.buf)
       if config.get().renderer == 'sparkls' then
         require('sparkls.suggestion').attach(ev.buf)
       elseif vim.lsp.inline_completion then
@@ -130,6 +158,7 @@ function M.setup(opts)
       local client = vim.lsp.get_client_by_id(ev.data.client_id)
       if client and client.name == require('sparkls.lsp').name then
         require('sparkls.suggestion').detach(ev.buf)
+        require('sparkls.next_edit').detach(ev.buf)
       end
     end,
   })
@@ -147,6 +176,13 @@ end
 ---@return boolean
 function M.accept(kind)
   return require('sparkls.suggestion').accept(kind)
+end
+
+--- With a next edit shown: jump to it, or (the cursor on it) apply it; false when none is shown.
+--- For your own mapping when `keymap.accept` is false or the renderer is "builtin".
+---@return boolean
+function M.next_edit()
+  return require('sparkls.next_edit').tab()
 end
 
 --- Hide the shown suggestion.

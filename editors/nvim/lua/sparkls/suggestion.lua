@@ -34,6 +34,10 @@ local timers = {}
 --- Per buffer: the changedtick and cursor seen last, to tell a pure cursor move from typing.
 ---@type table<integer, {tick: integer, cursor: integer[]}>
 local seen = {}
+--- Per buffer: the changedtick right after a partial accept. Its TextChangedI asks for nothing new
+--- while the rest of the suggestion still matches (the rest stays shown).
+---@type table<integer, integer>
+local partial_tick = {}
 
 local function emit(buf, s, ghost)
   api.nvim_exec_autocmds('User', {
@@ -84,7 +88,8 @@ end
 
 --- Hide the suggestion of `buf` and tell the server it was dismissed (`sparkls/didDismiss`).
 ---@param buf? integer
-function M.dismiss(buf)
+---@param reason? "dismissed"|"typedPast"
+function M.dismiss(buf, reason)
   buf = buf or api.nvim_get_current_buf()
   local s = state[buf]
   stop_timer(buf)
@@ -93,7 +98,7 @@ function M.dismiss(buf)
   if s and s.stream_id and s.shown ~= nil then
     local client = vim.lsp.get_client_by_id(s.client_id)
     if client then
-      client:notify('sparkls/didDismiss', { streamId = s.stream_id })
+      client:notify('sparkls/didDismiss', { streamId = s.stream_id, reason = reason or 'dismissed' })
     end
   end
 end
@@ -126,7 +131,7 @@ function M.render(buf)
   elseif typed and not s.done and #typed <= #s.text + MAX_TYPED_AHEAD and typed:sub(1, #s.text) == s.text then
     ghost = '' -- typed past what has streamed so far, and along it: wait for more
   else
-    return M.dismiss(buf)
+    return M.dismiss(buf, 'typedPast')
   end
   api.nvim_buf_clear_namespace(buf, M.ns, 0, -1)
   local was = s.shown
@@ -153,6 +158,15 @@ function M.render(buf)
     hl_mode = 'combine',
     priority = 5000,
   })
+  if s.stream_id and not s.reported then
+    s.reported = true -- textDocument/didShowCompletion, once per suggestion (docs/protocol.md)
+    local client = vim.lsp.get_client_by_id(s.client_id)
+    if client then
+      client:notify('textDocument/didShowCompletion', {
+        item = { insertText = s.text, command = { command = 'sparkls.accept', arguments = { { streamId = s.stream_id, index = s.index } } } },
+      })
+    end
+  end
   emit(buf, s, ghost)
 end
 
@@ -190,6 +204,7 @@ local function suggest(buf, client, item, request_id)
     text = text or '',
     done = not streamed,
     shown = old and old.shown, -- a dismissal still reports the ghost shown until now
+    reported = old and old.stream_id == arg.streamId and old.reported,
   }
 end
 
@@ -332,6 +347,7 @@ function M.accept(kind)
     hide(buf)
   else
     M.render(buf) -- the rest stays shown
+    partial_tick[buf] = api.nvim_buf_get_changedtick(buf)
   end
   remember(buf)
   return true
@@ -351,6 +367,11 @@ function M.attach(buf)
   on('TextChangedI', function()
     remember(buf)
     M.render(buf)
+    local after_partial = partial_tick[buf] == api.nvim_buf_get_changedtick(buf)
+    partial_tick[buf] = nil
+    if after_partial and M.visible(buf) then
+      return -- a partial accept, and the rest still matches: nothing new to ask for
+    end
     schedule(buf)
   end)
   on('CursorMovedI', function()
@@ -379,6 +400,7 @@ function M.detach(buf)
     t:close()
   end
   seen[buf] = nil
+  partial_tick[buf] = nil
 end
 
 --- Turn suggestions on or off everywhere (the server keeps running).

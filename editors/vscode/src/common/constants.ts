@@ -12,12 +12,16 @@ export const Commands = {
   showLog: 'sparkls.showLog',
   accept: 'sparkls.accept',
   dismiss: 'sparkls.dismiss',
+  nextEditTab: 'sparkls.nextEdit.tab',
+  nextEditDismiss: 'sparkls.nextEdit.dismiss',
 } as const;
 
 export const Notifications = {
   stream: 'sparkls/inlineCompletionStream',
   status: 'sparkls/status',
   didDismiss: 'sparkls/didDismiss',
+  didShowCompletion: 'textDocument/didShowCompletion',
+  didShowInlineEdit: 'textDocument/didShowInlineEdit',
 } as const;
 
 /** The built-in backends (`sparkls backends list`); the quick pick also offers the current one and free input. */

@@ -22,3 +22,13 @@ test('no rate yet, fell behind, off, starting and stopped', () => {
   assert.equal(formatStatus(undefined, true, 'starting').text, '$(sync~spin) sparkls');
   assert.equal(formatStatus(undefined, true, 'stopped').text, '$(error) sparkls');
 });
+
+test('the tooltip counts what became of the suggestions', () => {
+  const view = formatStatus(
+    { backend: 'local', suggestions: { completion: { shown: 10, accepted: 3, partiallyAccepted: 1, acceptRate: 0.4 }, nextEdit: { shown: 0 } } },
+    true,
+    'running',
+  );
+  assert.match(view.tooltip, /completions: 10 shown, 3 accepted, 1 in part, 40% accepted/);
+  assert.doesNotMatch(view.tooltip, /next edits/);
+});

@@ -1,0 +1,153 @@
+"""A local gate: whether to show a suggestion, as a small logistic regression (NumPy), as Copilot's "contextual filter".
+
+Features are what the server knows when the first text of a suggestion is ready: the model's confidence (mean, first and
+lowest token log-probability so far), the suggestion's size, how it was asked for, where the cursor is, the language, the
+typing rhythm, how often this document's suggestions were accepted lately, and whether the n-gram core (a different
+kind of model, right where the neural one is often wrong) proposes the same start. The weights start from a fit on the
+quality bench (bench/fit_gate.py: a suggestion is good when its first line is exactly the target) shipped in
+gate_weights.json, and then follow this user's own accepts and rejects by online gradient steps, kept in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("sparkls")
+
+WEIGHTS = Path(__file__).with_name("gate_weights.json")
+FEATURES = (
+    "bias",
+    "mean_logprob",  # mean over the tokens so far (0 when the engine gives none)
+    "first_logprob",
+    "min_logprob",
+    "has_logprobs",
+    "log_chars",  # log(1 + characters of the suggestion's first line)
+    "multiline",
+    "invoked",  # the user asked (trigger kind 1), not as-you-type
+    "line_progress",  # cursor column / length of its line's code before the cursor and after it
+    "at_line_end",  # nothing but blanks after the cursor on its line
+    "blank_line",  # the cursor's line is blank up to it (a block is being started)
+    "after_word",  # the character before the cursor is a letter, digit or _
+    "after_open",  # ... an opening bracket, comma, = or :
+    "python",
+    "since_key",  # seconds since the previous keystroke, capped at 2
+    "accept_rate",  # the document's recent accept rate (0.3 before any)
+    "has_rate",
+    "ngram_agrees",  # the n-gram core proposes the same start (one's first line begins the other's)
+    "ngram_differs",  # it proposes something else (both 0: it proposes nothing)
+)
+PRIOR_RATE = 0.3
+LEARNING_RATE = 0.05
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the server knows about a suggestion when it is about to be shown."""
+
+    text: str  # the suggestion after the cursor
+    logprobs: tuple[float, ...]
+    prefix_line: str  # the cursor's line up to the cursor
+    suffix_line: str  # the rest of that line
+    invoked: bool
+    language: str
+    since_key: float | None
+    accept_rate: float | None
+    ngram: str | None = None  # the n-gram core's suggestion at the same cursor, if asked
+
+
+def features(s: Situation) -> np.ndarray:
+    lp = [x for x in s.logprobs if math.isfinite(x)]
+    first = s.text.split("\n", 1)[0] if s.text.strip() else s.text.strip("\n").split("\n", 1)[0]
+    before = s.prefix_line[-1:]
+    done = len(s.prefix_line.strip())
+    rest = len(s.suffix_line.strip())
+    x = {
+        "bias": 1.0,
+        "mean_logprob": float(np.mean(lp)) if lp else 0.0,
+        "first_logprob": lp[0] if lp else 0.0,
+        "min_logprob": min(lp) if lp else 0.0,
+        "has_logprobs": 1.0 if lp else 0.0,
+        "log_chars": math.log1p(len(first)),
+        "multiline": 1.0 if "\n" in s.text.strip("\n") else 0.0,
+        "invoked": 1.0 if s.invoked else 0.0,
+        "line_progress": done / (done + rest) if done + rest else 0.0,
+        "at_line_end": 1.0 if not rest else 0.0,
+        "blank_line": 1.0 if not done else 0.0,
+        "after_word": 1.0 if before.isalnum() or before == "_" else 0.0,
+        "after_open": 1.0 if before and before in "([{,=:" else 0.0,
+        "python": 1.0 if s.language in ("python", "py") else 0.0,
+        "since_key": min(s.since_key, 2.0) if s.since_key is not None else 2.0,
+        "accept_rate": s.accept_rate if s.accept_rate is not None else PRIOR_RATE,
+        "has_rate": 1.0 if s.accept_rate is not None else 0.0,
+        "ngram_agrees": 1.0 if _agree(s.ngram, first) else 0.0,
+        "ngram_differs": 1.0 if s.ngram and first.strip() and not _agree(s.ngram, first) else 0.0,
+    }
+    return np.array([x[name] for name in FEATURES], np.float64)
+
+
+def _agree(ngram: str | None, first: str) -> bool:
+    a = (ngram or "").split("\n", 1)[0].rstrip()
+    b = first.rstrip()
+    return bool(a.strip() and b.strip()) and (a.startswith(b) or b.startswith(a))
+
+
+def sigmoid(z: np.ndarray | float):
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+class Gate:
+    """P(good) = sigmoid(w · features); shown when it reaches the threshold."""
+
+    def __init__(self, weights: np.ndarray, threshold: float, learning_rate: float = LEARNING_RATE) -> None:
+        self.w = np.asarray(weights, np.float64).copy()
+        self.threshold = threshold
+        self.learning_rate = learning_rate
+        self.updates = 0
+
+    @classmethod
+    def load(cls, path: Path = WEIGHTS) -> "Gate":
+        """The fitted weights; with none (or a file for other features) a gate that shows everything."""
+        try:
+            data = json.loads(path.read_text())
+            if tuple(data["features"]) != FEATURES:
+                raise ValueError("the file was fitted for other features")
+            return cls(np.array([data["weights"][f] for f in FEATURES]), float(data["threshold"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("gate weights %s not usable (%s): showing every suggestion", path, exc)
+            w = np.zeros(len(FEATURES))
+            w[0] = 10.0
+            return cls(w, 0.5)
+
+    def score(self, x: np.ndarray) -> float:
+        return float(sigmoid(self.w @ x))
+
+    def shows(self, x: np.ndarray, threshold: float | None = None) -> bool:
+        return self.score(x) >= (self.threshold if threshold is None else threshold)
+
+    def learn(self, x: np.ndarray, good: bool) -> None:
+        """One gradient step of the log-loss towards this user's outcome (accepted or not)."""
+        self.w += self.learning_rate * ((1.0 if good else 0.0) - self.score(x)) * x
+        self.updates += 1
+
+
+def fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 50) -> np.ndarray:
+    """Logistic regression by Newton's method with an L2 penalty (not on the bias)."""
+    n, d = X.shape
+    w = np.zeros(d)
+    penalty = np.full(d, l2)
+    penalty[0] = 0.0
+    for _ in range(steps):
+        p = sigmoid(X @ w)
+        grad = X.T @ (p - y) / n + penalty * w
+        hess = (X.T * (p * (1 - p))) @ X / n + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w

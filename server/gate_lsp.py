@@ -1,0 +1,69 @@
+"""The gate in the request path: score a new completion, record it, say whether to show it; `sparkls/suggestionInfo`."""
+
+from __future__ import annotations
+
+from sparkls.decode.ngram_engine import NgramEngine
+from sparkls.server import gate as gate_mod
+from sparkls.server.completion import completion_context
+from sparkls.server.next_edit_lsp import field
+
+NGRAM_TOKENS = 16
+
+SUGGESTION_INFO = "sparkls/suggestionInfo"
+
+
+def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) -> bool:
+    """Record a new completion suggestion and return whether the gate lets it show.
+
+    Only suggestions with the model's log-probabilities are gated (the weights were fitted on them); the n-gram
+    core's are always shown.
+    """
+    doc = ls.documents.get(uri)
+    stream = view.stream
+    if doc is None:
+        return True
+    line_start, line_end = doc.line_span(position.line) if position.line < doc.line_count else (0, 0)
+    cursor = doc.offset_at(position, ls.encoding, clamp_line=True)
+    situation = gate_mod.Situation(
+        text=stream.text,
+        logprobs=stream.logprobs,
+        prefix_line=doc.text[line_start:cursor],
+        suffix_line=doc.text[cursor:line_end],
+        invoked=invoked,
+        language=doc.language_id,
+        since_key=since_key,
+        accept_rate=ls.suggestions.accept_rate(uri),
+        ngram=_ngram(ls, doc, cursor) if stream.logprobs else None,
+    )
+    x = gate_mod.features(situation)
+    score = ls.gate.score(x)
+    shown = not (ls.options.gate.enabled and stream.logprobs) or ls.gate.shows(x, ls.options.gate.threshold)
+    ls.suggestions.offer(view.stream_id, "completion", uri, features=x, score=score, gated=not shown)
+    return shown
+
+
+def _ngram(ls, doc, cursor: int) -> str:
+    """The n-gram core's rest of the line at the cursor (a few milliseconds: counts lookups, no model)."""
+    ctx = completion_context(doc, cursor, NGRAM_TOKENS)
+    text = ""
+    try:
+        for text in NgramEngine(ls.model).complete(ctx, lambda: False):
+            if "\n" in text:
+                break
+    except Exception:  # a second opinion only: never fail the request over it
+        return ""
+    return text
+
+
+def register(server) -> None:
+    @server.feature(SUGGESTION_INFO)
+    def suggestion_info(ls, params) -> dict | None:
+        """What the server recorded about one suggestion: the gate's features and score, and its life so far."""
+        life = ls.suggestions.get(field(params, "streamId") or field(params, "id"))
+        if life is None:
+            return None
+        features = dict(zip(gate_mod.FEATURES, map(float, life.features))) if life.features is not None else None
+        return {
+            "id": life.id, "kind": life.kind, "features": features, "score": life.score, "gated": life.gated,
+            "shown": life.shown, "accepted": life.accepted, "acceptedChars": life.accepted_chars, "ended": life.ended,
+        }

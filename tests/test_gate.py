@@ -1,0 +1,152 @@
+"""The show/no-show gate (server/gate.py), the suggestion log that feeds it, and the engine's per-token log-probabilities."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sparkls.server import gate
+from sparkls.server.suggestion_log import SuggestionLog
+
+
+def situation(**kw) -> gate.Situation:
+    base = dict(text="x + 1)", logprobs=(-0.1, -0.2), prefix_line="    y = f(", suffix_line="", invoked=False,
+                language="python", since_key=0.1, accept_rate=None)
+    return gate.Situation(**{**base, **kw})
+
+
+def test_features_describe_the_situation():
+    x = dict(zip(gate.FEATURES, gate.features(situation())))
+    assert x["mean_logprob"] == pytest.approx(-0.15) and x["first_logprob"] == -0.1 and x["min_logprob"] == -0.2
+    assert x["after_open"] == 1 and x["after_word"] == 0 and x["at_line_end"] == 1 and x["python"] == 1
+    assert x["accept_rate"] == gate.PRIOR_RATE and x["has_rate"] == 0
+    x = dict(zip(gate.FEATURES, gate.features(situation(logprobs=(), prefix_line="    ", text="\n    return x\n    y"))))
+    assert x["has_logprobs"] == 0 and x["blank_line"] == 1 and x["multiline"] == 1
+    assert x["ngram_agrees"] == x["ngram_differs"] == 0  # the n-gram core was not asked
+    x = dict(zip(gate.FEATURES, gate.features(situation(ngram="x + 1)  # ok\n"))))
+    assert (x["ngram_agrees"], x["ngram_differs"]) == (1, 0)
+    x = dict(zip(gate.FEATURES, gate.features(situation(ngram="y)"))))
+    assert (x["ngram_agrees"], x["ngram_differs"]) == (0, 1)
+
+
+def test_fit_separates_confident_from_unsure_and_learning_follows_the_user():
+    rng = np.random.default_rng(0)
+    rows, labels = [], []
+    for _ in range(400):
+        lp = rng.uniform(-3, 0)
+        good = rng.random() < 1 / (1 + np.exp(-(3 * lp + 2)))  # confident suggestions are right more often
+        rows.append(gate.features(situation(logprobs=(lp, lp))))
+        labels.append(float(good))
+    w = gate.fit(np.array(rows), np.array(labels))
+    g = gate.Gate(w, 0.5)
+    sure, unsure = gate.features(situation(logprobs=(-0.05,))), gate.features(situation(logprobs=(-2.5,)))
+    assert g.score(sure) > 0.6 > 0.2 > g.score(unsure)
+    assert g.shows(sure) and not g.shows(unsure)
+    before = g.score(unsure)
+    for _ in range(30):  # this user accepts even the unsure ones
+        g.learn(unsure, True)
+    assert g.score(unsure) > before + 0.2
+
+
+def test_gate_file_round_trip_and_fallback(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_text(json.dumps({"features": list(gate.FEATURES), "weights": {f: 0.0 for f in gate.FEATURES}, "threshold": 0.7}))
+    g = gate.Gate.load(path)
+    assert g.threshold == 0.7 and g.score(gate.features(situation())) == 0.5 and not g.shows(gate.features(situation()))
+    path.write_text(json.dumps({"features": ["bias"], "weights": {"bias": 1}, "threshold": 0.5}))
+    assert gate.Gate.load(path).shows(gate.features(situation()))  # other features: show everything
+    shipped = json.loads(gate.WEIGHTS.read_text())
+    assert tuple(shipped["features"]) == gate.FEATURES  # the shipped file was fitted for these features
+    assert gate.Gate.load().threshold == shipped["threshold"] > 0
+
+
+def test_suggestion_log_counts_each_life():
+    log = SuggestionLog()
+    outcomes = []
+    log.listeners.append(lambda life, ok: outcomes.append((life.id, ok)))
+    log.offer("s1", "completion", "u", features=np.ones(2))
+    log.show("s1")
+    log.alias("s2", "s1")  # typed along: same suggestion
+    log.accept("s2", "word", 3)
+    log.accept("s2", "full", 5)
+    log.offer("s3", "completion", "u")
+    log.show("s3")
+    log.offer("s4", "completion", "u")  # s3 was shown and left open: superseded
+    log.show("s4")
+    log.end("s4", "typedPast")
+    log.offer("s5", "completion", "u", gated=True)
+    c = log.status()["completion"]
+    assert (c["offered"], c["gated"], c["shown"], c["accepted"], c["partiallyAccepted"]) == (4, 1, 3, 1, 0)
+    assert (c["superseded"], c["typedPast"], c["acceptedChars"], c["acceptRate"]) == (1, 1, 8, round(1 / 3, 3))
+    assert outcomes == [("s1", True), ("s3", False), ("s4", False)]
+    assert log.accept_rate("u") == pytest.approx(1 / 3)
+
+
+@pytest.mark.model
+def test_neural_engine_yields_token_logprobs():
+    """Ensure the neural core's snapshots carry one log-probability per decoded token, the first equal to a
+    log-softmax of the logits it was chosen from."""
+    from sparkls.decode.engine import CompletionContext
+    from sparkls.decode.llama import LlamaModel
+    from sparkls.decode.neural_engine import NeuralEngine
+
+    model = LlamaModel.load()
+    engine = NeuralEngine(model)
+    ctx = CompletionContext(prefix="def add(a, b):\n    return a", suffix="\n", max_tokens=8)
+    snaps = list(engine.complete(ctx, lambda: False))
+    assert snaps and all(isinstance(s, str) for s in snaps)
+    lps = snaps[-1].logprobs
+    assert len(lps) >= 1 and all(lp <= 0 for lp in lps)
+    ids, healed = engine.prompt_ids(ctx)
+    session = model.new_session(2048)
+    logits = session.feed(ids).astype(np.float64)
+    allowed = engine._allowed(healed) if healed else np.arange(len(logits))
+    first = int(allowed[np.argmax(logits[allowed])])
+    want = logits[first] - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
+    assert lps[0] == pytest.approx(want, abs=1e-4)
+
+
+@pytest.mark.model
+@pytest.mark.e2e
+async def test_gate_over_stdio_hides_below_its_threshold():
+    """Ensure the served neural suggestion is scored from its token log-probabilities, shown at threshold 0, kept back
+    (an empty answer, recorded as gated) at threshold 1, and that sparkls/status counts it."""
+    import asyncio
+
+    from lsprotocol import types
+    from lsp_client import start_server, stop_server
+
+    uri = "file:///tmp/sparkls-gate/area.py"
+    text = "import math\n\n\ndef area(radius):\n    return math.pi * radius * \n"
+    client, _ = await start_server(options={"index": {"enabled": False}, "gate": {"threshold": 0.0}})
+    statuses = []
+    ready = asyncio.Event()
+
+    def on_status(p):
+        statuses.append(p)
+        if p.engine == "neural":
+            ready.set()
+
+    client.feature("sparkls/status")(on_status)
+    try:
+        await asyncio.wait_for(ready.wait(), 300)
+        await client.open(uri, text)
+        shown = await client.text_document_inline_completion_async(client.inline_params(uri, 4, 30))
+        [item] = shown.items
+        info = await client.protocol.send_request_async("sparkls/suggestionInfo", {"streamId": item.command.arguments[0]["streamId"]})
+        assert info.features.has_logprobs == 1 and info.features.mean_logprob < 0 and 0 < info.score < 1
+        assert info.gated is False
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"sparkls": {"gate": {"threshold": 1.0}}}))
+        other = uri.replace("area.py", "area2.py")  # a new suggestion (the same document would be typed along)
+        await client.open(other, text)
+        hidden = await client.text_document_inline_completion_async(client.inline_params(other, 4, 30))
+        assert list(hidden.items) == []
+        for _ in range(100):
+            if statuses[-1].suggestions.completion.gated:
+                break
+            await asyncio.sleep(0.05)
+        assert statuses[-1].suggestions.completion.gated == 1
+    finally:
+        await stop_server(client)
