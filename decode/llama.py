@@ -18,6 +18,7 @@ format, so a cold start compiles a handful of functions once.
 from __future__ import annotations
 
 import mmap
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -28,14 +29,15 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import q8
+from . import int8, q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
-from .attention import CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
+from .attention import BF16_DOT, CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
 from .bf16 import bf16_pair, to_bf16
 from .model_path import default_model_path
 from .speculation import MAX_DRAFT, Draft, DraftBudget
 
+PATH_INT16, PATH_INT8 = 0, 1  # linear layers of a prompt's batches: int16 or int8 activations (forward's ``path``)
 PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk stay in L2
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
 
@@ -121,6 +123,28 @@ else:
         matmul_float(out, x, q, d, m, half, st.wbuf)
 
 
+if int8.AVAILABLE:
+
+    @njit(cache=True)
+    def linear_batch(out, x, q, d, m, half, st, path):
+        """:func:`linear` for a batch of prompt tokens: int8 activations (:mod:`.int8`) when
+        ``path`` is PATH_INT8, the batch is large enough and W is Q4_1; else :func:`linear`."""
+        T, n = x.shape
+        if path == PATH_INT8 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
+            xq, xs, xsum = st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32]
+            int8.quantize(x, xq, xs, xsum)
+            int8.matmul_q4(out, q, d, m, xq, xs, xsum)
+        else:
+            linear(out, x, q, d, m, half, st)
+
+else:  # no vpdpbusd: never compile the int8 kernels (LLVM cannot select them for this CPU)
+
+    @njit(cache=True)
+    def linear_batch(out, x, q, d, m, half, st, path):
+        """:func:`linear`, whatever ``path`` says."""
+        linear(out, x, q, d, m, half, st)
+
+
 @njit(cache=True, fastmath=True)
 def rope(v, cos, sin, n_heads, head_size):
     """Rotate adjacent pairs (v[2i], v[2i+1]) of each head in place by angle pos * theta_i.
@@ -179,6 +203,7 @@ class RunState(NamedTuple):
     xq: np.ndarray  # (C, max(D, F)) int16 input rows of a linear layer (q8 kernels)
     xs: np.ndarray  # (C, max(D, F) / 32) their block scales
     xsum: np.ndarray  # (C, max(D, F) / 32) their blocks' dequantized sums
+    xq8: np.ndarray  # (C, max(D, F)) int8 input rows of a prompt's linear layer (int8 kernels)
 
 
 def _zeros_small_pages(shape: tuple, dtype=np.float32) -> np.ndarray:
@@ -221,16 +246,19 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, max(D, F)), np.int16),
         np.zeros((chunk, max(D, F) // 32), f32),
         np.zeros((chunk, max(D, F) // 32), f32),
+        np.zeros((chunk, max(D, F)), np.int8),
     )
 
 
 @njit(cache=True, fastmath=True)
-def forward(cfg, w, st, tokens, pos0, n_logits):
+def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
     """Run T = len(tokens) tokens at positions pos0.. through the model.
 
     Writes keys/values of those positions into the cache, and the logits of the last
     ``n_logits`` rows into ``st.logits[:n_logits]`` (1 for prefill, T to verify drafts).
-    The caller guarantees T <= chunk, pos0 + T <= ctx, 1 <= n_logits <= T.
+    The caller guarantees T <= chunk, pos0 + T <= ctx, 1 <= n_logits <= T. ``path``
+    picks the linear layers' kernels for batches (:func:`linear_batch`): PATH_INT8 only for
+    prompts, never to verify drafts (a verified token's logits must equal a decoded one's).
     """
     T = tokens.shape[0]
     D = cfg.dim
@@ -254,7 +282,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
         # Attention: rmsnorm -> fused q,k,v projection -> RoPE -> cache -> attention -> wo.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.attn_norm[layer], cfg.rms_eps)
-        linear(qkv, xb, w.wqkv_q[layer], w.wqkv_d[layer], w.wqkv_m[layer], w.half, st)
+        linear_batch(qkv, xb, w.wqkv_q[layer], w.wqkv_d[layer], w.wqkv_m[layer], w.half, st, path)
         for t in range(T):
             pos = pos0 + t
             rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
@@ -267,15 +295,15 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
                 for j in range(hs // 2):
                     q[t, h, j] = bf16_pair(qkv[t, h * hs + 2 * j] * scale, qkv[t, h * hs + 2 * j + 1] * scale)
         attention(att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
-        linear(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
+        linear_batch(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st, path)
         x += xb
 
         # Feed-forward: rmsnorm -> fused gate/up -> SwiGLU -> down.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.ffn_norm[layer], cfg.rms_eps)
-        linear(hb, xb, w.w13_q[layer], w.w13_d[layer], w.w13_m[layer], w.half, st)
+        linear_batch(hb, xb, w.w13_q[layer], w.w13_d[layer], w.w13_m[layer], w.half, st, path)
         swiglu(hb2, hb, F)
-        linear(xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st)
+        linear_batch(xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st, path)
         x += xb
 
     # Only the rows whose logits are wanted go through the final norm and the LM head.
@@ -286,6 +314,20 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
 
 
 # --- model and sessions --------------------------------------------------------------------
+
+
+def kernel_paths() -> tuple[int, str]:
+    """(path for prompt batches, a description of the kernels in use) for this CPU.
+
+    ``SPARKLS_PREFILL=int16`` keeps prompts on the int16 products (as verification)."""
+    attn = "bf16 attention " + ("vdpbf16ps" if BF16_DOT else "fma")
+    if not q8.AVAILABLE:
+        return PATH_INT16, f"float linear; {attn}"
+    isa = "avx512-vnni" if q8.VNNI else "avx2"
+    if int8.AVAILABLE and os.environ.get("SPARKLS_PREFILL", "") != "int16":
+        return PATH_INT8, f"prefill int8 vpdpbusd; decode int16 {isa}; {attn}"
+    return PATH_INT16, f"prefill int16 {isa}; decode int16 {isa}; {attn}"
+
 
 
 class LlamaModel:
@@ -302,6 +344,8 @@ class LlamaModel:
         self.path = path
         self.lock = threading.Lock()
         self.draft_budget = DraftBudget()  # how many drafts a verification should take
+        # Linear layers of prompt batches (PATH_INT8 / PATH_INT16), and what runs, for status and benches.
+        self.prefill_path, self.kernel_path = kernel_paths()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LlamaModel:
@@ -400,14 +444,14 @@ class Session:
             if pos > keep and cancelled is not None and cancelled():
                 return None
             chunk = ids[pos : pos + PREFILL_CHUNK]
-            self._run(chunk, 1)
+            self._run(chunk, 1, self.model.prefill_path)
             pos += len(chunk)
         return self._logits
 
     def step(self, token: int) -> np.ndarray:
         """Append one token; return the logits (V,) after it."""
         self._check_room(1)
-        self._run(np.array([token], np.int32), 1)
+        self._run(np.array([token], np.int32), 1, PATH_INT16)
         return self._logits
 
     def verify(self, tokens: Sequence[int]) -> np.ndarray:
@@ -416,18 +460,18 @@ class Session:
         if not 1 <= len(tokens) <= PREFILL_CHUNK:
             raise ValueError(f"verify takes 1..{PREFILL_CHUNK} tokens")
         self._check_room(len(tokens))
-        self._run(tokens, len(tokens))
+        self._run(tokens, len(tokens), PATH_INT16)
         return self.state.logits[: len(tokens)].copy()
 
     def _check_room(self, n: int) -> None:
         if self.n_cached + n > self.n_ctx:
             raise ValueError(f"session full: {self.n_cached} + {n} tokens > n_ctx {self.n_ctx}")
 
-    def _run(self, tokens: np.ndarray, n_logits: int) -> None:
+    def _run(self, tokens: np.ndarray, n_logits: int, path: int) -> None:
         m = self.model
         pos0 = self.n_cached
         with m.lock:
-            forward(m.config, m.weights, self.state, tokens, pos0, n_logits)
+            forward(m.config, m.weights, self.state, tokens, pos0, n_logits, path)
         self._ids[pos0 : pos0 + len(tokens)] = tokens
         self.n_cached = pos0 + len(tokens)
         self._logits = self.state.logits[n_logits - 1].copy()

@@ -37,27 +37,16 @@ import tempfile
 
 import numba
 import numpy as np
-from llvmlite import binding as llvm
 from llvmlite import ir
 from numba import njit, prange, types
 
+from .cpu import FEATURES as _FEATURES
 from .gguf_model import GROUP
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 BLOCK = 32
 
-
-def _host_features() -> set[str]:
-    try:
-        llvm.initialize_native_target()
-        flags = llvm.get_host_cpu_features()
-    except Exception:  # an LLVM that cannot tell: assume nothing
-        return set()
-    return {name for name, on in flags.items() if on}
-
-
-_FEATURES = _host_features()
 VNNI = {"avx512vnni", "avx512vl"} <= _FEATURES
 FORCED_FLOAT = os.environ.get("SPARKLS_FLOAT_KERNELS", "") not in ("", "0")
 # F16C (fp16 scales) came before AVX2 on every x86 CPU; checked anyway.
