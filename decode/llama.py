@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import int8, q8
+from . import amx, int8, q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
 from .attention import BF16_DOT, CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
@@ -37,7 +37,8 @@ from .bf16 import bf16_pair, to_bf16
 from .model_path import default_model_path
 from .speculation import MAX_DRAFT, Draft, DraftBudget
 
-PATH_INT16, PATH_INT8 = 0, 1  # linear layers of a prompt's batches: int16 or int8 activations (forward's ``path``)
+# Linear layers of a prompt's batches (forward's ``path``): int16 activations, int8 ones, int8 on AMX tiles.
+PATH_INT16, PATH_INT8, PATH_AMX = 0, 1, 2
 PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk stay in L2
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
 
@@ -123,14 +124,30 @@ else:
         matmul_float(out, x, q, d, m, half, st.wbuf)
 
 
-if int8.AVAILABLE:
+if amx.AVAILABLE:  # only here are tile instructions compiled (LLVM cannot select them elsewhere)
+
+    @njit(cache=True)
+    def linear_batch(out, x, q, d, m, half, st, path):
+        """:func:`linear` for a batch of prompt tokens: int8 activations on AMX tiles (:mod:`.amx`) or
+        in vpdpbusd (:mod:`.int8`) as ``path`` says, when the batch is large enough and W is Q4_1."""
+        T, n = x.shape
+        if path == PATH_AMX and T >= int8.MIN_TOKENS and q.shape[2] == 8:
+            amx.linear_q4(out, x, q, d, m, half)
+        elif path == PATH_INT8 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
+            xq, xs, xsum = st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32]
+            int8.quantize(x, xq, xs, xsum)
+            int8.matmul_q4(out, q, d, m, xq, xs, xsum)
+        else:
+            linear(out, x, q, d, m, half, st)
+
+elif int8.AVAILABLE:
 
     @njit(cache=True)
     def linear_batch(out, x, q, d, m, half, st, path):
         """:func:`linear` for a batch of prompt tokens: int8 activations (:mod:`.int8`) when
-        ``path`` is PATH_INT8, the batch is large enough and W is Q4_1; else :func:`linear`."""
+        ``path`` is PATH_INT8 (or PATH_AMX), the batch is large enough and W is Q4_1; else :func:`linear`."""
         T, n = x.shape
-        if path == PATH_INT8 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
+        if path != PATH_INT16 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
             xq, xs, xsum = st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32]
             int8.quantize(x, xq, xs, xsum)
             int8.matmul_q4(out, q, d, m, xq, xs, xsum)
@@ -319,15 +336,21 @@ def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
 def kernel_paths() -> tuple[int, str]:
     """(path for prompt batches, a description of the kernels in use) for this CPU.
 
-    ``SPARKLS_PREFILL=int16`` keeps prompts on the int16 products (as verification)."""
+    AMX tiles where the CPU has them, Linux grants them and a self-test in a child process
+    agrees with the vpdpbusd kernel; else vpdpbusd; else int16. ``SPARKLS_PREFILL=int16``
+    (or ``int8``) caps the choice."""
     attn = "bf16 attention " + ("vdpbf16ps" if BF16_DOT else "fma")
     if not q8.AVAILABLE:
         return PATH_INT16, f"float linear; {attn}"
     isa = "avx512-vnni" if q8.VNNI else "avx2"
-    if int8.AVAILABLE and os.environ.get("SPARKLS_PREFILL", "") != "int16":
-        return PATH_INT8, f"prefill int8 vpdpbusd; decode int16 {isa}; {attn}"
-    return PATH_INT16, f"prefill int16 {isa}; decode int16 {isa}; {attn}"
-
+    cap = os.environ.get("SPARKLS_PREFILL", "")
+    decode = f"decode int16 {isa}; {attn}"
+    if not int8.AVAILABLE or cap == "int16":
+        return PATH_INT16, f"prefill int16 {isa}; {decode}"
+    why = amx.WHY_NOT or (cap == "int8" and "SPARKLS_PREFILL=int8") or ("" if amx.EMULATED else amx.self_test())
+    if not why:
+        return PATH_AMX, f"prefill int8 amx-tdpbusd{' (emulated)' if amx.EMULATED else ''}; {decode}"
+    return PATH_INT8, f"prefill int8 vpdpbusd (no AMX: {why}); {decode}"
 
 
 class LlamaModel:
