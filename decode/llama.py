@@ -272,8 +272,8 @@ def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
     """Run T = len(tokens) tokens at positions pos0.. through the model.
 
     Writes keys/values of those positions into the cache, and the logits of the last
-    ``n_logits`` rows into ``st.logits[:n_logits]`` (1 for prefill, T to verify drafts).
-    The caller guarantees T <= chunk, pos0 + T <= ctx, 1 <= n_logits <= T. ``path``
+    ``n_logits`` rows into ``st.logits[:n_logits]`` (1 for prefill, T to verify drafts, 0 for
+    a prompt's chunks before its last). The caller guarantees T <= chunk, pos0 + T <= ctx, 0 <= n_logits <= T. ``path``
     picks the linear layers' kernels for batches (:func:`linear_batch`): PATH_INT8 only for
     prompts, never to verify drafts (a verified token's logits must equal a decoded one's).
     """
@@ -323,11 +323,13 @@ def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
         linear_batch(xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st, path)
         x += xb
 
-    # Only the rows whose logits are wanted go through the final norm and the LM head.
-    first = T - n_logits
-    for r in range(n_logits):
-        rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
-    linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
+    # Only the rows whose logits are wanted go through the final norm and the LM head (none
+    # for a prompt's chunks before its last: the head reads 28 MB of weights per pass).
+    if n_logits > 0:
+        first = T - n_logits
+        for r in range(n_logits):
+            rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
+        linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
 
 
 # --- model and sessions --------------------------------------------------------------------
@@ -467,7 +469,7 @@ class Session:
             if pos > keep and cancelled is not None and cancelled():
                 return None
             chunk = ids[pos : pos + PREFILL_CHUNK]
-            self._run(chunk, 1, self.model.prefill_path)
+            self._run(chunk, 1 if pos + len(chunk) == len(ids) else 0, self.model.prefill_path)
             pos += len(chunk)
         return self._logits
 
@@ -497,7 +499,7 @@ class Session:
             forward(m.config, m.weights, self.state, tokens, pos0, n_logits, path)
         self._ids[pos0 : pos0 + len(tokens)] = tokens
         self.n_cached = pos0 + len(tokens)
-        self._logits = self.state.logits[n_logits - 1].copy()
+        self._logits = self.state.logits[n_logits - 1].copy() if n_logits else None
 
     def generate(
         self,
