@@ -134,9 +134,7 @@ if amx.AVAILABLE:  # only here are tile instructions compiled (LLVM cannot selec
         if path == PATH_AMX and T >= int8.MIN_TOKENS and q.shape[2] == 8:
             amx.linear_q4(out, x, q, d, m, half)
         elif path == PATH_INT8 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
-            xq, xs, xsum = st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32]
-            int8.quantize(x, xq, xs, xsum)
-            int8.matmul_q4(out, q, d, m, xq, xs, xsum)
+            int8.linear_q4(out, x, q, d, m, st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32])
         else:
             linear(out, x, q, d, m, half, st)
 
@@ -148,9 +146,7 @@ elif int8.AVAILABLE:
         ``path`` is PATH_INT8 (or PATH_AMX), the batch is large enough and W is Q4_1; else :func:`linear`."""
         T, n = x.shape
         if path != PATH_INT16 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
-            xq, xs, xsum = st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32]
-            int8.quantize(x, xq, xs, xsum)
-            int8.matmul_q4(out, q, d, m, xq, xs, xsum)
+            int8.linear_q4(out, x, q, d, m, st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32])
         else:
             linear(out, x, q, d, m, half, st)
 
