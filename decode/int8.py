@@ -30,8 +30,8 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from .cpu import FEATURES
-from .gguf_model import GROUP
 from .q8 import AVAILABLE as INT_KERNELS
+from .q8 import item_ptr, quantize_row, splat, store_group
 
 BLOCK = 32
 TILE = 8  # tokens per tile
@@ -44,32 +44,12 @@ _V32I8, _V16I16, _V8I32, _V8F16, _V8F32 = (ir.VectorType(_I8, 32), ir.VectorType
                                            ir.VectorType(_F16, 8), ir.VectorType(_F32, 8))  # fmt: skip
 
 
-@njit(cache=True, fastmath=True, error_model="numpy", inline="always")
-def _quantize_row(x, xq, xs, xsum, t):
-    """Row t of x -> int8 blocks of 32 scaled by 127 / max |block|, rounded to nearest even."""
-    n = x.shape[1]
-    for b in range(n // BLOCK):
-        o = b * BLOCK
-        amax = np.float32(0.0)
-        for j in range(BLOCK):
-            a = abs(x[t, o + j])
-            amax = a if a > amax else amax
-        xs[t, b] = amax / np.float32(127.0)
-        inv = np.float32(127.0) / amax if amax > 0 else np.float32(0.0)
-        total = np.int32(0)
-        for j in range(BLOCK):
-            v = np.int8(np.rint(x[t, o + j] * inv))
-            xq[t, o + j] = v
-            total += np.int32(v)
-        xsum[t, b] = np.float32(total) * xs[t, b]
-
-
 @njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
 def linear_q4(out, x, q, d, m, xq, xs, xsum):
     """out (T, rows) = x (T, n) @ W.T for a row-interleaved Q4_1 W: :func:`quantize` then :func:`matmul_q4`,
     as one parallel function (one compilation instead of two: 0.3 s of a cold start, measured)."""
     for t in prange(x.shape[0]):
-        _quantize_row(x, xq, xs, xsum, t)
+        quantize_row(x, xq, xs, xsum, t, np.float32(127.0))
     _products(out, q, d, m, xq, xs, xsum)
 
 
@@ -78,7 +58,7 @@ def quantize(x, xq, xs, xsum):
     """Rows of x (T, n) float32 -> int8 blocks xq (T, n), their scales xs (T, n/32) and the
     dequantized sums of the blocks xsum (T, n/32), rows in parallel."""
     for t in prange(x.shape[0]):
-        _quantize_row(x, xq, xs, xsum, t)
+        quantize_row(x, xq, xs, xsum, t, np.float32(127.0))
 
 
 def _declare(builder, name: str, ret, args):
@@ -94,14 +74,10 @@ def _tile_q4(typingctx, out, q, d, m, xq, xs, xsum, g, t0, T):
         g_, t0_, T_ = (context.cast(builder, a, ty, types.int64) for a, ty in zip(args[7:], signature.args[7:]))
 
         def ptr(arr, idx):
-            n = len(idx)
-            shape = cgutils.unpack_tuple(builder, arr.shape, n)
-            strides = cgutils.unpack_tuple(builder, arr.strides, n)
-            return cgutils.get_item_pointer2(context, builder, arr.data, shape, strides, "A", idx)
+            return item_ptr(context, builder, arr, idx)
 
         def splat8(value, vty):
-            v = builder.insert_element(ir.Constant(vty, None), value, _I32(0))
-            return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, 8), [0] * 8))
+            return splat(builder, value, vty)
 
         dp = _declare(builder, "llvm.x86.avx512.vpdpbusd.256", _V8I32, [_V8I32, _V8I32, _V8I32])
         fma = _declare(builder, "llvm.fma.v8f32", _V8F32, [_V8F32] * 3)
@@ -138,20 +114,7 @@ def _tile_q4(typingctx, out, q, d, m, xq, xs, xsum, g, t0, T):
                 acc = builder.call(fma, [builder.sitofp(total, _V8F32), builder.fmul(scales, x_scale), builder.load(accs[t])])
                 acc = builder.call(fma, [mins, splat8(builder.load(ptr(xsum_, [tok, b])), _V8F32), acc])
                 builder.store(acc, accs[t])
-        n_out = cgutils.unpack_tuple(builder, out_.shape, 2)[1]
-        col0 = builder.mul(g_, _I64(GROUP))
-        whole = builder.icmp_signed("<=", builder.add(col0, _I64(GROUP)), n_out)
-        with builder.if_else(whole, likely=True) as (full, partial):
-            with full:
-                for t, tok in enumerate(tokens):
-                    builder.store(builder.load(accs[t]), builder.bitcast(ptr(out_, [tok, col0]), _V8F32.as_pointer()), align=4)
-            with partial:  # the last group of a matrix whose rows are not a multiple of 8
-                for t, tok in enumerate(tokens):
-                    v = builder.load(accs[t])
-                    for i in range(GROUP):
-                        col = builder.add(col0, _I64(i))
-                        with builder.if_then(builder.icmp_signed("<", col, n_out)):
-                            builder.store(builder.extract_element(v, _I32(i)), ptr(out_, [tok, col]))
+        store_group(context, builder, out_, g_, tokens, accs)
         return context.get_dummy_value()
 
     return types.void(out, q, d, m, xq, xs, xsum, g, t0, T), codegen
