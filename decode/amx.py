@@ -10,9 +10,10 @@ batch: each block's nibbles are unpacked once into a tile and used for all token
 
 Where it runs: :data:`AVAILABLE` needs the CPU's ``amx_tile``/``amx_int8`` flags, LLVM's
 ``amx-tile``/``amx-int8`` host features, and Linux's permission for the tile state
-(:func:`.cpu.request_amx`); the model then runs :func:`self_test` in a child process before
-using it (a wrong or crashing kernel falls back to :mod:`.int8`, never takes the server down).
-Nothing here is compiled on other CPUs: LLVM cannot select tile instructions for them.
+(:func:`.cpu.request_amx`); :mod:`.llama` then runs :func:`self_test` in a child process
+when imported (:func:`why_not`), and compiles the tile kernel into its forward pass only if
+it passed: a wrong or crashing kernel leaves :mod:`.int8`'s in use, never takes the server
+down. Nothing here is compiled on other CPUs: LLVM cannot select tile instructions for them.
 
 ``SPARKLS_AMX_EMULATE=1`` replaces the tile instructions by Numba loops computing the same
 (for testing everything around them on CPUs without AMX; give it its own NUMBA_CACHE_DIR,
@@ -214,6 +215,13 @@ int8.matmul_q4(want, wq, wd, wm, xq, xs, xsum)
 err = float(np.abs(got - want).max() / np.abs(want).max())
 print("ok" if err < 1e-5 else f"differs from the int8 kernel: {err:.2e}")
 """
+
+
+@lru_cache(maxsize=1)
+def why_not() -> str:
+    """"" if prompts may run on the tile kernel here, else why not (checked once per process:
+    availability, then :func:`self_test`, which emulated tiles skip)."""
+    return WHY_NOT or ("" if EMULATED else self_test())
 
 
 @lru_cache(maxsize=1)

@@ -124,7 +124,11 @@ else:
         matmul_float(out, x, q, d, m, half, st.wbuf)
 
 
-if amx.AVAILABLE:  # only here are tile instructions compiled (LLVM cannot select them elsewhere)
+# Tile instructions are compiled only where they passed their self-test: LLVM cannot select them
+# on other CPUs, and a kernel that failed it must not even be compiled into the server's forward pass.
+AMX_WHY_NOT = amx.why_not()
+
+if not AMX_WHY_NOT:
 
     @njit(cache=True)
     def linear_batch(out, x, q, d, m, half, st, path):
@@ -345,7 +349,7 @@ def kernel_paths() -> tuple[int, str]:
     decode = f"decode int16 {isa}; {attn}"
     if not int8.AVAILABLE or cap == "int16":
         return PATH_INT16, f"prefill int16 {isa}; {decode}"
-    why = amx.WHY_NOT or (cap == "int8" and "SPARKLS_PREFILL=int8") or ("" if amx.EMULATED else amx.self_test())
+    why = AMX_WHY_NOT or (cap == "int8" and "SPARKLS_PREFILL=int8")
     if not why:
         return PATH_AMX, f"prefill int8 amx-tdpbusd{' (emulated)' if amx.EMULATED else ''}; {decode}"
     return PATH_INT8, f"prefill int8 vpdpbusd (no AMX: {why}); {decode}"
