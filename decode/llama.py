@@ -469,14 +469,14 @@ class Session:
             if pos > keep and cancelled is not None and cancelled():
                 return None
             chunk = ids[pos : pos + PREFILL_CHUNK]
-            self._run(chunk, 1 if pos + len(chunk) == len(ids) else 0, self.model.prefill_path)
+            self._run(chunk, 1 if pos + len(chunk) == len(ids) else 0)
             pos += len(chunk)
         return self._logits
 
     def step(self, token: int) -> np.ndarray:
         """Append one token; return the logits (V,) after it."""
         self._check_room(1)
-        self._run(np.array([token], np.int32), 1, PATH_INT16)
+        self._run(np.array([token], np.int32), 1)
         return self._logits
 
     def verify(self, tokens: Sequence[int]) -> np.ndarray:
@@ -485,16 +485,19 @@ class Session:
         if not 1 <= len(tokens) <= PREFILL_CHUNK:
             raise ValueError(f"verify takes 1..{PREFILL_CHUNK} tokens")
         self._check_room(len(tokens))
-        self._run(tokens, len(tokens), PATH_INT16)
+        self._run(tokens, len(tokens))
         return self.state.logits[: len(tokens)].copy()
 
     def _check_room(self, n: int) -> None:
         if self.n_cached + n > self.n_ctx:
             raise ValueError(f"session full: {self.n_cached} + {n} tokens > n_ctx {self.n_ctx}")
 
-    def _run(self, tokens: np.ndarray, n_logits: int, path: int) -> None:
+    def _run(self, tokens: np.ndarray, n_logits: int) -> None:
         m = self.model
         pos0 = self.n_cached
+        # Verification wants every row's logits and must match decoding bit for bit: int16. A prompt's
+        # chunk wants one row's or none: the model's prefill path (a decode step is too short for it).
+        path = m.prefill_path if n_logits <= 1 else PATH_INT16
         with m.lock:
             forward(m.config, m.weights, self.state, tokens, pos0, n_logits, path)
         self._ids[pos0 : pos0 + len(tokens)] = tokens
