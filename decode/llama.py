@@ -18,6 +18,7 @@ format, so a cold start compiles a handful of functions once.
 from __future__ import annotations
 
 import mmap
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -28,14 +29,16 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import q8
+from . import amx, int8, q8
 from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
-from .attention import CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
+from .attention import BF16_DOT, CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
 from .bf16 import bf16_pair, to_bf16
 from .model_path import default_model_path
 from .speculation import MAX_DRAFT, Draft, DraftBudget
 
+# Linear layers of a prompt's batches (forward's ``path``): int16 activations, int8 ones, int8 on AMX tiles.
+PATH_INT16, PATH_INT8, PATH_AMX = 0, 1, 2
 PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk stay in L2
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
 
@@ -121,6 +124,44 @@ else:
         matmul_float(out, x, q, d, m, half, st.wbuf)
 
 
+# Tile instructions are compiled only where they passed their self-test: LLVM cannot select them
+# on other CPUs, and a kernel that failed it must not even be compiled into the server's forward pass.
+AMX_WHY_NOT = amx.why_not()
+
+if not AMX_WHY_NOT:
+
+    @njit(cache=True)
+    def linear_batch(out, x, q, d, m, half, st, path):
+        """:func:`linear` for a batch of prompt tokens: int8 activations on AMX tiles (:mod:`.amx`) or
+        in vpdpbusd (:mod:`.int8`) as ``path`` says, when the batch is large enough and W is Q4_1."""
+        T, n = x.shape
+        if path == PATH_AMX and T >= int8.MIN_TOKENS and q.shape[2] == 8:
+            amx.linear_q4(out, x, q, d, m, half)
+        elif path == PATH_INT8 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
+            int8.linear_q4(out, x, q, d, m, st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32])
+        else:
+            linear(out, x, q, d, m, half, st)
+
+elif int8.AVAILABLE:
+
+    @njit(cache=True)
+    def linear_batch(out, x, q, d, m, half, st, path):
+        """:func:`linear` for a batch of prompt tokens: int8 activations (:mod:`.int8`) when
+        ``path`` is PATH_INT8 (or PATH_AMX), the batch is large enough and W is Q4_1; else :func:`linear`."""
+        T, n = x.shape
+        if path != PATH_INT16 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
+            int8.linear_q4(out, x, q, d, m, st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32])
+        else:
+            linear(out, x, q, d, m, half, st)
+
+else:  # no vpdpbusd: never compile the int8 kernels (LLVM cannot select them for this CPU)
+
+    @njit(cache=True)
+    def linear_batch(out, x, q, d, m, half, st, path):
+        """:func:`linear`, whatever ``path`` says."""
+        linear(out, x, q, d, m, half, st)
+
+
 @njit(cache=True, fastmath=True)
 def rope(v, cos, sin, n_heads, head_size):
     """Rotate adjacent pairs (v[2i], v[2i+1]) of each head in place by angle pos * theta_i.
@@ -179,6 +220,7 @@ class RunState(NamedTuple):
     xq: np.ndarray  # (C, max(D, F)) int16 input rows of a linear layer (q8 kernels)
     xs: np.ndarray  # (C, max(D, F) / 32) their block scales
     xsum: np.ndarray  # (C, max(D, F) / 32) their blocks' dequantized sums
+    xq8: np.ndarray  # (C, max(D, F)) int8 input rows of a prompt's linear layer (int8 kernels)
 
 
 def _zeros_small_pages(shape: tuple, dtype=np.float32) -> np.ndarray:
@@ -221,16 +263,19 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, max(D, F)), np.int16),
         np.zeros((chunk, max(D, F) // 32), f32),
         np.zeros((chunk, max(D, F) // 32), f32),
+        np.zeros((chunk, max(D, F)), np.int8),
     )
 
 
 @njit(cache=True, fastmath=True)
-def forward(cfg, w, st, tokens, pos0, n_logits):
+def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
     """Run T = len(tokens) tokens at positions pos0.. through the model.
 
     Writes keys/values of those positions into the cache, and the logits of the last
-    ``n_logits`` rows into ``st.logits[:n_logits]`` (1 for prefill, T to verify drafts).
-    The caller guarantees T <= chunk, pos0 + T <= ctx, 1 <= n_logits <= T.
+    ``n_logits`` rows into ``st.logits[:n_logits]`` (1 for prefill, T to verify drafts, 0 for
+    a prompt's chunks before its last). The caller guarantees T <= chunk, pos0 + T <= ctx, 0 <= n_logits <= T. ``path``
+    picks the linear layers' kernels for batches (:func:`linear_batch`): PATH_INT8 only for
+    prompts, never to verify drafts (a verified token's logits must equal a decoded one's).
     """
     T = tokens.shape[0]
     D = cfg.dim
@@ -254,7 +299,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
         # Attention: rmsnorm -> fused q,k,v projection -> RoPE -> cache -> attention -> wo.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.attn_norm[layer], cfg.rms_eps)
-        linear(qkv, xb, w.wqkv_q[layer], w.wqkv_d[layer], w.wqkv_m[layer], w.half, st)
+        linear_batch(qkv, xb, w.wqkv_q[layer], w.wqkv_d[layer], w.wqkv_m[layer], w.half, st, path)
         for t in range(T):
             pos = pos0 + t
             rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
@@ -267,25 +312,47 @@ def forward(cfg, w, st, tokens, pos0, n_logits):
                 for j in range(hs // 2):
                     q[t, h, j] = bf16_pair(qkv[t, h * hs + 2 * j] * scale, qkv[t, h * hs + 2 * j + 1] * scale)
         attention(att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
-        linear(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
+        linear_batch(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st, path)
         x += xb
 
         # Feed-forward: rmsnorm -> fused gate/up -> SwiGLU -> down.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.ffn_norm[layer], cfg.rms_eps)
-        linear(hb, xb, w.w13_q[layer], w.w13_d[layer], w.w13_m[layer], w.half, st)
+        linear_batch(hb, xb, w.w13_q[layer], w.w13_d[layer], w.w13_m[layer], w.half, st, path)
         swiglu(hb2, hb, F)
-        linear(xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st)
+        linear_batch(xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st, path)
         x += xb
 
-    # Only the rows whose logits are wanted go through the final norm and the LM head.
-    first = T - n_logits
-    for r in range(n_logits):
-        rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
-    linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
+    # Only the rows whose logits are wanted go through the final norm and the LM head (none
+    # for a prompt's chunks before its last: the head reads 28 MB of weights per pass).
+    if n_logits > 0:
+        first = T - n_logits
+        for r in range(n_logits):
+            rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
+        linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
 
 
 # --- model and sessions --------------------------------------------------------------------
+
+
+def kernel_paths() -> tuple[int, str]:
+    """(path for prompt batches, a description of the kernels in use) for this CPU.
+
+    AMX tiles where the CPU has them, Linux grants them and a self-test in a child process
+    agrees with the vpdpbusd kernel; else vpdpbusd; else int16. ``SPARKLS_PREFILL=int16``
+    (or ``int8``) caps the choice."""
+    attn = "bf16 attention " + ("vdpbf16ps" if BF16_DOT else "fma")
+    if not q8.AVAILABLE:
+        return PATH_INT16, f"float linear; {attn}"
+    isa = "avx512-vnni" if q8.VNNI else "avx2"
+    cap = os.environ.get("SPARKLS_PREFILL", "")
+    decode = f"decode int16 {isa}; {attn}"
+    if not int8.AVAILABLE or cap == "int16":
+        return PATH_INT16, f"prefill int16 {isa}; {decode}"
+    why = AMX_WHY_NOT or (cap == "int8" and "SPARKLS_PREFILL=int8")
+    if not why:
+        return PATH_AMX, f"prefill int8 amx-tdpbusd{' (emulated)' if amx.EMULATED else ''}; {decode}"
+    return PATH_INT8, f"prefill int8 vpdpbusd (no AMX: {why}); {decode}"
 
 
 class LlamaModel:
@@ -302,6 +369,8 @@ class LlamaModel:
         self.path = path
         self.lock = threading.Lock()
         self.draft_budget = DraftBudget()  # how many drafts a verification should take
+        # Linear layers of prompt batches (PATH_INT8 / PATH_INT16), and what runs, for status and benches.
+        self.prefill_path, self.kernel_path = kernel_paths()
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LlamaModel:
@@ -401,7 +470,7 @@ class Session:
             if pos > keep and cancelled is not None and cancelled():
                 return None
             chunk = ids[pos : pos + PREFILL_CHUNK]
-            self._run(chunk, 1)
+            self._run(chunk, 1 if pos + len(chunk) == len(ids) else 0)
             pos += len(chunk)
         return self._logits
 
@@ -427,11 +496,14 @@ class Session:
     def _run(self, tokens: np.ndarray, n_logits: int) -> None:
         m = self.model
         pos0 = self.n_cached
+        # Verification wants every row's logits and must match decoding bit for bit: int16. A prompt's
+        # chunk wants one row's or none: the model's prefill path (a decode step is too short for it).
+        path = m.prefill_path if n_logits <= 1 else PATH_INT16
         with m.lock:
-            forward(m.config, m.weights, self.state, tokens, pos0, n_logits)
+            forward(m.config, m.weights, self.state, tokens, pos0, n_logits, path)
         self._ids[pos0 : pos0 + len(tokens)] = tokens
         self.n_cached = pos0 + len(tokens)
-        self._logits = self.state.logits[n_logits - 1].copy()
+        self._logits = self.state.logits[n_logits - 1].copy() if n_logits else None
 
     def generate(
         self,

@@ -209,6 +209,7 @@ class SparklsServer(LanguageServer):
             {
                 "backend": backend,
                 "engine": self.engine.name,
+                "kernelPath": getattr(getattr(self.engine, "model", None), "kernel_path", None),  # neural core's kernels
                 "modelledTokensPerSecond": _finite(s.timeline.tokens_per_s) if s else None,
                 "measuredTokensPerSecond": round(s.decoded / s.decode_seconds, 1) if s and s.decoded and s.decode_seconds else None,
                 "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,

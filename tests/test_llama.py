@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from llama_reference import ReferenceLlama
 from tiny_gguf import write_tiny_llama
 
 from sparkls.decode.gguf_model import ModelLoadError, dequantize, quantize_q8_0
-from sparkls.decode.llama import LlamaModel, SessionPool, sample
+from sparkls.decode.llama import PATH_INT16, LlamaModel, SessionPool, sample
 from sparkls.decode.model_path import default_model_path
 from sparkls.decode.speculation import match_draft
 
@@ -225,6 +227,30 @@ def test_real_logits_match_reference(smollm):
     corr, top1 = agreement(got, want[:-1])
     assert corr >= 0.999, f"correlation {corr:.5f}"
     assert top1 >= 0.95, f"top-1 agreement {top1:.2f}"
+
+
+@real
+@pytest.mark.model
+def test_real_decode_after_each_prefill_path_matches_reference(smollm):
+    """Ensure that decode steps after a prompt fed through each prefill path (int8 where the CPU has
+    vpdpbusd, int16) keep the repository's logit bars against the fp32 reference: the prompt only
+    fills the KV cache, and every token generated after it is judged here (teacher-forced)."""
+    tok = smollm.tokenizer
+    text = (Path(__file__).resolve().parents[1] / "decode" / "stops.py").read_text()
+    ids = tok.encode(text)[:300]
+    prompt, follow = ids[:260], ids[260:]
+    want = ReferenceLlama(REAL).forward(ids)[259:-1]
+    own = smollm.prefill_path
+    try:
+        for path in sorted({own, PATH_INT16}):
+            smollm.prefill_path = path
+            s = smollm.new_session(512)
+            got = np.array([s.feed(prompt).copy()] + [s.step(int(t)).copy() for t in follow[:-1]])
+            corr, top1 = agreement(got, want)
+            assert corr >= 0.999, f"path {path}: correlation {corr:.5f}"
+            assert top1 >= 0.95, f"path {path}: top-1 agreement {top1:.2f}"
+    finally:
+        smollm.prefill_path = own
 
 
 @real
