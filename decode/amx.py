@@ -15,6 +15,8 @@ when imported (:func:`why_not`), and compiles the tile kernel into its forward p
 it passed: a wrong or crashing kernel leaves :mod:`.int8`'s in use, never takes the server
 down. Nothing here is compiled on other CPUs: LLVM cannot select tile instructions for them.
 
+The tile kernel is opt-in (``SPARKLS_AMX=1``) until it has run on real AMX hardware.
+
 ``SPARKLS_AMX_EMULATE=1`` replaces the tile instructions by Numba loops computing the same
 (for testing everything around them on CPUs without AMX; give it its own NUMBA_CACHE_DIR,
 as Numba's cache would otherwise serve one variant for the other).
@@ -47,6 +49,10 @@ def _why_unavailable() -> str:
         return "no int8 kernels"
     if EMULATED:
         return ""
+    if os.environ.get("SPARKLS_AMX", "") != "1":
+        # Written and checked against the vpdpbusd kernel with emulated tiles, but never yet run on AMX
+        # hardware: until it has been, it is opt-in (and its per-process self-test costs a child start).
+        return "AMX kernel is opt-in until verified on AMX hardware (SPARKLS_AMX=1)"
     granted, why = cpu.request_amx()
     if granted and not {"amx-tile", "amx-int8"} <= cpu.FEATURES:
         return "LLVM sees no amx-tile/amx-int8 on this CPU"

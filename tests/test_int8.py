@@ -192,5 +192,5 @@ def test_amx_prefill_matches_int8_and_reference(mode, tmp_path):
 
     if mode == "amx" and not amx.AVAILABLE:
         pytest.skip(f"no AMX here: {amx.WHY_NOT}")
-    out = run_child(AMX_PREFILL.replace("sys.argv[2]", repr(str(tmp_path))), {"SPARKLS_AMX_EMULATE": "1" if mode == "emulated" else "0"}, tmp_path)
+    out = run_child(AMX_PREFILL.replace("sys.argv[2]", repr(str(tmp_path))), {"SPARKLS_AMX_EMULATE": "1" if mode == "emulated" else "0", "SPARKLS_AMX": "1"}, tmp_path)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
