@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from sparkls.decode.ngram_model import CodeModel
+from sparkls.server.completion import lf
 from sparkls.server.options import IndexOptions
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def index_workspace(
             report.skipped += 1
             log.debug("index: skipped %s (too large, binary or not UTF-8)", path)
             continue
-        report.tokens += model.add_file(key(path), text)
+        report.tokens += model.add_file(key(path), lf(text))  # as open documents are counted
         report.files += 1
         report.bytes += len(text)
         if progress and report.files % 25 == 0:

@@ -26,7 +26,7 @@ from pygls.uris import to_fs_path
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.server import convert
-from sparkls.server.completion import completion_context, typed_word
+from sparkls.server.completion import completion_context, lf, lf_edit, line_break, typed_word
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
@@ -321,7 +321,7 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
 def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.documents[item.uri] = Document(item.uri, item.text, item.version, item.language_id)
-    ls.model.open_document(item.uri, item.text)
+    ls.model.open_document(item.uri, lf(item.text))  # the model counts LF views (completion.py)
     ls.warm(item.uri)
 
 
@@ -334,7 +334,10 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
         return
     ls.typing.setdefault(uri, TypingRate()).keystroke()
     for change in params.content_changes:
+        old, had_cr = doc.text, doc.has_cr
         start, end, inserted = doc.apply(change, ls.encoding)
+        if had_cr or doc.has_cr:
+            start, end, inserted = lf_edit(old, start, end, inserted)
         ls.model.edit_document(uri, start, end, inserted)
     doc.version = params.text_document.version
 
@@ -375,7 +378,7 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
         stream, typed = hit
         log.debug("typeahead: %r typed along stream %s", typed, stream.id)
         ls.counts["typeahead"] += 1
-        return View(stream, len(typed), word, ls.hub.next_id()), range_
+        return View(stream, len(typed), word, ls.hub.next_id(), line_break(doc)), range_
     timeline = ls.pacer.timeline(uri, ctx)
     delay = ls.debounce(uri, timeline, automatic)
     if delay > 0:
@@ -384,7 +387,7 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
     stream = ls.hub.start(uri, ctx, timeline)
     if stream.task is not None:
         stream.task.add_done_callback(lambda _: ls.stream_finished(stream))
-    return View(stream, 0, word, stream.id), range_
+    return View(stream, 0, word, stream.id, line_break(doc)), range_
 
 
 async def _answer(

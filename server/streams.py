@@ -86,9 +86,12 @@ class View:
     skip: int  # characters of the stream's text the user already typed
     word: str  # the word typed before this request's cursor (the range starts there)
     stream_id: str
+    eol: str = "\n"  # the document's line break (engines work with LF)
 
     def insert_text(self) -> str:
         rest = self.stream.text[self.skip :]
+        if self.eol != "\n":
+            rest = rest.replace("\n", self.eol)
         return self.word + rest if rest else ""
 
 
