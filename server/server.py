@@ -25,7 +25,7 @@ from pygls.uris import to_fs_path
 
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
-from sparkls.server import convert
+from sparkls.server import convert, user_config
 from sparkls.server.completion import completion_context, lf, lf_edit, line_break, typed_word
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
@@ -105,9 +105,9 @@ class SparklsServer(LanguageServer):
         self.pacer.model_name = self.options.served_model
         self.remote_engine = None
         if self.options.model.engine == "remote":
-            try:
+            try:  # destination and key from the user's own configuration only (user_config.py)
                 self.remote_engine = RemoteWithFallback(
-                    self.options.remote or {}, lambda: self.local_engine, on_measure=_measured_remote
+                    user_config.remote_settings(self.options.remote), lambda: self.local_engine, on_measure=_measured_remote
                 )
             except Exception as exc:  # bad settings: say so, serve locally
                 log.error("remote engine not started: %s", exc)
