@@ -25,15 +25,16 @@ from pygls.uris import to_fs_path
 
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
-from sparkls.server import convert, user_config
+from sparkls.backends.stream import builtin_models
+from sparkls.server import convert, safe_files, user_config
 from sparkls.server.completion import completion_context, lf, lf_edit, line_break, typed_word
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
-from sparkls.server.indexer import IndexReport, index_workspace, read_text
+from sparkls.server.indexer import IndexReport, index_workspace
 from sparkls.server.lsp_log import LspLogHandler
 from sparkls.server.options import Options, parse_options
 from sparkls.server.protocol import SparklsProtocol
-from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce
+from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce, served_model_file
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
 from sparkls.plugins import host
 
@@ -63,6 +64,9 @@ class SparklsServer(LanguageServer):
         self.local_engine = NgramEngine(self.model)  # becomes the neural engine once it loads
         self.remote_engine: RemoteWithFallback | None = None
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparkls-decode")
+        # Workspace files are read here, never on the event loop or in the decode pool: a
+        # stalled file system may block one of these threads, not the server (safe_files.py).
+        self.io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparkls-io")
         self.hub = StreamHub(lambda: self.engine, self.pool)
         self.pacer = Pacer()
         self.streaming = False  # the client opted in to sparkls/inlineCompletionStream
@@ -103,6 +107,9 @@ class SparklsServer(LanguageServer):
         """Settings that live outside ``options``: the backend, the served model, the remote engine."""
         self.pacer.backend_name = self.options.backend
         self.pacer.model_name = self.options.served_model
+        self.pacer.model_spec = None
+        if self.options.served_model not in builtin_models():
+            self.load_served_model(self.options.served_model)
         self.remote_engine = None
         if self.options.model.engine == "remote":
             try:  # destination and key from the user's own configuration only (user_config.py)
@@ -114,6 +121,24 @@ class SparklsServer(LanguageServer):
                 return
             if self.options.backend == "local":
                 self.pacer.backend_name = "remote"  # its tokens arrive at their real cadence
+
+    def load_served_model(self, path: str) -> None:
+        """Read a served-model TOML named in settings, in the I/O pool (safe_files: inside the
+        workspace or the user's config folder, a small regular file); until then, or if it
+        fails (logged), the default served model paces."""
+        roots = [r for r in (self.root(), user_config.config_path().parent) if r is not None]
+        future = self.io_pool.submit(served_model_file, path, roots)
+
+        def done(f) -> None:  # in the worker
+            try:
+                spec = f.result()
+            except Exception as exc:
+                log.error("served model not loaded: %s", exc)
+                return
+            if self.loop is not None and self.options.served_model == path:
+                self.loop.call_soon_threadsafe(setattr, self.pacer, "model_spec", spec)
+
+        future.add_done_callback(done)
 
     def warm(self, uri: str) -> None:
         """Prefill the local neural engine's session for a just-opened document, in a worker thread.
@@ -292,7 +317,7 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
             )
 
     report = await loop.run_in_executor(
-        ls.pool,
+        ls.io_pool,
         lambda: index_workspace(ls.model, root, ls.options.index, progress, key=lambda p: p.as_uri()),
     )
     summary = (
@@ -345,13 +370,25 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
+    if ls.documents.pop(uri, None) is None:
+        log.warning("didClose for a document that is not open: %s", uri)
+        return  # never read a file because a client named it
     ls.hub.cancel(uri)
     ls.stop_warming()
-    ls.documents.pop(uri, None)
-    path = to_fs_path(uri)
-    disk = read_text(Path(path), ls.options.index.max_file_bytes) if path else None
-    ls.model.close_document(uri, disk_text=disk)
+    ls.model.close_document(uri, restore_file=False)
     release_document(ls.local_engine, uri)
+    root = ls.root()
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    if root is not None and path and ls.options.index.enabled:
+        # The file on disk counts again as part of the workspace, read off the loop.
+        asyncio.ensure_future(_restore_file(ls, uri, Path(path), root))
+
+
+async def _restore_file(ls: SparklsServer, uri: str, path: Path, root: Path) -> None:
+    result = await safe_files.read_text_async(path, ls.options.index.max_file_bytes, [root], ls.io_pool)
+    text = safe_files.text_or_none(result, "didClose:")
+    if text is not None:  # add_file skips it if it was reopened meanwhile
+        await asyncio.get_running_loop().run_in_executor(ls.io_pool, ls.model.add_file, uri, lf(text))
 
 
 async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic: bool) -> tuple[View, types.Range] | None:
