@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from sparkls.server.lsp_log import ScrubFilter
+
+    for handler in logging.getLogger().handlers:  # URLs in logs lose user:pass@ and ?query
+        handler.addFilter(ScrubFilter())
     # pygls logs every message it sends at INFO; editors file stderr lines as errors.
     logging.getLogger("pygls").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     return args.run(args)

@@ -444,7 +444,7 @@ async def _answer(
         source.watchers -= 1
         ls.hub.orphaned(source)
         raise
-    text = view.insert_text()
+    text = "" if source.failed and not stream else view.insert_text()  # a broken stream's text is not an answer
     if not stream or not text:
         source.watchers -= 1  # nothing will follow this answer
     return (text, range_, view) if text else None

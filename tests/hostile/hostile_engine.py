@@ -4,7 +4,7 @@
 the behaviour: ``ok`` (a short completion), ``endless_line`` (one SSE line that never ends),
 ``drip`` (a byte every 2 s), ``endless_tokens`` (tokens forever, no [DONE]), ``big_line``
 (one 50 MB line), ``drop`` (two tokens, then the connection is cut), ``silent`` (headers, then
-nothing). Every request's headers and body are kept in ``requests``.
+nothing), ``silent_if`` (silent for prompts holding ``SILENT``, else ``ok``). Every request's headers and body are kept in ``requests``.
 """
 
 from __future__ import annotations
@@ -81,6 +81,12 @@ class HostileEngine:
         elif mode == "silent":
             w.flush()
             self.stop.wait(120)
+        elif mode == "silent_if":  # silent when the prompt holds SILENT, else a short completion
+            if "SILENT" in self.requests[-1]["body"].get("prompt", ""):
+                w.flush()
+                self.stop.wait(120)
+            else:
+                w.write(_event(self.text) + _event("", "stop") + b"data: [DONE]\n\n")
         w.flush()
 
     def close(self) -> None:
