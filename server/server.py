@@ -278,6 +278,7 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
 @SERVER.feature(types.INITIALIZED)
 async def initialized(ls: SparklsServer, params: types.InitializedParams) -> None:
     """Start counting the workspace's files and loading the neural model in the background."""
+    ls.io_pool.submit(host)  # plugins load (guarded, time-boxed) off the event loop
     root = ls.root()
     if root is not None and root.is_dir() and ls.options.index.enabled:
         ls.index_task = asyncio.ensure_future(_index(ls, root))

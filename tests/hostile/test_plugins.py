@@ -1,0 +1,41 @@
+"""A plugin that exits, interrupts or blocks costs the server one time budget, once, and nothing else."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hostile_client import RawClient, spawn
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from lsp_client import FIXTURE_PROJECT  # noqa: E402
+
+pytestmark = pytest.mark.e2e
+SITE = Path(__file__).parent / "plugins"
+TEXT = "def handle_read(request, store):\n    payload = request.json()\n    return\n"
+
+
+@pytest.mark.parametrize("backend", ["hostile-exit", "hostile-interrupt", "hostile-block"])
+def test_misbehaving_plugin_never_ends_or_freezes_the_server(backend) -> None:
+    """Ensure SystemExit / KeyboardInterrupt / a block in timeline() are survived, within the budget, and logged."""
+    env = {"PYTHONPATH": os.pathsep.join([str(SITE), os.environ.get("PYTHONPATH", "")]),
+           "SPARKLS_DISABLE_PLUGIN_AUTOLOAD": "0"}
+    c = RawClient(spawn(env=env))
+    try:
+        c.initialize(FIXTURE_PROJECT, {"backend": backend})
+        c.wait_log("hostile-block-start", timeout=30)  # its start blocked: unavailable, reported
+        uri = (FIXTURE_PROJECT / "pkg" / "plug.py").as_uri()
+        c.open(uri, TEXT)
+        started = time.monotonic()
+        items = c.inline(uri, 2, 10, timeout=15)["result"]["items"]
+        assert items and time.monotonic() - started < 5
+        c.wait_log(f"backend {backend} marked unavailable")
+        assert c.alive(2)
+        items = c.inline(uri, 1, 4, timeout=5)["result"]["items"]  # the next ones go to local at once
+        assert c.proc.poll() is None
+    finally:
+        assert c.close() == 0
