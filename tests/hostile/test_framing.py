@@ -19,10 +19,13 @@ def client():
     assert c.close() in (0, 1)
 
 
-@pytest.fixture
-def ready(client):
-    client.initialize()
-    return client
+@pytest.fixture(scope="module")
+def ready():
+    """One initialized server shared by the tests that must leave it serving (each checks it still does)."""
+    c = RawClient(spawn())
+    c.initialize()
+    yield c
+    assert c.close() == 0
 
 
 def frame(body: bytes, header: bytes = b"Content-Length") -> bytes:
@@ -85,13 +88,14 @@ def test_second_initialize_is_rejected(ready) -> None:
     assert reply["error"]["code"] == -32600
 
 
-def test_requests_after_shutdown_are_invalid(ready) -> None:
+def test_requests_after_shutdown_are_invalid(client) -> None:
     """Ensure requests after shutdown get InvalidRequest and exit still ends the process with 0."""
-    assert ready.call("shutdown")["result"] is None
-    assert ready.call("sparkls/ping")["error"]["code"] == -32600
-    assert ready.call("textDocument/completion", {})["error"]["code"] == -32600
-    ready.notify("exit")
-    assert ready.proc.wait(10) == 0
+    client.initialize()
+    assert client.call("shutdown")["result"] is None
+    assert client.call("sparkls/ping")["error"]["code"] == -32600
+    assert client.call("textDocument/completion", {})["error"]["code"] == -32600
+    client.notify("exit")
+    assert client.proc.wait(10) == 0
 
 
 # -- fuzzing: whatever arrives, a well-formed request afterwards is answered ---------------------
@@ -106,19 +110,11 @@ _chunks = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def fuzz_server():
-    c = RawClient(spawn())
-    c.initialize()
-    yield c
-    c.close()
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_chunks, max_size=8))
-def test_fuzzed_frames_never_deafen_the_server(fuzz_server, chunks) -> None:
+def test_fuzzed_frames_never_deafen_the_server(ready, chunks) -> None:
     """Ensure random frames and garbage leave the server answering the next well-formed request."""
-    c = fuzz_server
+    c = ready
     for chunk in chunks:
         c.write(chunk)
     # Up to two requests may go to resynchronising after an unfinished header or body.
