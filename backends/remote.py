@@ -310,6 +310,23 @@ def stream_completion(
         limit = cfg.first_token_timeout_s if what == "first token" else cfg.read_timeout_s
         return RemoteError(f"{where}: timed out waiting for the {what} ({limit:g}s) after {m.tokens} tokens", "timeout")
 
+    def failure(exc: BaseException) -> RemoteError:
+        """The RemoteError a low-level failure means, given the phase and the watchdog."""
+        if watchdog is not None and watchdog.fired:
+            return timed_out(watchdog.fired)
+        if isinstance(exc, EventTooLarge):
+            return RemoteError(f"{where}: {exc}", "protocol")
+        if isinstance(exc, (TimeoutError, socket.timeout)):
+            if phase == "connect":
+                return RemoteError(f"{where}: timed out connecting ({cfg.connect_timeout_s:g}s)", "timeout")
+            late = clock() - t0 >= cfg.total_timeout_s - 1e-3
+            return timed_out("total" if late else "next token" if phase == "stream" else phase)
+        if isinstance(exc, ConnectionRefusedError):
+            return RemoteError(f"{where}: connection refused ({exc.strerror or exc}); is the engine running?", "connect")
+        if phase == "connect":
+            return RemoteError(f"{where}: cannot connect: {type(exc).__name__}: {exc}", "connect")
+        return RemoteError(f"{where}: connection lost after {m.tokens} tokens: {type(exc).__name__}: {exc}", "connection")
+
     try:
         key = cfg.api_key()
         if key:
@@ -398,48 +415,13 @@ def stream_completion(
             raise timed_out(watchdog.fired)
         if not done and m.finish_reason is None:
             raise RemoteError(f"{where}: connection closed mid-stream after {m.tokens} tokens", "connection")
-    except RemoteError as e:
-        m.error = e
-        raise
-    except _Fired:
-        if watchdog.fired == "cancelled":
+    except (RemoteError, _Fired, EventTooLarge, OSError, http.client.HTTPException) as exc:
+        # (TimeoutError and ConnectionRefusedError are OSErrors.)
+        if watchdog is not None and watchdog.fired == "cancelled" and not isinstance(exc, RemoteError):
             m.cancelled = True
             return
-        e = timed_out(watchdog.fired)
-        m.error = e
-        raise e from None
-    except EventTooLarge as exc:
-        e = RemoteError(f"{where}: {exc}", "protocol")
-        m.error = e
-        raise e from None
-    except (TimeoutError, socket.timeout):
-        if watchdog is not None and watchdog.fired == "cancelled":
-            m.cancelled = True
-            return
-        what = watchdog.fired if watchdog is not None and watchdog.fired else (
-            "total" if clock() - t0 >= cfg.total_timeout_s - 1e-3 else "next token" if phase == "stream" else phase)
-        if what == "connect":
-            e = RemoteError(f"{where}: timed out connecting ({cfg.connect_timeout_s:g}s)", "timeout")
-        else:
-            e = timed_out(what)
-        m.error = e
-        raise e from None
-    except ConnectionRefusedError as exc:
-        e = RemoteError(f"{where}: connection refused ({exc.strerror or exc}); is the engine running?", "connect")
-        m.error = e
-        raise e from None
-    except (OSError, http.client.HTTPException) as exc:
-        if watchdog is not None and watchdog.fired == "cancelled":
-            m.cancelled = True
-            return
-        if watchdog is not None and watchdog.fired:
-            e = timed_out(watchdog.fired)
-        else:
-            kind = "connect" if phase == "connect" else "connection"
-            what = "cannot connect" if kind == "connect" else f"connection lost after {m.tokens} tokens"
-            e = RemoteError(f"{where}: {what}: {type(exc).__name__}: {exc}", kind)
-        m.error = e
-        raise e from None
+        m.error = exc if isinstance(exc, RemoteError) else failure(exc)
+        raise m.error from None
     finally:
         m.end_s = clock() - t0
         if watchdog is not None:

@@ -28,6 +28,7 @@ from pygls.io_ import StdoutWriter
 from pygls.protocol import JsonRPCProtocol
 
 from sparkls.server.framing import BadFrame, Frame, Framer, encode
+from sparkls.server.user_config import is_loopback_host
 
 log = logging.getLogger("sparkls")
 TOKEN_ENV = "SPARKLS_TCP_TOKEN"  # a launcher may choose the token instead of reading it from stdout
@@ -131,15 +132,13 @@ async def serve_stdio(protocol: JsonRPCProtocol, stdin_fd: int, stdout) -> None:
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
+    """An address (or a name all of whose addresses are) on this machine only."""
+    if is_loopback_host(host.strip("[]")):
+        return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        try:
-            return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
-        except OSError:
-            return False
+        return all(ipaddress.ip_address(info[4][0]).is_loopback for info in socket.getaddrinfo(host, None))
+    except (OSError, ValueError):
+        return False
 
 
 def new_token() -> str:

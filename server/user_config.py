@@ -100,6 +100,8 @@ def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return
+    from sparkls.backends.remote import redact_url
+
     raise UserConfigError(f"remote url {redact_url(url)} must be https (plain http only to a loopback address)")
 
 
@@ -124,17 +126,3 @@ def remote_settings(from_settings: dict[str, Any] | None, user: UserConfig | Non
             "or $SPARKLS_ALLOWED_KEY_ENVS"
         )
     return merged
-
-
-def redact_url(url: str) -> str:
-    """``url`` without user:password@, query or fragment (they may hold keys), for logs."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "<unparseable url>"
-    hidden = "?…" if parts.query or parts.fragment else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
