@@ -61,6 +61,8 @@ class Framer:
         self.max_body = max_body
         self.buf = bytearray()
         self.skipped = 0  # bytes of garbage skipped between frames (whitespace not counted)
+        self.pending: int | None = None  # the length of the body being read (its header is consumed)
+        self.scanned = 0  # bytes of that body already searched for a following header
 
     def feed(self, data: bytes) -> Iterator[Frame | BadFrame]:
         self.buf += data
@@ -72,36 +74,41 @@ class Framer:
 
     def _next(self) -> Frame | BadFrame | None:
         buf = self.buf
-        header = _HEADER.search(buf)
-        if header is None:
-            return self._skip(len(buf) - 64)  # the last bytes may be the start of a header
-        end = _HEADER_END.search(buf, header.start())
-        if end is None:
-            if len(buf) - header.start() > MAX_HEADER:  # a header that never ends
-                del buf[: header.end()]
-                return BadFrame("a header without an end")
-            return self._skip(header.start())
-        if _HTTP.search(buf, 0, end.start()):
+        if self.pending is None:
+            header = _HEADER.search(buf)
+            if header is None:
+                return self._skip(len(buf) - 64)  # the last bytes may be the start of a header
+            end = _HEADER_END.search(buf, header.start())
+            if end is None:
+                if len(buf) - header.start() > MAX_HEADER:  # a header that never ends
+                    del buf[: header.end()]
+                    return BadFrame("a header without an end")
+                return self._skip(header.start())
+            if _HTTP.search(buf, 0, end.start()):
+                del buf[: end.end()]
+                return BadFrame("an HTTP request, not an LSP frame", http=True)
+            self.skipped += len(bytes(buf[: header.start()]).strip())
+            length = int(header.group(1))
             del buf[: end.end()]
-            return BadFrame("an HTTP request, not an LSP frame", http=True)
-        self.skipped += len(bytes(buf[: header.start()]).strip())
-        length = int(header.group(1))
-        body_start = end.end()
-        if length > self.max_body:
-            peek = bytes(buf[body_start : body_start + 4096])
-            del buf[:body_start]  # the body's bytes follow as garbage, skipped while scanning
-            limit = f"over the {self.max_body >> 20} MB limit"
-            return BadFrame(f"a frame of {length} bytes ({limit})", INVALID_REQUEST, _peek_id(peek))
+            if length > self.max_body:
+                # The body's bytes follow as garbage, skipped while scanning (never buffered).
+                limit = f"over the {self.max_body >> 20} MB limit"
+                return BadFrame(f"a frame of {length} bytes ({limit})", INVALID_REQUEST, _peek_id(bytes(buf[:4096])))
+            self.pending, self.scanned = length, 0
+        length = self.pending
         # A length too long swallows the next frame's header: cut the body where it starts.
-        following = _HEADER.search(buf, body_start)
-        if following is not None and following.start() < body_start + length:
-            body = bytes(buf[body_start : following.start()])
-            del buf[: following.start()]
-        elif len(buf) - body_start < length:
+        # Only bytes not searched yet are searched (with an overlap for a header split between reads).
+        following = _HEADER.search(buf, max(0, self.scanned - 64), min(len(buf), length + 64))
+        self.scanned = len(buf)
+        if following is not None and following.start() < length:
+            cut = following.start()
+        elif len(buf) < length:
             return None  # wait for the rest of the body
         else:
-            body = bytes(buf[body_start : body_start + length])
-            del buf[: body_start + length]
+            cut = length
+        body = bytes(buf[:cut])
+        del buf[:cut]
+        self.pending = None
         return self._decode(body)
 
     def _decode(self, body: bytes) -> Frame | BadFrame:

@@ -13,7 +13,13 @@ from sparkls.server.user_config import USER_ONLY
 
 # Bounds: a setting outside them is refused with a message naming it (and the previous
 # settings stay), so no setting can make the server allocate, wait or scan without end.
-Count = lambda hi: Annotated[int, msgspec.Meta(ge=0, le=hi)]  # noqa: E731
+
+
+def Count(hi: int):  # noqa: N802 - used as a type
+    """An int in 0..hi."""
+    return Annotated[int, msgspec.Meta(ge=0, le=hi)]
+
+
 Name = Annotated[str, msgspec.Meta(max_length=256)]
 
 

@@ -74,7 +74,10 @@ def served_model_file(path: str, roots: list[Path]) -> ModelSpec:
 
     Raises SpecError naming the file and why (outside the workspace, not a regular file, too
     large, not TOML, invalid)."""
-    text = safe_files.read_text(Path(path).expanduser(), SERVED_MODEL_BYTES, roots)
+    file = Path(path).expanduser()
+    if not file.is_absolute() and roots:
+        file = roots[0] / file  # relative to the workspace
+    text = safe_files.read_text(file, SERVED_MODEL_BYTES, roots)
     if isinstance(text, safe_files.Skip):
         raise SpecError(f"served model file {text}")
     try:
