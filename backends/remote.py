@@ -36,6 +36,7 @@ import math
 import os
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Iterator
@@ -43,14 +44,30 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from sparkls.backends.sse import events
+from sparkls.backends.sse import EventTooLarge, events
 from sparkls.backends.stream import TomlBackend
 from sparkls.decode.engine import CompletionContext
 from sparkls.decode.stops import StopRules
 from sparkls.plugins.api import ModelSpec, Request, Timeline
 
-Pos = Annotated[float, msgspec.Meta(gt=0)]
+Pos = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 ERROR_BODY_BYTES = 4096
+MAX_LINE_BYTES = 256 * 1024  # one SSE line; an OpenAI chunk is a few hundred bytes
+MAX_CHARS_PER_TOKEN = 64  # a stream longer than max_tokens * this is cut there
+WATCH_S = 0.1  # how often the watchdog looks at the clock
+
+
+def redact_url(url: str) -> str:
+    """``url`` without user:password@, query or fragment (they may hold keys), for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparseable url>"
+    host = f"[{host}]" if ":" in host else host
+    hidden = "?…" if parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{hidden}"
 
 
 class RemoteError(RuntimeError):
@@ -79,14 +96,14 @@ class RemoteConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     first_token_timeout_s: Pos = 30.0  # request sent -> first token (prefill, queueing)
     read_timeout_s: Pos = 10.0  # longest gap between two chunks
     total_timeout_s: Pos = 120.0
-    prompt_chars: Annotated[int, msgspec.Meta(ge=1)] = 4000  # tail of the prefix sent as prompt
-    temperature: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    prompt_chars: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 4000  # tail of the prefix sent as prompt
+    temperature: Annotated[float, msgspec.Meta(ge=0, le=10)] = 0.0
     extra: dict[str, Any] = {}  # more body fields for the engine (top_p, seed, ...)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"remote url must be http(s)://host[:port][/path], got {self.url!r}")
+            raise ValueError(f"remote url must be http(s)://host[:port][/path], got {redact_url(self.url)!r}")
 
     @classmethod
     def from_settings(cls, settings: dict | RemoteConfig) -> RemoteConfig:
@@ -217,6 +234,45 @@ def _error_message(body: bytes) -> str:
     return str(err)[:300]
 
 
+class _Fired(Exception):
+    """The watchdog ended the read (see ``_Watchdog.fired``)."""
+
+
+class _Watchdog(threading.Thread):
+    """Ends a read that would outlive its deadline: socket timeouts bound each ``recv``, but an
+    engine sending a byte every few seconds never trips them. Shutting the socket down wakes
+    the reading thread at once; ``fired`` says why (or "cancelled")."""
+
+    def __init__(self, sock: socket.socket, total_s: float, cancelled: Callable[[], bool]) -> None:
+        super().__init__(name="sparkls-remote-watchdog", daemon=True)
+        now = time.monotonic()
+        self.sock, self.cancelled = sock, cancelled
+        self.total_at = now + total_s
+        self.next_at, self.waiting_for = self.total_at, "first token"
+        self.fired: str | None = None
+        self.finished = threading.Event()
+
+    def expect(self, what: str, within_s: float) -> None:
+        """The next event (``what``) must arrive within ``within_s`` seconds."""
+        self.next_at, self.waiting_for = time.monotonic() + within_s, what
+
+    def run(self) -> None:
+        while not self.finished.wait(WATCH_S):
+            now = time.monotonic()
+            if self.cancelled():
+                self.fired = "cancelled"
+            elif now >= self.total_at:
+                self.fired = "total"
+            elif now >= self.next_at:
+                self.fired = self.waiting_for
+            if self.fired:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+
+
 def stream_completion(
     cfg: RemoteConfig,
     prompt: str,
@@ -239,11 +295,38 @@ def stream_completion(
     if stop:
         body["stop"] = stop[:4]  # the OpenAI API takes at most four
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-    where = f"remote {cfg.endpoint}"
+    where = f"remote {redact_url(cfg.endpoint)}"
+    max_chars = max(1, max_tokens) * MAX_CHARS_PER_TOKEN
     t0 = clock()
     conn: http.client.HTTPConnection | None = None
     resp: http.client.HTTPResponse | None = None
+    watchdog: _Watchdog | None = None
     phase = "connect"
+
+    def timed_out(what: str) -> RemoteError:
+        if what == "total":
+            return RemoteError(f"{where}: total timeout of {cfg.total_timeout_s:g}s exceeded after {m.tokens} tokens",
+                               "timeout")
+        limit = cfg.first_token_timeout_s if what == "first token" else cfg.read_timeout_s
+        return RemoteError(f"{where}: timed out waiting for the {what} ({limit:g}s) after {m.tokens} tokens", "timeout")
+
+    def failure(exc: BaseException) -> RemoteError:
+        """The RemoteError a low-level failure means, given the phase and the watchdog."""
+        if watchdog is not None and watchdog.fired:
+            return timed_out(watchdog.fired)
+        if isinstance(exc, EventTooLarge):
+            return RemoteError(f"{where}: {exc}", "protocol")
+        if isinstance(exc, (TimeoutError, socket.timeout)):
+            if phase == "connect":
+                return RemoteError(f"{where}: timed out connecting ({cfg.connect_timeout_s:g}s)", "timeout")
+            late = clock() - t0 >= cfg.total_timeout_s - 1e-3
+            return timed_out("total" if late else "next token" if phase == "stream" else phase)
+        if isinstance(exc, ConnectionRefusedError):
+            return RemoteError(f"{where}: connection refused ({exc.strerror or exc}); is the engine running?", "connect")
+        if phase == "connect":
+            return RemoteError(f"{where}: cannot connect: {type(exc).__name__}: {exc}", "connect")
+        return RemoteError(f"{where}: connection lost after {m.tokens} tokens: {type(exc).__name__}: {exc}", "connection")
+
     try:
         key = cfg.api_key()
         if key:
@@ -254,6 +337,9 @@ def stream_completion(
         m.connect_s = clock() - t0
         phase = "first token"
         sock.settimeout(max(1e-3, min(cfg.first_token_timeout_s, cfg.total_timeout_s - m.connect_s)))
+        watchdog = _Watchdog(sock, max(1e-3, cfg.total_timeout_s - m.connect_s), cancelled)
+        watchdog.expect("first token", cfg.first_token_timeout_s)
+        watchdog.start()
         conn.request("POST", path, body=json.dumps(body).encode(), headers=headers)
         resp = conn.getresponse()
         if resp.status != 200:
@@ -267,12 +353,17 @@ def stream_completion(
 
         def lines() -> Iterator[bytes]:
             while True:
-                line = resp.readline()
+                line = resp.readline(MAX_LINE_BYTES + 1)
+                if watchdog.fired:
+                    raise _Fired()
+                if len(line) > MAX_LINE_BYTES:
+                    raise RemoteError(f"{where}: a stream line over {MAX_LINE_BYTES} bytes", "protocol")
                 if not line:
                     return
                 yield line
 
-        for ev in events(lines()):
+        chars = 0
+        for ev in events(lines(), max_bytes=MAX_LINE_BYTES):
             if ev.data.strip() == "[DONE]":
                 done = True
                 break
@@ -296,9 +387,15 @@ def stream_completion(
             if finish:
                 m.finish_reason = finish
             if piece:
+                piece = piece[: max_chars - chars]
+                chars += len(piece)
                 m.token_times.append(now)
                 m.pieces.append(piece)
                 yield Chunk(piece, now, finish)
+                if m.tokens >= max_tokens or chars >= max_chars:
+                    # The engine owes us no more than max_tokens; one that goes on is cut here.
+                    m.finish_reason = m.finish_reason or "length"
+                    return
             if cancelled():
                 m.cancelled = True
                 return
@@ -306,37 +403,29 @@ def stream_completion(
                 phase = "stream"
             left = cfg.total_timeout_s - (clock() - t0)
             if left <= 0:
-                raise RemoteError(f"{where}: total timeout of {cfg.total_timeout_s:g}s exceeded "
-                                  f"after {m.tokens} tokens", "timeout")
-            sock.settimeout(min(cfg.read_timeout_s if phase == "stream" else cfg.first_token_timeout_s, left))
+                raise timed_out("total")
+            gap = cfg.read_timeout_s if phase == "stream" else cfg.first_token_timeout_s
+            sock.settimeout(min(gap, left))
+            if piece:
+                watchdog.expect("next token", cfg.read_timeout_s)
+        if watchdog.fired == "cancelled" or cancelled():
+            m.cancelled = True
+            return
+        if watchdog.fired:
+            raise timed_out(watchdog.fired)
         if not done and m.finish_reason is None:
             raise RemoteError(f"{where}: connection closed mid-stream after {m.tokens} tokens", "connection")
-    except RemoteError as e:
-        m.error = e
-        raise
-    except (TimeoutError, socket.timeout):
-        limit = {"connect": cfg.connect_timeout_s, "first token": cfg.first_token_timeout_s,
-                 "stream": cfg.read_timeout_s}[phase]
-        if clock() - t0 >= cfg.total_timeout_s - 1e-3:
-            e = RemoteError(f"{where}: total timeout of {cfg.total_timeout_s:g}s exceeded after {m.tokens} tokens",
-                            "timeout")
-        else:
-            e = RemoteError(f"{where}: timed out waiting for the {'next token' if phase == 'stream' else phase} "
-                            f"({limit:g}s) after {m.tokens} tokens", "timeout")
-        m.error = e
-        raise e from None
-    except ConnectionRefusedError as exc:
-        e = RemoteError(f"{where}: connection refused ({exc.strerror or exc}); is the engine running?", "connect")
-        m.error = e
-        raise e from None
-    except (OSError, http.client.HTTPException) as exc:
-        kind = "connect" if phase == "connect" else "connection"
-        what = "cannot connect" if kind == "connect" else f"connection lost after {m.tokens} tokens"
-        e = RemoteError(f"{where}: {what}: {type(exc).__name__}: {exc}", kind)
-        m.error = e
-        raise e from None
+    except (RemoteError, _Fired, EventTooLarge, OSError, http.client.HTTPException) as exc:
+        # (TimeoutError and ConnectionRefusedError are OSErrors.)
+        if watchdog is not None and watchdog.fired == "cancelled" and not isinstance(exc, RemoteError):
+            m.cancelled = True
+            return
+        m.error = exc if isinstance(exc, RemoteError) else failure(exc)
+        raise m.error from None
     finally:
         m.end_s = clock() - t0
+        if watchdog is not None:
+            watchdog.finished.set()
         if resp is not None:
             resp.close()
         if conn is not None:

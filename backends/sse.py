@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 
+class EventTooLarge(ValueError):
+    """An event's data grew past the reader's limit (an engine sending data lines without end)."""
+
+
 @dataclass(frozen=True)
 class Event:
     data: str
@@ -21,10 +25,12 @@ class Event:
     id: str = ""
 
 
-def events(lines: Iterable[bytes | str]) -> Iterator[Event]:
+def events(lines: Iterable[bytes | str], max_bytes: int | None = None) -> Iterator[Event]:
     """Events from raw lines (with or without their line endings); a last event without a
-    trailing blank line is still dispatched when the stream ends."""
+    trailing blank line is still dispatched when the stream ends. With ``max_bytes``, an event
+    whose data lines add up to more raises :class:`EventTooLarge`."""
     data: list[str] = []
+    size = 0
     kind, ident = "", ""
     for raw in lines:
         line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -32,7 +38,7 @@ def events(lines: Iterable[bytes | str]) -> Iterator[Event]:
         if not line:
             if data:
                 yield Event("\n".join(data), kind or "message", ident)
-            data, kind = [], ""
+            data, kind, size = [], "", 0
             continue
         if line.startswith(":"):
             continue  # comment / keep-alive
@@ -40,6 +46,9 @@ def events(lines: Iterable[bytes | str]) -> Iterator[Event]:
         if sep and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            size += len(value) + 1
+            if max_bytes is not None and size > max_bytes:
+                raise EventTooLarge(f"a stream event over {max_bytes} bytes")
             data.append(value)
         elif name == "event":
             kind = value

@@ -33,6 +33,7 @@ import numpy as np
 
 QBLOCK = 32  # inputs per int8 block (and per scale)
 GROUP = 8  # rows per interleaved group (one int32 lane each in the kernels)
+MAX_POSITIONS = 32768  # RoPE positions tabled at most: well past any session's window (2k tokens)
 _ROW_CHUNK = 512  # rows converted at a time: bounds the float32 temporaries to a few MB
 
 
@@ -232,7 +233,9 @@ def read_config(header, path: Path) -> Config:
         n_kv_heads=n_kv,
         head_size=dim // max(n_heads, 1),
         vocab_size=vocab,
-        max_ctx=int(_field(header, "llama.context_length", path)),
+        # RoPE tables cover this many positions: the model's context, but never more than any
+        # session can use (a header saying 8M positions must not cost 2 GB of tables).
+        max_ctx=min(int(_field(header, "llama.context_length", path)), MAX_POSITIONS),
         rope_base=float(_field(header, "llama.rope.freq_base", path, 10000.0)),
         rms_eps=float(_field(header, "llama.attention.layer_norm_rms_epsilon", path, 1e-5)),
     )
@@ -251,6 +254,39 @@ def read_config(header, path: Path) -> Config:
     if problems:
         raise ModelLoadError(f"{path}: " + "; ".join(problems))
     return cfg
+
+
+def check_tensors(index: dict, cfg: Config, path: Path, file_size: int) -> None:
+    """Every tensor the config implies is in the file with its shape, and together they fit
+    in it: checked on the header alone, before anything is allocated (a header claiming
+    100k blocks must fail here, not after asking for 26 GiB)."""
+    D, F, V = cfg.dim, cfg.hidden_dim, cfg.vocab_size
+    KV = cfg.n_kv_heads * cfg.head_size
+    layer_tensors = 9
+    if cfg.n_layers * layer_tensors + 2 > len(index):
+        raise ModelLoadError(f"{path}: block_count {cfg.n_layers} needs {cfg.n_layers * layer_tensors + 2} tensors, "
+                             f"the file has {len(index)}")
+    want = {"token_embd.weight": (D, V), "output_norm.weight": (D,)}
+    if "output.weight" in index:
+        want["output.weight"] = (D, V)
+    for i in range(cfg.n_layers):
+        for name, shape in (("attn_q", (D, D)), ("attn_k", (D, KV)), ("attn_v", (D, KV)), ("attn_output", (D, D)),
+                            ("ffn_gate", (D, F)), ("ffn_up", (D, F)), ("ffn_down", (F, D)),
+                            ("attn_norm", (D,)), ("ffn_norm", (D,))):
+            want[f"blk.{i}.{name}.weight"] = shape
+    total = 0
+    for name, shape in want.items():
+        entry = index.get(name)
+        if entry is None:
+            raise ModelLoadError(f"{path}: missing tensor {name!r}")
+        if tuple(int(x) for x in entry[1]) != shape:
+            raise ModelLoadError(f"{path}: tensor {name!r} has shape {tuple(entry[1])}, expected {shape}")
+        offset, n_bytes = entry[2], entry[3]
+        if offset < 0 or n_bytes <= 0 or offset + n_bytes > file_size:
+            raise ModelLoadError(f"{path}: tensor {name!r} lies outside the file")
+        total += n_bytes
+    if total > file_size:  # tensors sharing bytes would multiply what is allocated
+        raise ModelLoadError(f"{path}: the header's tensors need {total} bytes, the file holds {file_size}")
 
 
 def rope_tables(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
@@ -293,6 +329,7 @@ def load_gguf(path: str | Path) -> LoadedModel:
         cfg = read_config(metadata, path)
     except (TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: bad GGUF metadata ({type(exc).__name__}: {exc})") from exc
+    check_tensors(index, cfg, path, path.stat().st_size)
     try:
         weights = _read_weights(_TensorFile(path, index), cfg, path)
     except ModelLoadError:

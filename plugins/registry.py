@@ -11,7 +11,10 @@ Each entry point names a backend class (or any callable returning a backend). Lo
 building it, reading its ``priority`` and a probe timeline all run inside ``try``: a failure
 is logged and shown by ``sparkls backends list``, and the backend is marked unavailable. At
 run time :meth:`Host.timeline` checks every answer and falls back to ``local`` on nonsense
-or an exception. Selection: the name asked for, else ``$SPARKLS_BACKEND``, else the viable
+or an exception. Third-party code runs guarded (:func:`guarded`): in a worker thread, within a
+time budget, with every exception caught — ``SystemExit`` and ``KeyboardInterrupt`` included —
+so a plugin that exits, blocks or loops costs the server one budget, once, and is marked
+unavailable. Selection: the name asked for, else ``$SPARKLS_BACKEND``, else the viable
 backend with the highest priority. ``SPARKLS_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the
 built-ins (for tests), like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``.
 """
@@ -20,9 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sparkls.plugins.api import Backend, ModelSpec, Request, Timeline, check_timeline
 
@@ -68,6 +74,43 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+START_BUDGET_S = 2.0  # import, construction and probe of one third-party backend
+CALL_BUDGET_S = 0.5  # one timeline (or variant) of a third-party backend, asked on the event loop
+_pool: ThreadPoolExecutor | None = None
+
+
+class PluginError(Exception):
+    """Third-party code raised (anything, SystemExit included) or ran over its time budget."""
+
+
+def _run_catching(fn: Callable, args: tuple, kwargs: dict) -> tuple[bool, Any]:
+    try:
+        return True, fn(*args, **kwargs)
+    except BaseException as e:  # noqa: BLE001 - a plugin's SystemExit must not end the server
+        return False, e
+
+
+def guarded(fn: Callable, *args, budget: float = CALL_BUDGET_S, **kwargs) -> Any:
+    """``fn(*args, **kwargs)`` in a plugin thread; :class:`PluginError` if it raises anything or
+    takes over ``budget`` seconds (the thread is then abandoned, still blocked)."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sparkls-plugin")
+    future = _pool.submit(_run_catching, fn, args, kwargs)
+    try:
+        ok, value = future.result(timeout=budget)
+    except FutureTimeout:
+        raise PluginError(f"took over {budget:g}s") from None
+    if not ok:
+        raise PluginError(_describe(value)) from (value if isinstance(value, Exception) else None)
+    return value
+
+
+def _trusted(obj: Any) -> bool:
+    """sparkls's own backends run directly; anything else is a plugin's code."""
+    return (getattr(obj, "__module__", None) or type(obj).__module__).startswith("sparkls.")
+
+
 class Host:
     """The registry of backends for one server or command (cheap to rebuild)."""
 
@@ -101,17 +144,26 @@ class Host:
             self._start(entry, ep)
 
     def _start(self, entry: Entry, ep: metadata.EntryPoint) -> None:
-        stage = "import"
-        try:
+        stage = ["import"]
+
+        def start():
             entry.factory = ep.load()
-            stage = "start"
+            stage[0] = "start"
             backend = entry.factory()
-            stage = "viability"
+            stage[0] = "viability"
             entry.priority = float(backend.priority)  # raises RuntimeError when not viable
-            stage = "probe"
+            stage[0] = "probe"
             check_timeline(backend.timeline(PROBE, 0), PROBE)
+            return backend
+
+        try:
+            backend = start() if entry.builtin else guarded(start, budget=START_BUDGET_S)
+        except PluginError as e:
+            entry.reason = f"{stage[0]} failed: {e}"
+            log.error("backend %s (%s) unavailable: %s", entry.name, entry.dist, entry.reason)
+            return
         except Exception as e:
-            entry.reason = f"{stage} failed: {_describe(e)}"
+            entry.reason = f"{stage[0]} failed: {_describe(e)}"
             log.exception("backend %s (%s) unavailable: %s", entry.name, entry.dist, entry.reason)
             return
         entry.backend, entry.available = backend, True
@@ -143,7 +195,9 @@ class Host:
                 raise ValueError(e.reason if e else "not installed")
             if not variant and not overrides:
                 return e.backend
-            return e.factory(variant=variant, overrides=overrides)
+            if _trusted(e.factory):
+                return e.factory(variant=variant, overrides=overrides)
+            return guarded(e.factory, variant=variant, overrides=overrides)
         except Exception as err:
             why = str(err) if isinstance(err, ValueError) else _describe(err)
             if strict or base == FALLBACK:
@@ -158,7 +212,8 @@ class Host:
         """
         b = backend or self.get(name)
         try:
-            return check_timeline(b.timeline(request, seed), request)
+            timeline = b.timeline(request, seed) if _trusted(b) else guarded(b.timeline, request, seed)
+            return check_timeline(timeline, request)
         except Exception as e:
             if b.name == FALLBACK:
                 raise
@@ -169,11 +224,17 @@ class Host:
 _default: Host | None = None
 
 
+_building = threading.Lock()
+
+
 def host() -> Host:
-    """The process-wide :class:`Host`, built on first use."""
+    """The process-wide :class:`Host`, built on first use (once, whichever thread asks first;
+    the server builds it in a worker thread at start-up)."""
     global _default
     if _default is None:
-        _default = Host()
+        with _building:
+            if _default is None:
+                _default = Host()
     return _default
 
 

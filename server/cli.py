@@ -8,15 +8,22 @@ import sys
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from sparkls.server import transport
     from sparkls.server.server import SERVER
 
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
-        SERVER.start_tcp(host or "127.0.0.1", int(port))
+        host = host.strip("[]") or "127.0.0.1"
+        transport.check_bind(host, args.allow_remote)
+        transport.new_token()  # a bad $SPARKLS_TCP_TOKEN fails here, before the loop
+        transport.run(transport.serve_tcp(SERVER.protocol, host, int(port)))
+    elif args.socket:
+        transport.run(transport.serve_unix(SERVER.protocol, args.socket))
     else:
         wire = sys.stdout.buffer
         sys.stdout = sys.stderr  # a stray print() from any library must not corrupt the LSP stream
-        SERVER.start_io(sys.stdin.buffer, wire)
+        transport.run(transport.serve_stdio(SERVER.protocol, sys.stdin.fileno(), wire))
+    transport.flush_and_exit(SERVER.exit_code)  # worker threads stuck in a read must not keep us alive
     return SERVER.exit_code
 
 
@@ -71,7 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
-    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    listen = serve.add_mutually_exclusive_group()
+    listen.add_argument(
+        "--tcp", metavar="HOST:PORT",
+        help="listen on TCP instead of stdio: one editor, whose initialize must carry the token printed on stdout",
+    )
+    listen.add_argument("--socket", metavar="PATH", help="listen on a Unix socket (mode 0600) instead of stdio")
+    serve.add_argument(
+        "--allow-remote", action="store_true",
+        help="let --tcp bind an address other machines can reach (only the token protects it)",
+    )
     serve.set_defaults(run=_serve)
 
     complete = sub.add_parser("complete", help="print the completion at FILE:LINE:COL (1-based)")
@@ -102,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from sparkls.server.lsp_log import ScrubFilter
+
+    for handler in logging.getLogger().handlers:  # URLs in logs lose user:pass@ and ?query
+        handler.addFilter(ScrubFilter())
     # pygls logs every message it sends at INFO; editors file stderr lines as errors.
     logging.getLogger("pygls").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     return args.run(args)

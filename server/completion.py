@@ -29,16 +29,46 @@ def completion_context(
     """The prefix and suffix windows around ``offset`` that a decode engine sees, with snippets
     of the ``others`` open documents most like the code before the cursor."""
     lo = max(0, offset - PREFIX_CHARS)
-    prefix = doc.text[lo:offset]
-    sources = [(_name(d.uri), d.text[:OTHER_DOC_CHARS]) for d in others if d.uri != doc.uri]
+    # Engines, stop rules and the n-gram model see LF line breaks only (a CRLF document must
+    # complete as its LF twin); the suggestion is written back with the document's own
+    # (line_break), and the cursor is an offset into the document's LF view.
+    prefix = lf(doc.text[lo:offset])
+    cursor = offset - doc.text.count("\r\n", 0, offset) if doc.has_cr else offset
+    sources = [(_name(d.uri), lf(d.text[:OTHER_DOC_CHARS])) for d in others if d.uri != doc.uri]
     return CompletionContext(
         prefix=prefix,
-        suffix=doc.text[offset : offset + SUFFIX_CHARS],
+        suffix=lf(doc.text[offset : offset + SUFFIX_CHARS]),
         path=doc.uri,
         snippets=LazySnippets(lambda: similar_snippets(prefix, sources)),
-        prefix_start=lo,
+        prefix_start=cursor - len(prefix),
         max_tokens=max_tokens,
     )
+
+
+def line_break(doc: Document) -> str:
+    """The document's line break (its first one), for writing a suggestion's lines."""
+    first = doc.text.find("\n", 0, 100_000)
+    if first > 0 and doc.text[first - 1] == "\r":
+        return "\r\n"
+    return "\r" if first < 0 and "\r" in doc.text[:100_000] else "\n"
+
+
+def lf(text: str) -> str:
+    """``text`` with every line break (``\\r\\n``, ``\\r``) an LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def lf_edit(old: str, start: int, end: int, inserted: str) -> tuple[int, int, str]:
+    """The edit ``old[start:end] = inserted`` as the same edit of ``lf(old)``.
+
+    The edit is widened by a CR before it and an LF after it, so it never splits a CRLF
+    pair and an inserted CR or LF pairs in the LF view exactly as in the document.
+    """
+    if start > 0 and old[start - 1] == "\r":
+        start, inserted = start - 1, "\r" + inserted
+    if end < len(old) and old[end] == "\n":
+        end, inserted = end + 1, inserted + "\n"
+    return start - old.count("\r\n", 0, start), end - old.count("\r\n", 0, end), lf(inserted)
 
 
 def _name(uri: str) -> str:

@@ -46,6 +46,7 @@ class Document:
 
     def __post_init__(self) -> None:
         self.starts = np.array([0, *_line_starts(self.text)], np.int64)
+        self.has_cr = "\r" in self.text  # may hold a CR line break (then offsets differ in its LF view)
 
     @property
     def line_count(self) -> int:
@@ -104,6 +105,7 @@ class Document:
     def replace(self, start: int, end: int, inserted: str) -> None:
         old = self.text
         self.text = old[:start] + inserted + old[end:]
+        self.has_cr = ("\r" in inserted) or (self.has_cr and (start > 0 or end < len(old)))
         # Re-find line starts from one line before the edit (a CR there may now pair with
         # an inserted LF) to the end of the line after it; shift the rest.
         first = max(int(np.searchsorted(self.starts, start, "right")) - 2, 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -58,16 +59,34 @@ def release_document(engine, uri: str) -> None:
         sessions.drop(uri)
 
 
+# Remote streams wait on the network, not the CPU: they get their own threads, so a silent
+# engine cannot hold the decode pool's two workers while other documents wait.
+_REMOTE_IO: ThreadPoolExecutor | None = None
+
+
+def remote_io() -> ThreadPoolExecutor:
+    global _REMOTE_IO
+    if _REMOTE_IO is None:
+        _REMOTE_IO = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sparkls-remote")
+    return _REMOTE_IO
+
+
 class RemoteWithFallback:
     """The `remote` engine, with this machine's decode core taking over when the remote fails.
 
     A failure (timeout, lost connection, HTTP error) ends the remote stream where it was; if
-    nothing had been shown yet, the local core answers the same request. For the next 30 s
-    the local core answers directly, then the remote is tried again.
+    nothing had been shown yet, the local core answers the same request, else the error is
+    raised so the stream counts as failed (its partial text is not offered again). For the
+    next 30 s the local core answers directly, then the remote is tried again. Streams run
+    in :func:`remote_io`'s threads (``executor``).
     """
 
     name = "remote"
     RETRY_SECONDS = 30.0
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        return remote_io()
 
     def __init__(self, settings, local: Callable[[], Engine], on_measure=None) -> None:
         from sparkls.backends.remote import RemoteEngine
@@ -89,5 +108,6 @@ class RemoteWithFallback:
         except RemoteError as exc:
             self.retry_at = time.monotonic() + self.RETRY_SECONDS
             log.error("remote engine failed (%s): the local decode core takes over", exc)
-            if not shown:
-                yield from self.local().complete(ctx, cancelled)
+            if shown:
+                raise  # the stream failed midway: what it showed must not be offered again
+            yield from self.local().complete(ctx, cancelled)

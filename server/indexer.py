@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from sparkls.decode.ngram_model import CodeModel
+from sparkls.server import safe_files
+from sparkls.server.completion import lf
 from sparkls.server.options import IndexOptions
 
 log = logging.getLogger(__name__)
@@ -31,14 +33,20 @@ class IndexReport:
     files: int = 0
     tokens: int = 0
     bytes: int = 0
-    skipped: int = 0  # binary, undecodable, too large or unreadable
+    skipped: int = 0  # binary, undecodable, too large, unreadable, not regular or outside the root
     truncated: bool = False  # a bound was reached before the scan finished
     seconds: float = 0.0
 
 
-def candidate_files(root: Path) -> Iterator[Path]:
-    """Code files under ``root``, skipping hidden and vendored folders, in a stable order."""
+def candidate_files(root: Path, deadline: float = float("inf")) -> Iterator[Path]:
+    """Code files under ``root``, skipping hidden and vendored folders, in a stable order.
+
+    Symlinked folders are not entered (os.walk's default); symlinked files are yielded and
+    :mod:`~sparkls.server.safe_files` decides whether they may be read. Stops at ``deadline``
+    (time.monotonic) even inside a folder of millions of other files."""
     for folder, dirs, files in os.walk(root):
+        if time.monotonic() > deadline:
+            return
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
         for name in sorted(files):
             path = Path(folder, name)
@@ -46,20 +54,20 @@ def candidate_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def read_text(path: Path, max_bytes: int) -> str | None:
-    """The file's text, or None if it is too large, binary or not UTF-8."""
-    try:
-        if path.stat().st_size > max_bytes:
-            return None
-        data = path.read_bytes()
-    except OSError:
+def read_text(path: Path, max_bytes: int, root: Path | None = None) -> str | None:
+    """The file's text, or None if it is outside ``root`` (default: its own folder), not a
+    regular file, too large, binary or not UTF-8 (see safe_files; the reason is logged)."""
+    result = safe_files.read_text(path, max_bytes, [root or Path(path).parent])
+    if isinstance(result, safe_files.Skip):
+        _log_skip(result)
         return None
-    if b"\0" in data[:8192]:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    return result
+
+
+def _log_skip(skip: safe_files.Skip) -> None:
+    # Hostile shapes (devices, FIFOs, symlinks out) are worth a line; binaries and big files are routine.
+    routine = skip.reason.startswith(("binary", "not UTF-8", "too large"))
+    log.log(logging.DEBUG if routine else logging.INFO, "index: skipped %s", skip)
 
 
 def index_workspace(
@@ -73,7 +81,7 @@ def index_workspace(
     """Count the files under ``root`` into ``model``; calls ``progress`` every few files."""
     report = IndexReport()
     started = time.monotonic()
-    for path in candidate_files(root):
+    for path in candidate_files(root, started + options.max_seconds):
         if cancelled():
             report.truncated = True
             break
@@ -84,15 +92,15 @@ def index_workspace(
         ):
             report.truncated = True
             break
-        text = read_text(path, options.max_file_bytes)
+        text = read_text(path, options.max_file_bytes, root)
         if text is None:
             report.skipped += 1
-            log.debug("index: skipped %s (too large, binary or not UTF-8)", path)
             continue
-        report.tokens += model.add_file(key(path), text)
+        report.tokens += model.add_file(key(path), lf(text))  # as open documents are counted
         report.files += 1
         report.bytes += len(text)
         if progress and report.files % 25 == 0:
             progress(report)
     report.seconds = time.monotonic() - started
+    report.truncated = report.truncated or report.seconds > options.max_seconds
     return report

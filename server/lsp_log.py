@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 
 from lsprotocol import types
@@ -14,6 +15,28 @@ _LEVELS = {
 }
 
 
+# scheme://user:pass@host/path?query#fragment: userinfo, query and fragment may hold keys.
+_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^\s/@'\"<>]*@)?([^\s?#'\"<>]*)([?#][^\s'\"<>]*)?")
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with every URL's userinfo, query and fragment hidden."""
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda m: m.group(1) + m.group(3) + ("?…" if m.group(4) else ""), text)
+
+
+class ScrubFilter(logging.Filter):
+    """Rewrites a record's message with :func:`scrub_urls` (install it on every handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        scrubbed = scrub_urls(message)
+        if scrubbed != message:
+            record.msg, record.args = scrubbed, None
+        return True
+
+
 class LspLogHandler(logging.Handler):
     """Forwards records at INFO and above; safe to call from worker threads."""
 
@@ -21,6 +44,7 @@ class LspLogHandler(logging.Handler):
         super().__init__(logging.INFO)
         self.server = server
         self._busy = threading.local()
+        self.addFilter(ScrubFilter())
 
     def emit(self, record: logging.LogRecord) -> None:
         if getattr(self._busy, "on", False):

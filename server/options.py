@@ -5,23 +5,36 @@ Bad values never stop the server: the error is reported and the defaults stay.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+
+from sparkls.server.user_config import USER_ONLY
+
+# Bounds: a setting outside them is refused with a message naming it (and the previous
+# settings stay), so no setting can make the server allocate, wait or scan without end.
+
+
+def Count(hi: int):  # noqa: N802 - used as a type
+    """An int in 0..hi."""
+    return Annotated[int, msgspec.Meta(ge=0, le=hi)]
+
+
+Name = Annotated[str, msgspec.Meta(max_length=256)]
 
 
 class IndexOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """Bounds on the workspace scan that feeds the n-gram model."""
 
     enabled: bool = True
-    max_files: int = 5000
-    max_file_bytes: int = 512_000
-    max_total_bytes: int = 16_000_000
-    max_seconds: float = 20.0
+    max_files: Count(100_000) = 5000
+    max_file_bytes: Count(16_000_000) = 512_000
+    max_total_bytes: Count(256_000_000) = 16_000_000
+    max_seconds: Annotated[float, msgspec.Meta(ge=0, le=600)] = 20.0
 
 
 class ModelOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
-    path: str | None = None  # a llama-architecture GGUF; None = the packaged SmolLM2 if installed
+    path: Annotated[str, msgspec.Meta(max_length=4096)] | None = None  # a llama GGUF; None = the packaged SmolLM2
     engine: Literal["auto", "ngram", "neural", "remote"] = "auto"
     # Prefill an opened document's KV cache in the background (the text up to its end), so its
     # first completion does not wait for a cold prefill; any completion request stops it.
@@ -42,16 +55,17 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     # Which completion methods to advertise: "auto" = inline completion to clients that
     # declare it and `textDocument/completion` to the others.
     advertise: Literal["auto", "inline", "completion", "both"] = "auto"
-    max_tokens: int = 64
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
     # Wait this long before decoding an automatic (as-you-type) request; invoked ones never wait.
     # "auto": no wait when the backend answers before the next keystroke, else wait for a pause.
-    debounce_ms: int | Literal["auto"] = "auto"
-    max_lines: int = 12
-    backend: str = "local"  # whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, …
-    served_model: str = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
+    debounce_ms: Annotated[int, msgspec.Meta(ge=0, le=5000)] | Literal["auto"] = "auto"
+    max_lines: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 12
+    backend: Name = "local"  # whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, …
+    served_model: Name = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
     index: IndexOptions = msgspec.field(default_factory=IndexOptions)
-    # An OpenAI-compatible server for model.engine = "remote": {"url", "model", "api_key_env", ...}
-    # (see backends/remote.py RemoteConfig; the key itself is read from the named variable).
+    # Options of the remote engine (model.engine = "remote") other than its destination and key:
+    # timeouts, prompt_chars, ... (backends/remote.py RemoteConfig). Its url and api_key_env
+    # come only from the user's configuration (user_config.py).
     remote: dict[str, Any] | None = None
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)
     gate: GateOptions = msgspec.field(default_factory=GateOptions)
@@ -71,12 +85,30 @@ def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str |
         raw = raw["sparkls"]
     if not isinstance(raw, dict):
         return base, f"sparkls settings must be an object, got {type(raw).__name__}"
+    raw, refused = _without_user_only(raw)
     merged = msgspec.to_builtins(base)
     _merge(merged, raw)
     try:
-        return msgspec.convert(merged, Options), None
+        return msgspec.convert(merged, Options), refused
     except msgspec.ValidationError as exc:
-        return base, f"invalid sparkls settings ({exc}); keeping the previous ones"
+        return base, f"invalid sparkls settings ({exc}); keeping the previous ones" + (f"; {refused}" if refused else "")
+
+
+def _without_user_only(raw: dict) -> tuple[dict, str | None]:
+    """``raw`` without the remote fields editor settings may not set, and a message naming them."""
+    remote = raw.get("remote")
+    if not isinstance(remote, dict):
+        return raw, None
+    banned = [k for k in remote if k in USER_ONLY or k in ("api_key", "key", "token")]
+    if not banned:
+        return raw, None
+    kept = {k: v for k, v in remote.items() if k not in banned}
+    message = (
+        f"ignored remote.{', remote.'.join(banned)} from the editor's settings: where completions are sent "
+        "and with which key come only from the user's configuration (~/.config/sparkls/config.toml or "
+        "$SPARKLS_REMOTE_URL; see README, Security)"
+    )
+    return {**raw, "remote": kept}, message
 
 
 def _merge(into: dict, update: dict) -> None:

@@ -81,15 +81,18 @@ class TraceWriter(threading.Thread):
     def _record(self, rec: trace.Message | trace.Invalid) -> None:
         if isinstance(rec, trace.Message):
             msg = rec.msg
-            if not self.header_written and msg.get("method") == "initialize":
-                self._header(msg.get("params") or {})
             method = None
             if rec.is_request:
                 self.pending[(rec.dir, _key(rec.id))] = msg["method"]
             elif rec.is_response:
                 method = self.pending.pop(("s2c" if rec.dir == "c2s" else "c2s", _key(rec.id)), None)
             if self.redactor is not None:
-                rec = trace.Message(rec.dir, rec.t, self.redactor.message(msg, method))
+                msg = self.redactor.message(msg, method)
+                rec = trace.Message(rec.dir, rec.t, msg)
+            if not self.header_written and msg.get("method") == "initialize":
+                self._header(msg.get("params") or {})  # redacted too: its root and settings
+        elif self.redactor is not None:  # an invalid frame may hold anything: code, settings, keys
+            rec = trace.Invalid(rec.dir, rec.t, self.redactor.raw(rec.raw), rec.error)
         if not self.header_written and rec.dir == "s2c":
             self.held.append(trace.encode(rec))
             return

@@ -11,10 +11,14 @@ import os
 import time
 from functools import lru_cache
 
-from sparkls.backends.stream import load_model
+import tomllib
+from pathlib import Path
+
+from sparkls.backends.stream import builtin_models, load_model
 from sparkls.decode.engine import CompletionContext
 from sparkls.plugins import Request, host
-from sparkls.plugins.api import ModelSpec, SpecError, Timeline
+from sparkls.plugins.api import ModelSpec, SpecError, Timeline, load_spec
+from sparkls.server import safe_files
 
 log = logging.getLogger("sparkls")
 
@@ -55,11 +59,31 @@ def adaptive_debounce(ttft: float, gap: float | None) -> float:
 
 @lru_cache(maxsize=16)
 def served_model(name: str) -> ModelSpec:
-    try:
+    """A built-in served model by name. TOML files named in settings are read by
+    :func:`served_model_file` (off the event loop, through safe_files), never here."""
+    if name in builtin_models():
         return load_model(name)
-    except (SpecError, OSError) as exc:
-        log.warning("served model %s: %s; using smollm2-135m", name, exc)
-        return load_model("smollm2-135m")
+    return load_model("smollm2-135m")
+
+
+SERVED_MODEL_BYTES = 256_000
+
+
+def served_model_file(path: str, roots: list[Path]) -> ModelSpec:
+    """A served model described by a TOML file inside ``roots`` (blocking; run it in a worker).
+
+    Raises SpecError naming the file and why (outside the workspace, not a regular file, too
+    large, not TOML, invalid)."""
+    file = Path(path).expanduser()
+    if not file.is_absolute() and roots:
+        file = roots[0] / file  # relative to the workspace
+    text = safe_files.read_text(file, SERVED_MODEL_BYTES, roots)
+    if isinstance(text, safe_files.Skip):
+        raise SpecError(f"served model file {text}")
+    try:
+        return load_spec(ModelSpec, tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"served model file {path}: {exc}") from None
 
 
 class Pacer:
@@ -68,6 +92,7 @@ class Pacer:
     def __init__(self) -> None:
         self.backend_name = os.environ.get("SPARKLS_BACKEND", "local")
         self.model_name = "llama-3.1-8b"
+        self.model_spec: ModelSpec | None = None  # read from a TOML file (served_model_file); wins over the name
         self.seed = 0
         self.last_prompt: dict[str, str] = {}  # per document, for the prefix a server would have cached
 
@@ -81,7 +106,7 @@ class Pacer:
         self.last_prompt[uri] = prompt
         shared = len(os.path.commonprefix((previous, prompt))) if previous else 0
         request = Request(
-            model=served_model(self.model_name),
+            model=self.model_spec or served_model(self.model_name),
             prompt_tokens=max(1, round(len(prompt) / CHARS_PER_TOKEN)),
             cached_tokens=round(shared / CHARS_PER_TOKEN),
             new_tokens=max(1, ctx.max_tokens),

@@ -25,17 +25,18 @@ from pygls.uris import to_fs_path
 
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
-from sparkls.server import convert, gate_lsp, next_edit_lsp
-from sparkls.server.completion import completion_context, typed_word
+from sparkls.backends.stream import builtin_models
+from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
+from sparkls.server.completion import completion_context, lf, lf_edit, line_break, typed_word
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
-from sparkls.server.indexer import IndexReport, index_workspace, read_text
+from sparkls.server.indexer import IndexReport, index_workspace
 from sparkls.server.lsp_log import LspLogHandler
 from sparkls.server.gate import Gate
 from sparkls.server.next_edit import NextEdits
 from sparkls.server.options import Options, parse_options
 from sparkls.server.protocol import SparklsProtocol
-from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce
+from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce, served_model_file
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
 from sparkls.server.suggestion_log import SuggestionLog
 from sparkls.plugins import host
@@ -66,6 +67,9 @@ class SparklsServer(LanguageServer):
         self.local_engine = NgramEngine(self.model)  # becomes the neural engine once it loads
         self.remote_engine: RemoteWithFallback | None = None
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparkls-decode")
+        # Workspace files are read here, never on the event loop or in the decode pool: a
+        # stalled file system may block one of these threads, not the server (safe_files.py).
+        self.io_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparkls-io")
         self.hub = StreamHub(lambda: self.engine, self.pool)
         self.pacer = Pacer()
         self.streaming = False  # the client opted in to sparkls/inlineCompletionStream
@@ -114,17 +118,38 @@ class SparklsServer(LanguageServer):
         """Settings that live outside ``options``: the backend, the served model, the remote engine."""
         self.pacer.backend_name = self.options.backend
         self.pacer.model_name = self.options.served_model
+        self.pacer.model_spec = None
+        if self.options.served_model not in builtin_models():
+            self.load_served_model(self.options.served_model)
         self.remote_engine = None
         if self.options.model.engine == "remote":
-            try:
+            try:  # destination and key from the user's own configuration only (user_config.py)
                 self.remote_engine = RemoteWithFallback(
-                    self.options.remote or {}, lambda: self.local_engine, on_measure=_measured_remote
+                    user_config.remote_settings(self.options.remote), lambda: self.local_engine, on_measure=_measured_remote
                 )
             except Exception as exc:  # bad settings: say so, serve locally
                 log.error("remote engine not started: %s", exc)
                 return
             if self.options.backend == "local":
                 self.pacer.backend_name = "remote"  # its tokens arrive at their real cadence
+
+    def load_served_model(self, path: str) -> None:
+        """Read a served-model TOML named in settings, in the I/O pool (safe_files: inside the
+        workspace or the user's config folder, a small regular file); until then, or if it
+        fails (logged), the default served model paces."""
+        roots = [r for r in (self.root(), user_config.config_path().parent) if r is not None]
+        future = self.io_pool.submit(served_model_file, path, roots)
+
+        def done(f) -> None:  # in the worker
+            try:
+                spec = f.result()
+            except Exception as exc:
+                log.error("served model not loaded: %s", exc)
+                return
+            if self.loop is not None and self.options.served_model == path:
+                self.loop.call_soon_threadsafe(setattr, self.pacer, "model_spec", spec)
+
+        future.add_done_callback(done)
 
     def warm(self, uri: str) -> None:
         """Prefill the local neural engine's session for a just-opened document, in a worker thread.
@@ -266,6 +291,7 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
 @SERVER.feature(types.INITIALIZED)
 async def initialized(ls: SparklsServer, params: types.InitializedParams) -> None:
     """Start counting the workspace's files and loading the neural model in the background."""
+    ls.io_pool.submit(host)  # plugins load (guarded, time-boxed) off the event loop
     root = ls.root()
     if root is not None and root.is_dir() and ls.options.index.enabled:
         ls.index_task = asyncio.ensure_future(_index(ls, root))
@@ -305,7 +331,7 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
             )
 
     report = await loop.run_in_executor(
-        ls.pool,
+        ls.io_pool,
         lambda: index_workspace(ls.model, root, ls.options.index, progress, key=lambda p: p.as_uri()),
     )
     summary = (
@@ -334,7 +360,7 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
 def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.documents[item.uri] = Document(item.uri, item.text, item.version, item.language_id)
-    ls.model.open_document(item.uri, item.text)
+    ls.model.open_document(item.uri, lf(item.text))  # the model counts LF views (completion.py)
     ls.warm(item.uri)
 
 
@@ -347,25 +373,39 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
         return
     ls.typing.setdefault(uri, TypingRate()).keystroke()
     for change in params.content_changes:
-        before = doc.text
+        old, had_cr = doc.text, doc.has_cr
         start, end, inserted = doc.apply(change, ls.encoding)
+        ls.next_edits.record(uri, old, start, end, inserted, params.text_document.version)
+        if had_cr or doc.has_cr:  # engines and the n-gram model see LF text
+            start, end, inserted = lf_edit(old, start, end, inserted)
         ls.model.edit_document(uri, start, end, inserted)
-        ls.next_edits.record(uri, before, start, end, inserted, params.text_document.version)
     doc.version = params.text_document.version
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
+    if ls.documents.pop(uri, None) is None:
+        log.warning("didClose for a document that is not open: %s", uri)
+        return  # never read a file because a client named it
     ls.hub.cancel(uri)
     ls.stop_warming()
-    ls.documents.pop(uri, None)
     ls.next_edits.forget(uri)
     ls.suggestions.forget(uri)
-    path = to_fs_path(uri)
-    disk = read_text(Path(path), ls.options.index.max_file_bytes) if path else None
-    ls.model.close_document(uri, disk_text=disk)
+    ls.model.close_document(uri, restore_file=False)
     release_document(ls.local_engine, uri)
+    root = ls.root()
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    if root is not None and path and ls.options.index.enabled:
+        # The file on disk counts again as part of the workspace, read off the loop.
+        asyncio.ensure_future(_restore_file(ls, uri, Path(path), root))
+
+
+async def _restore_file(ls: SparklsServer, uri: str, path: Path, root: Path) -> None:
+    result = await safe_files.read_text_async(path, ls.options.index.max_file_bytes, [root], ls.io_pool)
+    text = safe_files.text_or_none(result, "didClose:")
+    if text is not None:  # add_file skips it if it was reopened meanwhile
+        await asyncio.get_running_loop().run_in_executor(ls.io_pool, ls.model.add_file, uri, lf(text))
 
 
 async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic: bool) -> tuple[View, types.Range] | None:
@@ -392,7 +432,7 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
         stream, typed = hit
         log.debug("typeahead: %r typed along stream %s", typed, stream.id)
         ls.counts["typeahead"] += 1
-        return View(stream, len(typed), word, ls.hub.next_id()), range_
+        return View(stream, len(typed), word, ls.hub.next_id(), line_break(doc)), range_
     timeline = ls.pacer.timeline(uri, ctx)
     delay = ls.debounce(uri, timeline, automatic)
     if delay > 0:
@@ -401,7 +441,7 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
     stream = ls.hub.start(uri, ctx, timeline)
     if stream.task is not None:
         stream.task.add_done_callback(lambda _: ls.stream_finished(stream))
-    return View(stream, 0, word, stream.id), range_
+    return View(stream, 0, word, stream.id, line_break(doc)), range_
 
 
 async def _answer(
@@ -421,7 +461,7 @@ async def _answer(
         source.watchers -= 1
         ls.hub.orphaned(source)
         raise
-    text = view.insert_text()
+    text = "" if source.failed and not stream else view.insert_text()  # a broken stream's text is not an answer
     if not stream or not text:
         source.watchers -= 1  # nothing will follow this answer
     return (text, range_, view) if text else None

@@ -54,6 +54,7 @@ class Stream:
     logprobs: tuple[float, ...] = ()  # the model's per-token log-probabilities so far, if the engine gives them
     task: asyncio.Task | None = None
     watchers: int = 0
+    failed: bool = False  # ended by an error, not by its engine finishing
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def changed(self) -> None:
@@ -87,9 +88,12 @@ class View:
     skip: int  # characters of the stream's text the user already typed
     word: str  # the word typed before this request's cursor (the range starts there)
     stream_id: str
+    eol: str = "\n"  # the document's line break (engines work with LF)
 
     def insert_text(self) -> str:
         rest = self.stream.text[self.skip :]
+        if self.eol != "\n":
+            rest = rest.replace("\n", self.eol)
         return self.word + rest if rest else ""
 
 
@@ -160,7 +164,9 @@ class StreamHub:
         asyncio.get_running_loop().call_later(ORPHAN_SECONDS, check)
 
     async def _run(self, s: Stream, ctx: CompletionContext) -> None:
-        produced = in_thread(_timed(self.engine().complete(ctx, s.stop.is_set), s), self.pool, s.stop)
+        engine = self.engine()
+        executor = getattr(engine, "executor", None) or self.pool  # remote I/O has its own threads
+        produced = in_thread(_timed(engine.complete(ctx, s.stop.is_set), s), executor, s.stop)
         try:
             async for e in pace(s.timeline, produced, RealClock(), start=asyncio.get_running_loop().time()):
                 s.text, s.tokens = e.text, e.tokens
@@ -170,15 +176,17 @@ class StreamHub:
                 s._bump()
         except asyncio.CancelledError:
             pass
-        except Exception:
-            log.exception("stream %s failed", s.id)
+        except Exception as exc:
+            s.failed = True
+            log.error("stream %s failed: %s: %s", s.id, type(exc).__name__, exc)
+            log.debug("stream %s failed", s.id, exc_info=True)
         finally:
             s.stop.set()
             s.done = True
             s._bump()
             if self.live.get(s.uri) is s:
                 del self.live[s.uri]
-            if s.text:
+            if s.text and not s.failed:  # a failed stream's partial text is never offered again
                 self.finished[s.id] = s
                 while len(self.finished) > KEEP_FINISHED:
                     self.finished.popitem(last=False)

@@ -322,24 +322,103 @@ class Redactor:
         return new
 
     def message(self, msg: dict[str, Any], method: str | None) -> dict[str, Any]:
-        """``msg`` with its code redacted; ``method`` names the request a response answers."""
+        """``msg`` redacted; ``method`` names the request a response answers.
+
+        Code (CODE_METHODS, CODE_KEYS) becomes same-shape placeholders; settings keep only
+        numbers, booleans and known names; every other string keeps its words but loses file
+        paths (each component replaced consistently) and URL userinfo and queries."""
         method = msg.get("method", method)
-        if method not in CODE_METHODS:
-            return msg
         out = dict(msg)
-        for key in ("params", "result"):
-            if key in out:
-                out[key] = self._walk(out[key], False)
+        for key in ("params", "result", "error"):
+            if key not in out:
+                continue
+            value = out[key]
+            if (method, key) in SETTINGS_AT:
+                value = _settings(value, SETTINGS_AT[(method, key)])
+            out[key] = self._walk(value, False, method in CODE_METHODS)
         return out
 
-    def _walk(self, value: Any, code: bool) -> Any:
+    def raw(self, text: str) -> str:
+        """An invalid frame's body: all of it may be code, settings or keys."""
+        return self.text(text)
+
+    def _walk(self, value: Any, code: bool, code_method: bool) -> Any:
         if isinstance(value, str):
-            return self.text(value) if code else value
+            return self.text(value) if code else self.scrub(value)
         if isinstance(value, list):
-            return [self._walk(v, code) for v in value]
+            return [self._walk(v, code, code_method) for v in value]
         if isinstance(value, dict):
-            return {k: self._walk(v, code or k in CODE_KEYS) for k, v in value.items()}
+            out = {k: self._walk(v, code or (code_method and k in CODE_KEYS), code_method) for k, v in value.items()}
+            if "uri" in out and isinstance(out.get("name"), str):  # a workspace folder's name is its path's
+                out["name"] = self._component(value["name"])
+            return out
         return value
+
+    def scrub(self, text: str) -> str:
+        """File paths (plain or file: URIs) with each component replaced; other URLs keep
+        scheme, host and port, lose userinfo and query, and their path is replaced too."""
+        if "/" not in text and "\\" not in text:
+            return text
+        return _PATHISH.sub(self._scrub_match, text)
+
+    def _scrub_match(self, m: re.Match) -> str:
+        if m.group("scheme"):
+            rest = m.group("rest")
+            if m.group("scheme").lower() == "file":
+                return "file://" + self._path(rest)
+            authority, slash, path = rest.partition("/")
+            host = authority.rsplit("@", 1)[-1]
+            path = path.split("?", 1)[0].split("#", 1)[0]
+            return f"{m.group('scheme')}://{host}{slash}{self._path(path)}"
+        return self._path(m.group("path"))
+
+    def _path(self, path: str) -> str:
+        parts = re.split(r"([/\\])", path)
+        return "".join(p if p in ("/", "\\", "", ".", "..") else self._component(p) for p in parts)
+
+    def _component(self, name: str) -> str:
+        stem, dot, ext = name.rpartition(".")
+        if dot and stem and re.fullmatch(r"[A-Za-z0-9]{1,5}", ext):
+            return self.text(stem) + "." + ext  # the extension says the language, not the project
+        return self.text(name)
+
+
+# A URL (scheme://...) or an absolute path (POSIX, ~, or a Windows drive) inside a string.
+_PATHISH = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*)://(?P<rest>[^\s'\"<>]*)"
+    r"|(?P<path>(?<![\w/.:-])(?:~|[A-Za-z]:)?[/\\][^\s'\"<>,;:()]*[/\\][^\s'\"<>,;:()]*)"
+)
+# Settings: where they are in messages, and which of their strings are known names worth keeping.
+SETTINGS_AT = {
+    ("initialize", "params"): "initializationOptions",
+    ("workspace/didChangeConfiguration", "params"): "settings",
+    ("workspace/configuration", "result"): "",
+}
+SAFE_SETTINGS = {"advertise", "backend", "engine", "served_model", "debounce_ms"}
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9._:-]{0,63}")
+
+
+def _settings(value: Any, at: str) -> Any:
+    """``value`` with the settings under key ``at`` ("" = value itself) reduced to what is safe to keep."""
+    if at:
+        if not isinstance(value, dict) or at not in value:
+            return value
+        return {**value, at: _settings(value[at], "")}
+    return _setting(value, "")
+
+
+def _setting(value: Any, key: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _setting(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_setting(v, key) for v in value]
+    if isinstance(value, str):
+        return value if key in SAFE_SETTINGS and _NAME.fullmatch(value) and not _looks_secret(value) else "<redacted>"
+    return value  # numbers, booleans, null
+
+
+def _looks_secret(value: str) -> bool:
+    return bool(re.search(r"\d.*\d.*\d", value)) and len(value) > 20
 
 
 def _other(text: str) -> str:

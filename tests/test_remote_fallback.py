@@ -21,12 +21,12 @@ def closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket closes
 
 
-async def test_unreachable_remote_falls_back_to_the_local_core() -> None:
+async def test_unreachable_remote_falls_back_to_the_local_core(monkeypatch) -> None:
     """Ensure a refused connection is logged and the same request is answered by the local core."""
-    options = {
-        "model": {"engine": "remote"},
-        "remote": {"url": f"http://127.0.0.1:{closed_port()}", "model": "smollm2", "connect_timeout_s": 2},
-    }
+    # Where a remote engine is comes from the user's environment or config, never the editor's settings.
+    monkeypatch.setenv("SPARKLS_REMOTE_URL", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("SPARKLS_REMOTE_MODEL", "smollm2")
+    options = {"model": {"engine": "remote"}, "remote": {"connect_timeout_s": 2}}
     # The autouse fixture pins the local core behind the remote to the n-gram core.
     client, init = await start_server(options=options)
     assert init.server_info.version.split("(engine: ")[1].startswith("remote: smollm2")
@@ -39,11 +39,13 @@ async def test_unreachable_remote_falls_back_to_the_local_core() -> None:
     assert await stop_server(client) == 0
 
 
-async def test_remote_settings_with_a_key_are_refused() -> None:
+async def test_remote_settings_with_a_key_are_refused(monkeypatch) -> None:
     """Ensure an API key written into the settings is refused (keys come from a named variable)."""
-    options = {"model": {"engine": "remote"}, "remote": {"url": "http://127.0.0.1:9", "model": "m", "api_key": "sk-x"}}
+    monkeypatch.setenv("SPARKLS_REMOTE_URL", "http://127.0.0.1:9")
+    options = {"model": {"engine": "remote"}, "remote": {"model": "m", "api_key": "sk-x"}}
     client, init = await start_server(options=options)
-    assert "remote" not in init.server_info.version
+    assert "remote" in init.server_info.version  # the key is dropped, the user's remote still serves
     await asyncio.sleep(0.2)
-    assert any("remote engine not started" in m.message for m in client.log_messages)
+    assert any("ignored remote.api_key" in m.message for m in client.log_messages)
+    assert not any("sk-x" in m.message for m in client.log_messages)
     assert await stop_server(client) == 0

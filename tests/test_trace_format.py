@@ -97,13 +97,14 @@ def test_redaction_replaces_identifiers_consistently() -> None:
 
 
 def test_redaction_of_messages() -> None:
-    """Ensure that code in documents, edits and completions is redacted, and nothing else."""
+    """Ensure that code in documents, edits and completions is redacted, and other text keeps its words."""
     r = trace.Redactor(b"k")
     did_open = {"jsonrpc": "2.0", "method": "textDocument/didOpen",
                 "params": {"textDocument": {"uri": "file:///a.py", "languageId": "python", "version": 1, "text": "secret_name = 1\n"}}}
     out = r.message(did_open, None)
     assert "secret_name" not in out["params"]["textDocument"]["text"]
-    assert out["params"]["textDocument"]["uri"] == "file:///a.py"
+    assert out["params"]["textDocument"]["uri"] == r.scrub("file:///a.py") != "file:///a.py"  # paths too, consistently
+    assert out["params"]["textDocument"]["uri"].endswith(".py")
     answer = {"jsonrpc": "2.0", "id": 3, "result": {"items": [{"insertText": {"kind": "snippet", "value": "secret_name"}, "range": {}}]}}
     assert "secret" not in msgspec.json.encode(r.message(answer, "textDocument/inlineCompletion")).decode()
     hover = {"jsonrpc": "2.0", "id": 4, "result": {"contents": "secret_name"}}

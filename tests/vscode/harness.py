@@ -111,6 +111,10 @@ class CodeServer:
         )
         (self.user_data / "User").mkdir(parents=True)
         (self.user_data / "User" / "settings.json").write_text(json.dumps({**WORKBENCH_SETTINGS, **settings}, indent=1))
+        # code-server's window is a remote one: machine-scoped settings (sparkls.serverPath, …) are read from the
+        # machine's settings, as they are over SSH, not from the user's.
+        (self.user_data / "Machine").mkdir()
+        (self.user_data / "Machine" / "settings.json").write_text(json.dumps(settings, indent=1))
         self.common = ["--user-data-dir", str(self.user_data), "--extensions-dir", str(root / "extensions")]
         self.proc: subprocess.Popen | None = None
         self.log = root / "code-server.log"

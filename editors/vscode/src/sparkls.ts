@@ -5,7 +5,7 @@ import * as vscode from 'vscode';
 import { DidChangeConfigurationNotification, LanguageClient, State } from 'vscode-languageclient/node';
 import { Commands, Notifications, RESTART_DELAY_MS, SECTION } from './common/constants';
 import { SparklsFeature, createClient } from './common/server';
-import { RESTART_KEYS, SERVER_KEYS, Settings, readSettings, resolveServer, serverSettings } from './common/settings';
+import { RESTART_KEYS, SERVER_KEYS, Settings, readSettings, resolveServer, serverSettings, trustedGetter } from './common/settings';
 import { StreamingInline } from './inline';
 import { Status, formatStatus } from './status';
 import { StreamNotification, StreamStore } from './stream';
@@ -70,7 +70,8 @@ export class Sparkls {
 
   settings(): Settings {
     const config = vscode.workspace.getConfiguration(SECTION);
-    return readSettings((key, fallback) => config.get(key, fallback));
+    const get = <T>(key: string, fallback: T): T => config.get(key, fallback);
+    return readSettings(trustedGetter(get, (key) => config.inspect(key), vscode.workspace.isTrusted));
   }
 
   protocolUri(uri: vscode.Uri): string {

@@ -32,6 +32,32 @@ export function readSettings(get: <T>(key: string, fallback: T) => T): Settings 
   };
 }
 
+/**
+ * Settings that choose a program to run or a file to read. package.json gives them `machine-overridable` scope
+ * and lists them as restricted in untrusted workspaces; `trustedGetter` enforces the same here.
+ */
+export const MACHINE_KEYS = ['serverPath', 'pythonPath', 'model.path', 'servedModel'];
+
+/** The parts of a `WorkspaceConfiguration.inspect` result that `trustedGetter` reads. */
+export interface Inspected {
+  globalValue?: unknown;
+}
+
+/** A `get` for `readSettings` that, in an untrusted workspace, reads MACHINE_KEYS from the user's settings only. */
+export function trustedGetter(
+  get: <T>(key: string, fallback: T) => T,
+  inspect: (key: string) => Inspected | undefined,
+  trusted: boolean,
+): <T>(key: string, fallback: T) => T {
+  return <T>(key: string, fallback: T): T => {
+    if (trusted || !MACHINE_KEYS.includes(key)) {
+      return get(key, fallback);
+    }
+    const user = inspect(key)?.globalValue;
+    return user === undefined ? fallback : (user as T);
+  };
+}
+
 /** The server's `sparkls` settings (README "Settings"), sent as initializationOptions and didChangeConfiguration. */
 export function serverSettings(s: Settings): Record<string, unknown> {
   return {

@@ -1,7 +1,9 @@
 // Settings: what the server is sent, and how the server command is found.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Env, Settings, readSettings, resolveServer, serverSettings } from '../common/settings';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Env, MACHINE_KEYS, Settings, readSettings, resolveServer, serverSettings, trustedGetter } from '../common/settings';
 
 function settings(values: Record<string, unknown> = {}): Settings {
   return readSettings(<T>(key: string, fallback: T) => (key in values ? (values[key] as T) : fallback));
@@ -44,4 +46,31 @@ test('a missing server is an error that names the settings', () => {
   assert.ok('error' in missing && /sparkls\.serverPath/.test(missing.error) && /sparkls\.pythonPath/.test(missing.error));
   const bad = resolveServer(settings({ serverPath: '/nope/sparkls' }), env([]));
   assert.ok('error' in bad && bad.error.includes('/nope/sparkls'));
+});
+
+test('an untrusted workspace cannot choose the server, the interpreter or the model files', () => {
+  const workspace: Record<string, unknown> = { serverPath: '/ws/evil', pythonPath: '/ws/py', 'model.path': '/ws/m.gguf', servedModel: '/ws/m.toml', backend: 'cerebras-wse3' };
+  const user: Record<string, unknown> = { pythonPath: '/usr/bin/python3' };
+  const get = <T>(key: string, fallback: T) => (key in workspace ? (workspace[key] as T) : fallback);
+  const inspect = (key: string) => ({ globalValue: user[key] });
+  const untrusted = readSettings(trustedGetter(get, inspect, false));
+  assert.equal(untrusted.serverPath, '');
+  assert.equal(untrusted.pythonPath, '/usr/bin/python3');
+  assert.equal(untrusted.modelPath, '');
+  assert.equal(untrusted.servedModel, '');
+  assert.equal(untrusted.backend, 'cerebras-wse3'); // harmless settings still apply
+  assert.deepEqual(resolveServer(untrusted, env(['/usr/bin/python3', '/ws/evil'])), { command: '/usr/bin/python3', args: ['-m', 'sparkls.server', 'serve'] });
+  const trusted = readSettings(trustedGetter(get, inspect, true));
+  assert.equal(trusted.serverPath, '/ws/evil');
+});
+
+test('package.json keeps executable and file settings to the machine and restricts them when untrusted', () => {
+  const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'));
+  const props = pkg.contributes.configuration.properties;
+  for (const key of MACHINE_KEYS) {
+    assert.equal(props[`sparkls.${key}`].scope, 'machine-overridable', key);
+  }
+  const untrusted = pkg.capabilities.untrustedWorkspaces;
+  assert.equal(untrusted.supported, 'limited');
+  assert.deepEqual([...untrusted.restrictedConfigurations].sort(), MACHINE_KEYS.map((k) => `sparkls.${k}`).sort());
 });
