@@ -5,7 +5,7 @@ Bad values never stop the server: the error is reported and the defaults stay.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -28,6 +28,20 @@ class ModelOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     warm_on_open: bool = True
 
 
+class ContextOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """What goes into a suggestion's prompt, and what may be suggested (docs/quality.md measures each)."""
+
+    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k).
+    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 1024
+    # At the end of a line with code, suggest the next line(s) when the model opens one.
+    next_line: bool = True
+    # Definitions of the names the document imports and similar chunks of other workspace files.
+    workspace: bool = True
+    workspace_tokens: Annotated[int, msgspec.Meta(ge=0, le=2048)] = 384
+    # Choose between the model's continuation and a copy of what the document or workspace already has.
+    copy: bool = True
+
+
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """The `sparkls` settings section."""
 
@@ -46,6 +60,9 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     # (see backends/remote.py RemoteConfig; the key itself is read from the named variable).
     remote: dict[str, Any] | None = None
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)
+    context: ContextOptions = msgspec.field(default_factory=ContextOptions)
+    # Glob patterns (gitignore-like, relative to the workspace root, or file names) never read into a prompt.
+    exclude: list[str] = msgspec.field(default_factory=list)
 
 
 def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str | None]:

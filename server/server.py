@@ -23,10 +23,12 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
+from sparkls.decode.copy_choice import CopyChoice
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.server import convert
 from sparkls.server.completion import completion_context, typed_word
+from sparkls.server.exclusions import Exclusions
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace, read_text
@@ -35,6 +37,7 @@ from sparkls.server.options import Options, parse_options
 from sparkls.server.protocol import SparklsProtocol
 from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
+from sparkls.server.workspace import WorkspaceContext, uri_path
 from sparkls.plugins import host
 
 log = logging.getLogger("sparkls")
@@ -81,6 +84,9 @@ class SparklsServer(LanguageServer):
         self.exit_code = 0  # LSP: `exit` without `shutdown` first exits with 1
         self.warming: threading.Event | None = None  # stop flag of the background prefill, if any (one at a time)
         self.warm_timer: asyncio.TimerHandle | None = None  # its delayed start
+        # Files never read into a prompt or the index, and the workspace's files as prompt context.
+        self.exclusions = Exclusions(None)
+        self.workspace_context = WorkspaceContext(None, self.exclusions)
 
     @property
     def engine(self):
@@ -115,6 +121,23 @@ class SparklsServer(LanguageServer):
             if self.options.backend == "local":
                 self.pacer.backend_name = "remote"  # its tokens arrive at their real cadence
 
+    def set_workspace(self) -> None:
+        """Exclusions and workspace context for the current root and `exclude` setting."""
+        root = self.root()
+        root = root if root is not None and root.is_dir() else None
+        self.exclusions = Exclusions(root, self.options.exclude)
+        self.workspace_context = WorkspaceContext(root, self.exclusions)
+
+    def excluded(self, uri: str) -> bool:
+        """A document whose text must never go into a prompt (a secret by name, gitignored, `exclude`)."""
+        return self.exclusions.excluded(uri_path(uri) or uri)
+
+    def context(self, doc: Document, offset: int):
+        """What the engine sees at ``offset`` of ``doc`` (snippets computed only if it asks)."""
+        return completion_context(
+            doc, offset, self.options.max_tokens, self.documents.values(), self.options.context, self.workspace_context
+        )
+
     def warm(self, uri: str) -> None:
         """Prefill the local neural engine's session for a just-opened document, in a worker thread.
 
@@ -125,7 +148,7 @@ class SparklsServer(LanguageServer):
         the document's first completion then no longer waits for.
         """
         self.stop_warming()
-        if not self.options.model.warm_on_open or not hasattr(self.engine, "warm") or self.loop is None:
+        if not self.options.model.warm_on_open or not hasattr(self.engine, "warm") or self.loop is None or self.excluded(uri):
             return
         stop = self.warming = threading.Event()
         self.warm_timer = self.loop.call_later(WARM_DELAY_S, self._start_warming, uri, stop)
@@ -134,7 +157,7 @@ class SparklsServer(LanguageServer):
         engine, doc = self.engine, self.documents.get(uri)
         if stop.is_set() or doc is None or not hasattr(engine, "warm"):
             return
-        ctx = completion_context(doc, len(doc.text), self.options.max_tokens, self.documents.values())
+        ctx = self.context(doc, len(doc.text))
         started = time.perf_counter()
 
         def done(future) -> None:  # in the worker thread; the log handler hands over to the loop
@@ -243,6 +266,7 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     sparkls_caps = experimental.get("sparkls") if isinstance(experimental, dict) else None
     ls.streaming = bool(isinstance(sparkls_caps, dict) and sparkls_caps.get("inlineCompletionStream"))
     ls.apply_options()
+    ls.set_workspace()
     ls.model_path = neural_model_path(ls.options.model)
     ls.engine_label = f"neural: {ls.model_path.name}" if ls.model_path else "ngram"
     if ls.remote_engine is not None:
@@ -267,7 +291,7 @@ async def _load_model(ls: SparklsServer, path: Path) -> None:
         log.error("could not load %s (%s): serving with the n-gram core", path, exc)
         ls.engine_label = "ngram"
     else:
-        ls.local_engine = engine
+        ls.local_engine = CopyChoice(engine, NgramEngine(ls.model))
         log.info("neural engine ready: %s", path.name)
     ls.send_status()
 
@@ -293,7 +317,8 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
 
     report = await loop.run_in_executor(
         ls.pool,
-        lambda: index_workspace(ls.model, root, ls.options.index, progress, key=lambda p: p.as_uri()),
+        lambda: index_workspace(ls.model, root, ls.options.index, progress, key=lambda p: p.as_uri(),
+                                skip=ls.exclusions.excluded),
     )
     summary = (
         f"indexed {report.files} files ({report.tokens} tokens) in {report.seconds:.1f}s"
@@ -313,6 +338,7 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
     if error:
         log.warning(error)
     ls.apply_options()
+    ls.set_workspace()
     ls.hub.reset()  # suggestions made under the old settings must not be served again
     ls.send_status()
 
@@ -321,6 +347,8 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
 def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.documents[item.uri] = Document(item.uri, item.text, item.version, item.language_id)
+    if ls.excluded(item.uri):
+        return  # kept for its own edits, never counted nor warmed (edits to an uncounted document are ignored)
     ls.model.open_document(item.uri, item.text)
     ls.warm(item.uri)
 
@@ -346,7 +374,7 @@ def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> No
     ls.stop_warming()
     ls.documents.pop(uri, None)
     path = to_fs_path(uri)
-    disk = read_text(Path(path), ls.options.index.max_file_bytes) if path else None
+    disk = read_text(Path(path), ls.options.index.max_file_bytes) if path and not ls.excluded(uri) else None
     ls.model.close_document(uri, disk_text=disk)
     release_document(ls.local_engine, uri)
 
@@ -366,7 +394,10 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
     except PositionError as exc:
         raise JsonRpcInvalidParams(str(exc)) from None
     # Snapshot before the first await: didChange may edit the document meanwhile.
-    ctx = completion_context(doc, offset, ls.options.max_tokens, ls.documents.values())
+    if ls.excluded(uri):
+        log.debug("no completion in %s: excluded from prompts", uri)
+        return None
+    ctx = ls.context(doc, offset)
     word = typed_word(ctx.prefix)
     range_ = types.Range(doc.position_at(offset - len(word), ls.encoding), doc.position_at(offset, ls.encoding))
     ls.supersede(uri)
