@@ -31,8 +31,9 @@ class ModelOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 class ContextOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """What goes into a suggestion's prompt, and what may be suggested (docs/quality.md measures each)."""
 
-    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k).
-    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 1024
+    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k). 512: on the
+    # quality bench's TUNE packages 1k, 2k and 4k were no better (docs/quality.md) and cost prefill and memory.
+    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 512
     # At the end of a line with code, suggest the next line(s) when the model opens one.
     next_line: bool = True
     # Definitions of the names the document imports and similar chunks of other workspace files.

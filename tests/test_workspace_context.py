@@ -123,8 +123,8 @@ def test_similar_chunks_of_other_files(tmp_path) -> None:
 
 def test_copy_evidence_rule() -> None:
     """Ensure a copy wins only when every token followed a long enough context often enough."""
-    assert strong([(0, 0, 0), (6, 3, 3), (5, 2, 2)])
-    assert not strong([(6, 3, 3), (2, 5, 5)]), "one short context"
+    assert strong([(0, 0, 0), (8, 3, 3), (6, 2, 2)])
+    assert not strong([(8, 3, 3), (5, 5, 5)]), "one short context"
     assert not strong([(6, 1, 4), (6, 1, 1)]), "an uncertain continuation"
     assert not strong([(0, 0, 0)]), "healing alone is no evidence"
 
@@ -151,7 +151,7 @@ def test_copy_choice_answers_with_a_strong_copy_else_the_model() -> None:
 
     ctx = CompletionContext("x = ", "")
     neural = _Fake("model()")
-    chooser = CopyChoice(neural, _Fake("copied()", [(6, 4, 4), (5, 2, 2)]))
+    chooser = CopyChoice(neural, _Fake("copied()", [(8, 4, 4), (6, 2, 2)]))
     assert list(chooser.complete(ctx, lambda: False)) == ["copied()"] and neural.calls == 0
     assert chooser.sessions == "neural sessions"
     assert list(CopyChoice(neural, _Fake("copied()", [(2, 1, 3)])).complete(ctx, lambda: False)) == ["model()"]
