@@ -42,9 +42,16 @@ class CopyChoice:
         return getattr(self.neural, name)
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        copy = ""
         if ctx.copy:
             copy, evidence = self.ngram.copy(ctx, cancelled)
             if copy.strip() and strong(evidence):
                 yield copy
                 return
-        yield from self.neural.complete(ctx, cancelled)
+        said = False
+        for said in self.neural.complete(ctx, cancelled):
+            yield said
+        if not said and copy.strip() and not cancelled():
+            # The model had nothing to show (its line was the one already below, or it ended the
+            # statement): the copy, however weak, is better than silence.
+            yield copy

@@ -140,7 +140,8 @@ class _Fake:
 
     def complete(self, ctx, cancelled):
         self.calls += 1
-        yield self.answer
+        if self.answer:  # engines yield only text to show
+            yield self.answer
 
 
 def test_copy_choice_answers_with_a_strong_copy_else_the_model() -> None:
@@ -157,3 +158,7 @@ def test_copy_choice_answers_with_a_strong_copy_else_the_model() -> None:
     assert list(CopyChoice(neural, _Fake("copied()", [(2, 1, 3)])).complete(ctx, lambda: False)) == ["model()"]
     off = CompletionContext("x = ", "", copy=False)
     assert list(chooser.complete(off, lambda: False)) == ["model()"]
+    silent = _Fake("")
+    assert list(CopyChoice(silent, _Fake("weak()", [(2, 1, 3)])).complete(ctx, lambda: False)) == ["weak()"], \
+        "a model with nothing to say leaves the answer to the copy"
+    assert list(CopyChoice(silent, _Fake("weak()", [(2, 1, 3)])).complete(off, lambda: False)) == []
