@@ -1,201 +1,216 @@
-"""Line-completion quality on code SmolLM2 cannot have memorized, through the real LSP server.
+"""Completion quality on code SmolLM2 has never seen, through the real `sparkls serve`, against llama.cpp.
 
-    .venv/bin/python bench/quality.py [--cases 40] [--seed 0] [--show]
+    .venv/bin/python bench/quality.py [--split test|tune] [--cases 30] [--seed 0] [--configs sparkls,no-copy]
+                                      [--no-reference] [--show] [--json out.json]
 
-Cases are cut from the installed pygls 2.x and lsprotocol 2025 sources (released after
-SmolLM2's training data): the rest of a line after a cursor placed right after a token,
-and the whole next line after a block header (`...:`). The server sees prefix and suffix
-as an editor would (the other files of the same package are open too). Reported per
-kind, as in CodeXGLUE: exact match, edit similarity (1 - Levenshtein / max length), empty
-answers, latency p50/p99 — for raw greedy prefix-only decoding (no context, no stop rules,
-no suffix: its first line is the answer) and for the full pipeline side by side.
+Cases (bench/quality_cases.py) are cut from Python packages first published in 2026 (bench/unseen.py: pinned
+versions and wheel hashes, fetched once into a cache outside the clone): `TUNE` packages are for choosing
+defaults and fitting scores, `TEST` packages for the reported figures. Three kinds: the rest of a line after a
+token (``line``), ``"\\n"`` + the next line at the end of a block header (``next``), a blank indented line's
+code (``block``).
+
+Every case goes through `sparkls serve` over stdio as an editor would: one server per package with the
+package as its workspace (indexed), two neighbouring files open as tabs, the case's file opened with the
+target cut out, then one invoked `textDocument/inlineCompletion` right away (a cold document: nothing of it is
+cached). The reference is the same GGUF through llama.cpp (llama-cpp-python, bench/quality_llama.py) in its
+own process in the same run: the 1,024 tokens before the cursor, greedy, to the end of the first line.
+
+Printed per kind and per configuration: exact match, edit similarity, empty answers, latency p50 / p90.
+Configurations are settings presets (``--configs``), so what each part adds is measured by switching it off.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
-import re
+import hashlib
+import importlib.util
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import lsprotocol
-import pygls
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
 from lsp_client import start_server, stop_server  # noqa: E402
+from quality_cases import KINDS, Case, exact, is_empty, make_cases, similarity  # noqa: E402
 
-_TOKEN_END = re.compile(r"(?<=[\w)\]}\"'.,=(\[:])(?=[\s\w(\[.,:=)])")
-
-
-@dataclass
-class Case:
-    kind: str  # "line" or "block"
-    path: Path
-    prefix: str
-    suffix: str
-    target: str
-
-
-def source_files() -> list[Path]:
-    roots = [Path(pygls.__file__).parent, Path(lsprotocol.__file__).parent]
-    files = [p for r in roots for p in sorted(r.rglob("*.py")) if p.stat().st_size > 2000]
-    return [p for p in files if p.name != "types.py"]  # generated, and trivially repetitive
+# Settings presets: what each of the suggestion pipeline's parts adds is the default minus that part.
+PRESETS: dict[str, dict] = {
+    "sparkls": {},
+    "no-nextline": {"context": {"next_line": False}},
+    "no-workspace": {"context": {"workspace": False}},
+    "no-copy": {"context": {"copy": False}},
+    "window-512": {"context": {"window": 512}},
+    "window-1k": {"context": {"window": 1024}},
+    "window-2k": {"context": {"window": 2048}},
+    "window-4k": {"context": {"window": 4096}},
+}
+NEIGHBOURS = 2  # other files of the case's folder open as editor tabs
 
 
-def make_cases(n: int, seed: int) -> list[Case]:
-    rng = random.Random(seed)
-    lines_cases, block_cases = [], []
-    for path in source_files():
-        text = path.read_text()
-        lines = text.split("\n")
-        offset = 0
-        for i, line in enumerate(lines):
-            stripped = line.strip()
-            code = stripped and not stripped.startswith(("#", '"""', "'''")) and len(stripped) > 12
-            if code and i > 20:
-                cuts = [
-                    m.start()
-                    for m in _TOKEN_END.finditer(line)
-                    if len(line) // 3 < m.start() < len(line) - 2 and not _inside_word(line, m.start())
-                ]
-                if cuts:
-                    c = rng.choice(cuts)
-                    # The rest of the line is not typed yet: the suffix starts at the line break.
-                    lines_cases.append(
-                        Case("line", path, text[: offset + c], text[offset + len(line) :], line[c:].rstrip())
-                    )
-            if code and stripped.endswith(":") and i + 1 < len(lines) and lines[i + 1].strip() and i > 20:
-                body = lines[i + 1]
-                indent = body[: len(body) - len(body.lstrip())]
-                start = offset + len(line) + 1
-                prefix = text[:start] + indent
-                suffix = text[start + len(body) :]  # the body line is gone; the rest follows
-                block_cases.append(Case("block", path, prefix, suffix, body.strip()))
-            offset += len(line) + 1
-    rng.shuffle(lines_cases)
-    rng.shuffle(block_cases)
-    return lines_cases[:n] + block_cases[:n]
+def _col(prefix: str) -> int:
+    """The cursor's character in UTF-16 code units (LSP's default position encoding)."""
+    return len(prefix[prefix.rfind("\n") + 1 :].encode("utf-16-le")) // 2
 
 
-def _inside_word(line: str, at: int) -> bool:
-    """A cut between two identifier characters is inside a token, not right after one."""
-    return (line[at - 1].isalnum() or line[at - 1] == "_") and (line[at].isalnum() or line[at] == "_")
+def _neighbours(case: Case) -> list[Path]:
+    files = sorted(p for p in case.path.parent.glob("*.py") if p != case.path)
+    files.sort(key=lambda p: abs(len(p.name) - len(case.path.name)))
+    return files[:NEIGHBOURS]
 
 
-def edit_similarity(a: str, b: str) -> float:
-    if not a and not b:
-        return 1.0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return 1 - prev[-1] / max(len(a), len(b))
-
-
-def first_line(text: str) -> str:
-    return text.split("\n", 1)[0].rstrip()
-
-
-def raw_greedy(model, case: Case, max_tokens: int = 48) -> tuple[str, float]:
-    """Prefix-only greedy decoding of the last 1024 prompt tokens; its first line is the answer."""
-    tok = model.tokenizer
-    ids = tok.encode(case.prefix)[-1024:]
-    t = time.perf_counter()
-    session = model.new_session(n_ctx=2048)
-    session.feed(ids)
-    out: list[int] = []
-    for token in session.generate(max_tokens):
-        if tok.is_special(token):
-            break
-        out.append(token)
-        if b"\n" in tok.token_bytes(token) and tok.decode(out).strip():
-            break
-    text = tok.decode(out)
-    return (first_line(text.lstrip()) if case.kind == "block" else first_line(text)), time.perf_counter() - t
-
-
-async def pipeline(cases: list[Case]) -> list[tuple[str, float]]:
-    """Each case through `sparkls serve`: open the package's files, then the case's document, then ask."""
-    client, init = await start_server(options={"index": {"enabled": False}})
-    assert "neural" in init.server_info.version, init.server_info
-    ready = asyncio.Event()
-    client.feature("sparkls/status")(lambda p: ready.set() if p.engine == "neural" else None)
-    await asyncio.wait_for(ready.wait(), 300)
-    results = []
-    for n, case in enumerate(cases):
-        uri = case.path.with_name(f"_case{n}_{case.path.name}").as_uri()
-        # Neighbours open, never the case's own file: its full text would hold the answer.
-        others = [p for p in sorted(case.path.parent.glob("*.py")) if p != case.path][:3]
-        for other in others:
-            await client.open(other.as_uri(), other.read_text())
-        await client.open(uri, case.prefix + case.suffix)
-        line = case.prefix.count("\n")
-        col = len(case.prefix) - case.prefix.rfind("\n") - 1
-        t = time.perf_counter()
-        result = await client.text_document_inline_completion_async(client.inline_params(uri, line, col))
-        elapsed = time.perf_counter() - t
-        text = ""
-        if result.items:  # the item repeats the word typed before the cursor; the answer is the rest
-            item = result.items[0]
-            text = item.insert_text[col - item.range.start.character :]
-        results.append((first_line(text), elapsed))
-        for closing in [uri] + [p.as_uri() for p in others]:
-            client.text_document_did_close(_close(closing))
-    await stop_server(client)
-    return results
-
-
-def _close(uri: str):
+async def _serve_package(cases: list[Case], options: dict) -> list[dict]:
     from lsprotocol import types
 
-    return types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
+    client, init = await start_server(options={"debounce_ms": 0, **options}, root=cases[0].root)
+    ready = asyncio.Event()
+    client.feature("sparkls/status")(lambda p: ready.set() if p.engine == "neural" else None)
+    await asyncio.wait_for(ready.wait(), 600)
+    await asyncio.wait_for(client.index_done.wait(), 120)
+    out = []
+    for case in cases:
+        uri = case.path.as_uri()
+        others = _neighbours(case)
+        for other in others:
+            await client.open(other.as_uri(), other.read_text(encoding="utf-8", errors="replace"))
+        await client.open(uri, case.text)
+        line, col = case.prefix.count("\n"), _col(case.prefix)
+        started = time.perf_counter()
+        if client._server.returncode is not None:
+            raise RuntimeError(f"sparkls serve exited with {client._server.returncode}: "
+                               + b"".join(client.stderr[-20:]).decode(errors="replace"))
+        result = await asyncio.wait_for(
+            client.text_document_inline_completion_async(client.inline_params(uri, line, col)), 300)
+        seconds = time.perf_counter() - started
+        answer = ""
+        if result.items:  # the item repeats the word typed before the cursor; the answer is the rest
+            item = result.items[0]
+            answer = item.insert_text[col - item.range.start.character :]
+        out.append({"answer": answer, "seconds": seconds})
+        for closing in [uri] + [p.as_uri() for p in others]:
+            client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(closing)))
+    await stop_server(client)
+    return out
 
 
-def report(name: str, cases: list[Case], answers: list[tuple[str, float]]) -> None:
-    for kind in ("line", "block"):
-        rows = [(c, a) for c, a in zip(cases, answers) if c.kind == kind]
-        if not rows:
-            continue
-        em = sum(a[0].strip() == c.target.strip() for c, a in rows) / len(rows)
-        es = statistics.mean(edit_similarity(a[0].strip(), c.target.strip()) for c, a in rows)
-        empty = sum(not a[0].strip() for _, a in rows) / len(rows)
-        lat = sorted(a[1] * 1000 for _, a in rows)
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
-        print(
-            f"{name:<9} {kind:<6} n={len(rows):<3} exact {em:6.1%}  edit-sim {es:6.1%}  empty {empty:6.1%}  "
-            f"latency p50 {statistics.median(lat):7.1f} ms  p99 {p99:7.1f} ms"
-        )
+def run_sparkls(cases: list[Case], options: dict) -> list[dict]:
+    """Answers in ``cases`` order; one server per package."""
+    answers: dict[int, dict] = {}
+    for package in dict.fromkeys(c.package for c in cases):
+        idx = [i for i, c in enumerate(cases) if c.package == package]
+        started = time.perf_counter()
+        got = asyncio.run(_serve_package([cases[i] for i in idx], options))
+        answers.update(zip(idx, got))
+        print(f"  {package}: {len(idx)} cases in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    return [answers[i] for i in range(len(cases))]
+
+
+def run_llama_cpp(cases: list[Case], threads: int, reuse: bool) -> tuple[list[dict], str] | None:
+    """The reference's answers, from its own process; None if llama-cpp-python is not installed.
+
+    Answers are kept in the bench cache by the cases' hash; ``reuse`` takes them from there (greedy decoding
+    gives the same text; the latencies are then those of the run that made them, which the caller says).
+    """
+    from unseen import cache_dir
+
+    payload = json.dumps([c.to_json() for c in cases])
+    kept = cache_dir() / "quality-reference" / f"{hashlib.sha256(payload.encode()).hexdigest()[:16]}-t{threads}.json"
+    if reuse and kept.exists():
+        got = json.loads(kept.read_text())
+        return got["answers"], got["version"] + " (answers and latencies of an earlier run)"
+    if importlib.util.find_spec("llama_cpp") is None:
+        print("llama-cpp-python is not installed (.ci/engine.sh): no reference")
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp, "cases.json"), Path(tmp, "answers.json")
+        src.write_text(payload)
+        subprocess.run([sys.executable, str(HERE / "quality_llama.py"), str(src), str(dst), "--threads", str(threads)],
+                       check=True)
+        got = json.loads(dst.read_text())
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_text(json.dumps(got))
+    return got["answers"], got["version"]
+
+
+def summary(cases: list[Case], answers: list[dict], kind: str) -> dict:
+    rows = [(c, a) for c, a in zip(cases, answers) if c.kind == kind]
+    lat = sorted(a["seconds"] * 1000 for _, a in rows)
+    return {
+        "n": len(rows),
+        "exact": statistics.mean(exact(kind, a["answer"], c.target) for c, a in rows),
+        "edit": statistics.mean(similarity(kind, a["answer"], c.target) for c, a in rows),
+        "empty": statistics.mean(is_empty(kind, a["answer"]) for _, a in rows),
+        "p50": statistics.median(lat),
+        "p90": lat[min(len(lat) - 1, int(0.9 * len(lat)))],
+    }
+
+
+def report(results: dict[str, list[dict]], cases: list[Case]) -> dict:
+    table = {}
+    print(f"\n{'server':<18} {'kind':<6} {'n':>3}  {'exact':>6}  {'edit-sim':>8}  {'empty':>6}  {'p50 ms':>7}  {'p90 ms':>7}")
+    for kind in dict.fromkeys(c.kind for c in cases):
+        for name, answers in results.items():
+            s = table.setdefault(name, {})[kind] = summary(cases, answers, kind)
+            print(f"{name:<18} {kind:<6} {s['n']:>3}  {s['exact']:6.1%}  {s['edit']:8.1%}  {s['empty']:6.1%}"
+                  f"  {s['p50']:7.0f}  {s['p90']:7.0f}")
+    ref = table.get("llama.cpp")
+    if ref:
+        print("\nagainst llama.cpp (points; targets: exact and edit-sim >= +5, empty <= 5 %):")
+        for name, kinds in table.items():
+            if name != "llama.cpp":
+                cells = "  ".join(
+                    f"{k} {100 * (kinds[k]['exact'] - ref[k]['exact']):+5.1f}/{100 * (kinds[k]['edit'] - ref[k]['edit']):+5.1f}"
+                    for k in KINDS if k in kinds and k in ref
+                )
+                print(f"  {name:<18} {cells}")
+    return table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=40, help="cases of each kind")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--show", action="store_true", help="print every case: target, raw answer, pipeline answer")
-    args = parser.parse_args()
-    cases = make_cases(args.cases, args.seed)
-    print(f"{len(cases)} cases from pygls {pygls.__file__.rsplit('/', 2)[0]} and lsprotocol sources")
+    from unseen import TEST, TUNE
 
-    from sparkls.decode.llama import LlamaModel
-
-    model = LlamaModel.load()
-    model.warmup()
-    raw = [raw_greedy(model, c) for c in cases]
-    del model
-    full = asyncio.run(pipeline(cases))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", choices=("test", "tune"), default="test")
+    ap.add_argument("--cases", type=int, default=30, help="cases of each kind")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default=",".join(KINDS))
+    ap.add_argument("--configs", default="sparkls", help=f"comma-separated presets: {', '.join(PRESETS)}")
+    ap.add_argument("--no-reference", action="store_true", help="skip llama.cpp")
+    ap.add_argument("--reference-threads", type=int, default=1,
+                    help="llama.cpp's threads (1: its spinning thread pool stalls on a shared, busy machine)")
+    ap.add_argument("--reuse-reference", action="store_true", help="llama.cpp's answers from an earlier run's cache")
+    ap.add_argument("--show", action="store_true", help="print every case's target and answers")
+    ap.add_argument("--json", help="write cases, answers and the table here")
+    args = ap.parse_args()
+    packages = TEST if args.split == "test" else TUNE
+    cases = make_cases(packages, args.cases, args.seed, kinds=tuple(args.kinds.split(",")))
+    print(f"{len(cases)} cases from the {args.split.upper()} split: " + ", ".join(f"{p.name} {p.version}" for p in packages))
+    results: dict[str, list[dict]] = {}
+    if not args.no_reference:
+        got = run_llama_cpp(cases, args.reference_threads, args.reuse_reference)
+        if got is not None:
+            results["llama.cpp"], version = got
+            print(f"llama.cpp reference: llama-cpp-python {version}")
+    for name in args.configs.split(","):
+        print(f"sparkls, {name}:", file=sys.stderr, flush=True)
+        results[name] = run_sparkls(cases, PRESETS[name])
     if args.show:
-        for c, (r, _), (f, _) in zip(cases, raw, full):
-            print(f"[{c.kind}] {c.path.name}: ...{c.prefix[-60:]!r}")
-            print(f"    target   {c.target.strip()!r}\n    raw      {r.strip()!r}\n    pipeline {f.strip()!r}")
-    report("raw", cases, raw)
-    report("pipeline", cases, full)
+        for i, c in enumerate(cases):
+            print(f"[{c.kind}] {c.package} {c.path.name}: ...{c.prefix[-50:]!r}\n    target     {c.target!r}")
+            for name, answers in results.items():
+                print(f"    {name:<10} {answers[i]['answer']!r}")
+    table = report(results, cases)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "split": args.split, "seed": args.seed,
+            "cases": [{"kind": c.kind, "package": c.package, "file": c.path.name, "target": c.target} for c in cases],
+            "answers": results, "table": table,
+        }, indent=1))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ class CompletionContext:
     prefix_start: int = 0  # offset of prefix[0] in the document (the prefix may be a window)
     snippets: Sequence[Snippet] = field(default_factory=tuple)
     max_tokens: int = 64
+    window: int | None = None  # prompt tokens of the document before the cursor (None: the engine's own)
+    copy: bool = True  # a copy with strong n-gram evidence may answer instead of the model (.copy_choice)
+    next_line: bool = True  # at a line's end, the completion may open the next line (StopRules.open_next_line)
 
     @property
     def cursor(self) -> int:

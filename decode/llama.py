@@ -34,6 +34,7 @@ from .bpe import BpeTokenizer
 from .gguf_model import Config, ModelLoadError, Weights, load_gguf
 from .attention import BF16_DOT, CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
 from .bf16 import bf16_pair, to_bf16
+from .kv_shift import MIN_MATCH, find_shift, shift_kv
 from .model_path import default_model_path
 from .speculation import MAX_DRAFT, Draft, DraftBudget
 
@@ -461,6 +462,8 @@ class Session:
         if len(ids) == 0 or len(ids) >= self.n_ctx:
             raise ValueError(f"prompt must have 1..{self.n_ctx - 1} tokens, got {len(ids)}")
         keep = self.common_prefix(ids)
+        if keep < len(ids) - MIN_MATCH:
+            keep = self._shift_for(ids, keep)
         if keep == len(ids) == self.n_cached and self._logits is not None:
             return self._logits
         keep = min(keep, len(ids) - 1)  # recompute at least the last token to get its logits
@@ -473,6 +476,28 @@ class Session:
             self._run(chunk, 1 if pos + len(chunk) == len(ids) else 0)
             pos += len(chunk)
         return self._logits
+
+    def _shift_for(self, ids: np.ndarray, keep: int) -> int:
+        """Reuse cached tokens that ``ids`` has at earlier positions (a moved prompt window): move
+        them down after the common prefix ``keep`` (see :mod:`.kv_shift`); the new common prefix."""
+        drop, match = find_shift(self._ids[: self.n_cached], ids, keep)
+        if not match:
+            return keep
+        self.shift(keep, drop)
+        return keep + match
+
+    def shift(self, keep: int, drop: int) -> None:
+        """Forget cached positions ``keep..keep+drop-1``; those after them move down by ``drop``."""
+        n = self.n_cached - keep - drop
+        if drop <= 0 or n <= 0:
+            self.truncate(keep)
+            return
+        w = self.model.weights
+        with self.model.lock:  # the shift runs on Numba's thread pool, as the forward pass does
+            shift_kv(self.state.key_cache, self.state.value_cache, w.rope_cos, w.rope_sin, keep + drop, keep, n)
+        self._ids[keep : keep + n] = self._ids[keep + drop : keep + drop + n]
+        self.n_cached = keep + n
+        self._logits = None
 
     def step(self, token: int) -> np.ndarray:
         """Append one token; return the logits (V,) after it."""

@@ -19,6 +19,8 @@ from sparkls.decode.speculation import MAX_DRAFT, Draft, match_draft
 from sparkls.decode.stops import StopRules
 
 CHARS_PER_TOKEN = 3  # conservative for code, to size the prompt window in characters
+FIRST_ROOM = 0.125  # a document's first window: nearly all of it context (room to type is cheap to make later)
+MOVE_ROOM = 0.25  # a moved window leaves this much of itself for typing before it must move again
 LOCK_POLL_S = 0.02  # how often a request waiting for its document's session checks for cancellation
 
 
@@ -31,7 +33,7 @@ class NeuralEngine:
         self,
         model: LlamaModel,
         prompt_tokens: int = 1024,
-        n_ctx: int = 2048,
+        n_ctx: int = 8192,
         max_sessions: int = 4,
         speculative: bool = True,
         draft_tokens: int = MAX_DRAFT,
@@ -39,6 +41,7 @@ class NeuralEngine:
         self.model = model
         self.tokenizer = model.tokenizer
         self.prompt_tokens = prompt_tokens
+        n_ctx = min(n_ctx, getattr(getattr(model, "config", None), "max_ctx", n_ctx))  # pages touched only as they fill
         self.sessions = SessionPool(model, max_sessions=max_sessions, n_ctx=n_ctx)
         self.n_ctx = n_ctx
         self.speculative = speculative
@@ -49,7 +52,7 @@ class NeuralEngine:
         self._anchors: dict[str, tuple[int, str, bool]] = {}
         self._lock = threading.Lock()
 
-    def prompt(self, ctx: CompletionContext, room: float = 0.5, warming: bool = False) -> str:
+    def prompt(self, ctx: CompletionContext, room: float = MOVE_ROOM, warming: bool = False) -> str:
         """The text the model continues: snippet header + the prefix from a stable window start.
 
         When the window must move, it starts so that ``room`` (a fraction of the window) is
@@ -58,29 +61,39 @@ class NeuralEngine:
         cursor and drops the window if it would see less code than a fresh one (the cache is
         reused only where both agree), so warming never costs a completion context.
         """
-        budget = self.prompt_tokens * CHARS_PER_TOKEN
+        budget = self._window(ctx) * CHARS_PER_TOKEN
         with self._lock:
             start, header, provisional = self._anchors.get(ctx.path, (-1, "", False))
-            fresh = self._window_start(ctx, room)
-            moved = start < ctx.prefix_start or start > ctx.cursor or ctx.cursor - start > budget
-            if moved or (provisional and not warming and start > fresh):
+            first = start < 0 or (provisional and not warming)  # a warmed window is not a completion's yet
+            fresh = self._window_start(ctx, min(room, FIRST_ROOM) if first else room)
+            jumped = start < ctx.prefix_start or start > ctx.cursor or ctx.cursor - start > 2 * budget
+            if jumped or ctx.cursor - start > budget or (provisional and not warming and start > fresh):
                 # Re-anchor (at a line start, leaving room to type before the next move); a
                 # warmed window that gives the cursor less context than a fresh one is dropped.
+                # Typing past the window's end keeps the header: the session then moves its cached
+                # tokens down instead of computing them again (Session.feed, .kv_shift).
+                if jumped or provisional:
+                    header = self._header(ctx)
                 start = fresh
-                header = render_snippets(ctx.path, list(ctx.snippets))
             elif provisional and not warming:
-                header = render_snippets(ctx.path, list(ctx.snippets))
+                header = self._header(ctx)
             self._anchors[ctx.path] = (start, header, warming)
         return header + ctx.prefix[start - ctx.prefix_start :]
 
+    def _header(self, ctx: CompletionContext) -> str:
+        return render_snippets(ctx.path, list(ctx.snippets))
+
     def _window_start(self, ctx: CompletionContext, room: float) -> int:
         """Where a new prompt window starts: a line start, ``room`` of the window left after the cursor."""
-        rel = max(0, len(ctx.prefix) - int(self.prompt_tokens * CHARS_PER_TOKEN * (1 - room)))
+        rel = max(0, len(ctx.prefix) - int(self._window(ctx) * CHARS_PER_TOKEN * (1 - room)))
         if rel:
             rel = ctx.prefix.find("\n", rel) + 1 or rel
         return ctx.prefix_start + rel
 
-    def prompt_ids(self, ctx: CompletionContext, room: float = 0.5, warming: bool = False) -> tuple[np.ndarray, bytes]:
+    def _window(self, ctx: CompletionContext) -> int:
+        return ctx.window or self.prompt_tokens
+
+    def prompt_ids(self, ctx: CompletionContext, room: float = MOVE_ROOM, warming: bool = False) -> tuple[np.ndarray, bytes]:
         """Token ids of :meth:`prompt` after token healing, within the session's room, and the text to re-type."""
         ids, healed = self._heal(self.prompt(ctx, room, warming))
         return ids[-(self.n_ctx - ctx.max_tokens - self.draft_tokens - 2) :], healed
@@ -122,7 +135,7 @@ class NeuralEngine:
         tok = self.tokenizer
         if session.feed(ids, cancelled) is None:
             return
-        rules = StopRules(ctx.prefix, ctx.suffix, path=ctx.path)
+        rules = StopRules(ctx.prefix, ctx.suffix, path=ctx.path, open_next_line=ctx.next_line)
         # Drafts: the prompt's and the output's own tokens, looked up by longest context match.
         draft = (lambda history: match_draft(history, self.draft_tokens)) if self.speculative else None
         out: list[int] = []

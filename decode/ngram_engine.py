@@ -27,14 +27,28 @@ class NgramEngine:
         self.model = model or CodeModel()
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        for visible, _ in self.steps(ctx, cancelled):
+            yield visible
+
+    def copy(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> tuple[str, list[tuple[int, int, int]]]:
+        """The whole completion and, for each token of it, ``(order, count, total)``: how long a context
+        matched and how often what followed it was this token (the evidence behind the copy)."""
+        text, evidence = "", []
+        for text, evidence in self.steps(ctx, cancelled):
+            pass
+        return text, evidence
+
+    def steps(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[tuple[str, list[tuple[int, int, int]]]]:
+        """Each time the visible completion grows: it and the evidence of every token so far."""
         lexer = self.model.lexer
         partial_match = _PARTIAL_WORD.search(ctx.prefix[-64:])
         partial = partial_match.group(0) if partial_match else ""
         head = ctx.prefix[: len(ctx.prefix) - len(partial)]
         history = list(lexer.encode(head[-_HISTORY_CHARS:]))
-        rules = StopRules(ctx.prefix, ctx.suffix)
+        rules = StopRules(ctx.prefix, ctx.suffix, open_next_line=ctx.next_line)
         cursor = ctx.cursor
         line_end = cursor + len(ctx.suffix.split("\n", 1)[0])
+        evidence: list[tuple[int, int, int]] = []
         with self.model.masked(ctx.path, cursor, line_end) as cache:
             text, shown = "", ""
             for step in range(ctx.max_tokens):
@@ -46,28 +60,31 @@ class NgramEngine:
                     if token == EMPTY:
                         return
                     piece = lexer.piece(token)[len(partial) :]
+                    evidence.append((0, 0, 0))  # healing: the typed word's likeliest completion
                 else:
-                    token = self._predict(h, cache)
+                    token, order, count, total = self._predict(h, cache)
                     if token == EMPTY:
                         break
                     piece = lexer.piece(token)
+                    evidence.append((order, count, total))
                 history.append(token)
                 text += piece
                 visible, done = rules.cut(text)
                 if visible != shown and visible.strip():
                     shown = visible
-                    yield visible
+                    yield visible, evidence
                 if done:
                     return
 
-    def _predict(self, history: np.ndarray, cache: NgramCounts | None) -> int:
-        token, order, _, _ = self.model.global_counts.best(history)
+    def _predict(self, history: np.ndarray, cache: NgramCounts | None) -> tuple[int, int, int, int]:
+        """``(token, order, count, total)`` of the next token (``token`` EMPTY when nothing is known)."""
+        found = self.model.global_counts.best(history)
         if cache is not None:
-            c_token, c_order, _, _ = cache.best(history)
+            mine = cache.best(history)
             # The document's own habits win when they know at least as much context.
-            if c_order >= max(order, MIN_ORDER):
-                return c_token
-        return token if order >= MIN_ORDER else EMPTY
+            if mine[1] >= max(found[1], MIN_ORDER):
+                return mine
+        return found if found[1] >= MIN_ORDER else (EMPTY, 0, 0, 0)
 
     def _heal(self, history: np.ndarray, partial: str, cache: NgramCounts | None) -> int:
         """The likeliest token that starts with the word typed so far (longest context first)."""

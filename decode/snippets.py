@@ -7,43 +7,19 @@ cursor, and keep the best few, each headed by its file's path.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Callable, Iterable
 
 from sparkls.decode.engine import Snippet
-
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
-WINDOW_LINES = 20
-STEP_LINES = 10
-
-
-def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text))
+from sparkls.decode.workspace_context import similar_chunks, windows
 
 
 def similar_snippets(
     prefix: str, documents: Iterable[tuple[str, str]], limit: int = 2, min_score: float = 0.1
 ) -> list[Snippet]:
     """The ``limit`` windows of ``documents`` ((path, text) pairs) most like the end of ``prefix``."""
-    query = _words("\n".join(prefix.splitlines()[-WINDOW_LINES:]))
-    if not query:
-        return []
-    scored: list[tuple[float, str, str]] = []
-    for path, text in documents:
-        lines = text.splitlines()
-        best = (0.0, "")
-        for start in range(0, max(1, len(lines) - WINDOW_LINES + STEP_LINES), STEP_LINES):
-            window = "\n".join(lines[start : start + WINDOW_LINES])
-            words = _words(window)
-            if words:
-                score = len(query & words) / len(query | words)
-                if score > best[0]:
-                    best = (score, window)
-        if best[0] >= min_score:
-            scored.append((best[0], path, best[1]))
-    scored.sort(key=lambda s: -s[0])
-    return [Snippet(path, text) for _, path, text in scored[:limit]]
+    files = [(path, windows(text)) for path, text in documents]
+    return [Snippet(path, chunk) for _, path, chunk in similar_chunks(prefix, files, limit, min_score)]
 
 
 def comment_prefix(path: str) -> str:

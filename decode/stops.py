@@ -1,6 +1,10 @@
 """Stop rules shared by every decode core, applied while the completion grows.
 
 - A cursor after code on its line gets the rest of that line.
+- A cursor at the end of a non-blank line (nothing after it on its line) gets the rest of the
+  line or, when the completion starts with a line break, that break and the lines after it
+  (a block's body after a header, the next statements after a statement): ending at a blank
+  line, a line indented less than the first, the line that already follows, or max_lines.
 - A cursor on a blank line (only indentation before it) gets the indented block that
   starts there: lines stop at the first one indented less than the first line.
 - Nothing that already follows the cursor is repeated: the rest of the line after a
@@ -112,6 +116,7 @@ class StopRules:
     suffix: str
     max_lines: int = 12
     path: str = ""  # the document's path: its language's comments and strings hide brackets
+    open_next_line: bool = True  # at a line's end, a completion may go on to the next lines
 
     def __post_init__(self) -> None:
         line_prefix = self.prefix[self.prefix.rfind("\n") + 1 :]
@@ -126,6 +131,9 @@ class StopRules:
             # The cursor sits in the indentation of an existing line: that line follows.
             self.next_line = self.line_suffix
         self.brackets = Brackets(self.prefix, first_suffix_line, self.path)
+        # At the end of a line with code: a completion that opens with a line break is the next lines.
+        self.line_end = self.open_next_line and not self.block and not self.line_suffix and bool(line_prefix.strip())
+        self.header = line_prefix.rstrip().endswith(":")
 
     def cut(self, text: str) -> tuple[str, bool]:
         """Return ``(visible, done)`` for the completion ``text`` produced so far."""
@@ -136,6 +144,8 @@ class StopRules:
             visible, _ = self._cut_block(text[:bad])
             return self._finish(visible.split("\n")), True
         end = text.find("\n")
+        if self.line_end and end >= 0 and not text[:end].strip():
+            return self._cut_next(text, end, bad)
         if end >= 0 and (bad < 0 or bad > end) and not self.line_suffix and breaks[:1] and breaks[0][0] == end:
             if breaks[0][1] > 0:
                 return self._cut_statement(text, bad, breaks, still_open)
@@ -195,6 +205,39 @@ class StopRules:
         if closed >= 0:
             return self._finish(lines), True
         return first, bad >= 0
+
+    def _cut_next(self, text: str, brk: int, bad: int) -> tuple[str, bool]:
+        """The completion at a line's end opens a new line (``text[brk]``): show the break and the
+        lines after it, cut by the block rules. After a header (``...:``) the first line must be
+        indented deeper than the header, else nothing is shown."""
+        body = text[brk + 1 : bad if bad >= 0 else len(text)]
+        lines = body.split("\n")
+        first = lines[0]
+        growing = len(lines) == 1 and bad < 0
+        if not first.strip():
+            return "", not growing  # a blank line first: the statement is done, not a suggestion
+        indent = _indent(first)
+        if self.header and indent <= self.line_indent:
+            return "", True  # a header's body is indented deeper
+        if growing:
+            # Not shown while it may still turn out to be the line that already follows.
+            return ("", False) if self.next_line.startswith(first.strip()) else ("\n" + first, False)
+        if first.strip() == self.next_line:
+            return "", True
+        kept = [first]
+        for i, line in enumerate(lines[1:], start=1):
+            complete = i < len(lines) - 1 or bad >= 0
+            if not line.strip():
+                if complete:
+                    return "\n" + self._finish(kept), True  # a blank line ends the paragraph
+                continue
+            if _indent(line) < indent or line.strip() == self.next_line or len(kept) >= self.max_lines:
+                return "\n" + self._finish(kept), True
+            if complete or bad >= 0:
+                kept.append(line)
+            else:
+                return "\n" + "\n".join(kept + [line]), False
+        return "\n" + self._finish(kept), bad >= 0
 
     def _cut_block(self, text: str) -> tuple[str, bool]:
         lines = text.split("\n")

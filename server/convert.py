@@ -29,6 +29,9 @@ def lsp_completion_list(text: str, range_: types.Range) -> types.CompletionList:
     if not text:
         return types.CompletionList(is_incomplete=True, items=[])
     first, _, rest = text.partition("\n")
+    if not first.strip() and rest.strip():  # the next lines at a line's end: named by the first of them
+        first, _, rest = rest.lstrip("\n").partition("\n")
+        first = "↵ " + first.strip()
     item = types.CompletionItem(
         label=first + ("…" if rest else ""),
         kind=types.CompletionItemKind.Text,

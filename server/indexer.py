@@ -77,8 +77,10 @@ def index_workspace(
     progress: Callable[[IndexReport], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
     key: Callable[[Path], str] = str,
+    skip: Callable[[Path], bool] = lambda path: False,
 ) -> IndexReport:
-    """Count the files under ``root`` into ``model``; calls ``progress`` every few files."""
+    """Count the files under ``root`` into ``model`` (but those ``skip`` says not to read, such as
+    secrets and gitignored files); calls ``progress`` every few files."""
     report = IndexReport()
     started = time.monotonic()
     for path in candidate_files(root, started + options.max_seconds):
@@ -92,6 +94,8 @@ def index_workspace(
         ):
             report.truncated = True
             break
+        if skip(path):
+            continue
         text = read_text(path, options.max_file_bytes, root)
         if text is None:
             report.skipped += 1

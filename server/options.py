@@ -49,6 +49,21 @@ class GateOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     learn: bool = True  # adapt to this user's accepts and rejects
 
 
+class ContextOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """What goes into a suggestion's prompt, and what may be suggested (docs/quality.md measures each)."""
+
+    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k). 512: on the
+    # quality bench's TUNE packages 1k, 2k and 4k were no better (docs/quality.md) and cost prefill and memory.
+    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 512
+    # At the end of a line with code, suggest the next line(s) when the model opens one.
+    next_line: bool = True
+    # Definitions of the names the document imports and similar chunks of other workspace files.
+    workspace: bool = True
+    workspace_tokens: Annotated[int, msgspec.Meta(ge=0, le=2048)] = 384
+    # Choose between the model's continuation and a copy of what the document or workspace already has.
+    copy: bool = True
+
+
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """The `sparkls` settings section."""
 
@@ -69,6 +84,11 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     remote: dict[str, Any] | None = None
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)
     gate: GateOptions = msgspec.field(default_factory=GateOptions)
+
+
+    context: ContextOptions = msgspec.field(default_factory=ContextOptions)
+    # Glob patterns (gitignore-like, relative to the workspace root, or file names) never read into a prompt.
+    exclude: Annotated[list[Annotated[str, msgspec.Meta(max_length=1024)]], msgspec.Meta(max_length=1000)] = msgspec.field(default_factory=list)
 
 
 def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str | None]:

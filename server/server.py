@@ -23,11 +23,13 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
+from sparkls.decode.copy_choice import CopyChoice
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.backends.stream import builtin_models
 from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
 from sparkls.server.completion import completion_context, lf, lf_edit, line_break, typed_word
+from sparkls.server.exclusions import Exclusions
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace
@@ -39,6 +41,7 @@ from sparkls.server.protocol import SparklsProtocol
 from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce, served_model_file
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
 from sparkls.server.suggestion_log import SuggestionLog
+from sparkls.server.workspace import WorkspaceContext, uri_path
 from sparkls.plugins import host
 
 log = logging.getLogger("sparkls")
@@ -88,6 +91,9 @@ class SparklsServer(LanguageServer):
         self.exit_code = 0  # LSP: `exit` without `shutdown` first exits with 1
         self.warming: threading.Event | None = None  # stop flag of the background prefill, if any (one at a time)
         self.warm_timer: asyncio.TimerHandle | None = None  # its delayed start
+        # Files never read into a prompt or the index, and the workspace's files as prompt context.
+        self.exclusions = Exclusions(None)
+        self.workspace_context = WorkspaceContext(None, self.exclusions)
         self.next_edits = NextEdits()  # edit histories: next-edit suggestions (server/next_edit.py)
         self.suggestions = SuggestionLog()  # each suggestion's life, for sparkls/status and the gate
         self.gate = Gate.load()  # whether to show a suggestion (server/gate.py), learning from the outcomes
@@ -151,6 +157,23 @@ class SparklsServer(LanguageServer):
 
         future.add_done_callback(done)
 
+    def set_workspace(self) -> None:
+        """Exclusions and workspace context for the current root and `exclude` setting."""
+        root = self.root()
+        root = root if root is not None and root.is_dir() else None
+        self.exclusions = Exclusions(root, self.options.exclude)
+        self.workspace_context = WorkspaceContext(root, self.exclusions)
+
+    def excluded(self, uri: str) -> bool:
+        """A document whose text must never go into a prompt (a secret by name, gitignored, `exclude`)."""
+        return self.exclusions.excluded(uri_path(uri) or uri)
+
+    def context(self, doc: Document, offset: int):
+        """What the engine sees at ``offset`` of ``doc`` (snippets computed only if it asks)."""
+        return completion_context(
+            doc, offset, self.options.max_tokens, self.documents.values(), self.options.context, self.workspace_context
+        )
+
     def warm(self, uri: str) -> None:
         """Prefill the local neural engine's session for a just-opened document, in a worker thread.
 
@@ -161,7 +184,7 @@ class SparklsServer(LanguageServer):
         the document's first completion then no longer waits for.
         """
         self.stop_warming()
-        if not self.options.model.warm_on_open or not hasattr(self.engine, "warm") or self.loop is None:
+        if not self.options.model.warm_on_open or not hasattr(self.engine, "warm") or self.loop is None or self.excluded(uri):
             return
         stop = self.warming = threading.Event()
         self.warm_timer = self.loop.call_later(WARM_DELAY_S, self._start_warming, uri, stop)
@@ -170,7 +193,7 @@ class SparklsServer(LanguageServer):
         engine, doc = self.engine, self.documents.get(uri)
         if stop.is_set() or doc is None or not hasattr(engine, "warm"):
             return
-        ctx = completion_context(doc, len(doc.text), self.options.max_tokens, self.documents.values())
+        ctx = self.context(doc, len(doc.text))
         started = time.perf_counter()
 
         def done(future) -> None:  # in the worker thread; the log handler hands over to the loop
@@ -281,6 +304,7 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     sparkls_caps = experimental.get("sparkls") if isinstance(experimental, dict) else None
     ls.streaming = bool(isinstance(sparkls_caps, dict) and sparkls_caps.get("inlineCompletionStream"))
     ls.apply_options()
+    ls.set_workspace()
     ls.model_path = neural_model_path(ls.options.model)
     ls.engine_label = f"neural: {ls.model_path.name}" if ls.model_path else "ngram"
     if ls.remote_engine is not None:
@@ -306,7 +330,7 @@ async def _load_model(ls: SparklsServer, path: Path) -> None:
         log.error("could not load %s (%s): serving with the n-gram core", path, exc)
         ls.engine_label = "ngram"
     else:
-        ls.local_engine = engine
+        ls.local_engine = CopyChoice(engine, NgramEngine(ls.model))
         log.info("neural engine ready: %s", path.name)
     ls.send_status()
 
@@ -332,7 +356,8 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
 
     report = await loop.run_in_executor(
         ls.io_pool,
-        lambda: index_workspace(ls.model, root, ls.options.index, progress, key=lambda p: p.as_uri()),
+        lambda: index_workspace(ls.model, root, ls.options.index, progress, key=lambda p: p.as_uri(),
+                                skip=ls.exclusions.excluded),
     )
     summary = (
         f"indexed {report.files} files ({report.tokens} tokens) in {report.seconds:.1f}s"
@@ -352,6 +377,7 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
     if error:
         log.warning(error)
     ls.apply_options()
+    ls.set_workspace()
     ls.hub.reset()  # suggestions made under the old settings must not be served again
     ls.send_status()
 
@@ -360,6 +386,8 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
 def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.documents[item.uri] = Document(item.uri, item.text, item.version, item.language_id)
+    if ls.excluded(item.uri):
+        return  # kept for its own edits, never counted nor warmed (edits to an uncounted document are ignored)
     ls.model.open_document(item.uri, lf(item.text))  # the model counts LF views (completion.py)
     ls.warm(item.uri)
 
@@ -396,7 +424,7 @@ def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> No
     release_document(ls.local_engine, uri)
     root = ls.root()
     path = to_fs_path(uri) if uri.startswith("file:") else None
-    if root is not None and path and ls.options.index.enabled:
+    if root is not None and path and ls.options.index.enabled and not ls.excluded(uri):
         # The file on disk counts again as part of the workspace, read off the loop.
         asyncio.ensure_future(_restore_file(ls, uri, Path(path), root))
 
@@ -423,7 +451,10 @@ async def _view(ls: SparklsServer, uri: str, position: types.Position, automatic
     except PositionError as exc:
         raise JsonRpcInvalidParams(str(exc)) from None
     # Snapshot before the first await: didChange may edit the document meanwhile.
-    ctx = completion_context(doc, offset, ls.options.max_tokens, ls.documents.values())
+    if ls.excluded(uri):
+        log.debug("no completion in %s: excluded from prompts", uri)
+        return None
+    ctx = ls.context(doc, offset)
     word = typed_word(ctx.prefix)
     range_ = types.Range(doc.position_at(offset - len(word), ls.encoding), doc.position_at(offset, ls.encoding))
     ls.supersede(uri)

@@ -90,3 +90,53 @@ async def test_completion_fallback_for_clients_without_inline() -> None:
     assert item.text_edit.new_text == 'return {"status": "ok", "id": record.id\\}$0'
     assert item.text_edit.range == types.Range(types.Position(5, 4), types.Position(5, 10))
     assert await stop_server(client) == 0
+
+
+async def test_next_line_at_a_line_end_inline_and_completion() -> None:
+    """Ensure that at the end of a header line both methods suggest the line break and the body:
+    the inline item's range is at the cursor, the completion item's label names its first line."""
+    header = "def handle_update(request, store):"
+    for caps in (None, COMPLETION_ONLY_CAPS):
+        client, _ = await start_server(caps) if caps else await start_server()
+        await asyncio.wait_for(client.index_done.wait(), 30)
+        await client.open(URI, DRAFT + "\n" + header + "\n\n")
+        at = types.Position(DRAFT.count("\n") + 1, len(header))
+        if caps is None:
+            [item] = (await client.text_document_inline_completion_async(client.inline_params(URI, at.line, at.character))).items
+            text = item.insert_text
+            assert item.range == types.Range(at, at)
+        else:
+            result = await client.text_document_completion_async(
+                types.CompletionParams(types.TextDocumentIdentifier(URI), at))
+            [item] = result.items
+            assert item.text_edit.range == types.Range(at, at) and item.text_edit.new_text.endswith("$0")
+            text = item.text_edit.new_text[:-2].replace("\\}", "}")
+            assert item.label.startswith("↵ payload = request.json()"), item.label
+        assert text.startswith("\n    payload = request.json()\n    record = store."), text
+        assert await stop_server(client) == 0
+
+
+async def test_excluded_files_never_reach_a_prompt(tmp_path) -> None:
+    """Ensure a .env document gets no suggestion, and gitignored or `exclude`d files are not indexed
+    (their unique text is never suggested) while other files are."""
+    (tmp_path / ".gitignore").write_text("private/\n")
+    (tmp_path / "private").mkdir()
+    (tmp_path / "private" / "keys.py").write_text("TOKEN_PRIVATE = 'zq-ignored-secret-value'\n" * 3)
+    (tmp_path / "hidden.py").write_text("TOKEN_HIDDEN = 'zq-excluded-secret-value'\n" * 3)
+    (tmp_path / "public.py").write_text("TOKEN_PUBLIC = 'zq-public-value'\n" * 3)
+    client, _ = await start_server(options={"exclude": ["hidden.py"]}, root=tmp_path)
+    await asyncio.wait_for(client.index_done.wait(), 30)
+    indexed = next(m.message for m in client.log_messages if m.message.startswith("indexed "))
+    assert indexed.startswith("indexed 1 files"), indexed  # public.py only
+    uri = (tmp_path / "new.py").as_uri()
+    for name, want in (("TOKEN_PUBLIC = ", "'zq-public-value'"), ("TOKEN_PRIVATE = ", None), ("TOKEN_HIDDEN = ", None)):
+        await client.open(uri, name)
+        result = await client.text_document_inline_completion_async(client.inline_params(uri, 0, len(name)))
+        got = result.items[0].insert_text if result.items else None
+        assert (got == want) if want else (got is None or "secret" not in got), (name, got)
+        client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
+    env = (tmp_path / ".env").as_uri()
+    await client.open(env, "TOKEN_PUBLIC = 'zq-public-value'\nTOKEN_PUBLIC = ")
+    result = await client.text_document_inline_completion_async(client.inline_params(env, 1, 15))
+    assert not result.items
+    assert await stop_server(client) == 0

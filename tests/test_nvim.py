@@ -204,6 +204,42 @@ def test_multiline_block_as_virtual_lines(ed):
     assert ed.nvim.api.win_get_cursor(0) == [1 + len(lines), len(lines[-1])]
 
 
+HEADER = "def handle_delete(request, store):"
+NEXT_LINE = "    payload = request.json()"
+
+
+def test_next_line_at_a_line_end(ed):
+    """Ensure that at the end of a header line the suggestion is the lines below it: nothing
+    drawn on the cursor's line, the body as virtual lines, and <Tab> inserts them with their
+    indentation, the cursor at the end of the last one."""
+    ed.nvim.command("%delete _")
+    ed.nvim.input("i" + HEADER)
+    wait_for(lambda: any(s["done"] and s["text"].startswith("\n") for s in ed.lua("return _G.seen")),
+             what="the next lines", diag=ed.diag)
+    row, col, text = ed.ghost()
+    lines = text.split("\n")
+    assert (row, col) == (0, len(HEADER)) and lines[0] == "" and lines[1] == NEXT_LINE, text
+    marks = ed.nvim.api.buf_get_extmarks(0, ed.nvim.api.create_namespace("sparkls.ghost"), 0, -1, {"details": True})
+    assert len(marks[0][3]["virt_lines"]) == len(lines) - 1
+    ed.nvim.input("<Tab>")
+    wait_for(lambda: len(ed.nvim.current.buffer) == len(lines), what="accepted lines", diag=ed.diag)
+    assert ed.nvim.current.buffer[:] == [HEADER, *lines[1:]]
+    assert ed.nvim.api.win_get_cursor(0) == [len(lines), len(lines[-1])]
+
+
+def test_next_line_survives_enter(ed):
+    """Ensure pressing <Enter> (Neovim auto-indents the new line) types along the next-line
+    suggestion: the rest of it stays shown, without the indentation already typed."""
+    ed.nvim.command("setlocal autoindent indentexpr=")  # Enter copies the header's (zero) indentation
+    ed.nvim.command("%delete _")
+    ed.nvim.input("i" + HEADER)
+    wait_for(lambda: any(s["done"] and s["text"].startswith("\n") for s in ed.lua("return _G.seen")),
+             what="the next lines", diag=ed.diag)
+    ed.nvim.input("<CR>    ")
+    wait_for(lambda: (g := ed.ghost()) and g[2].startswith(NEXT_LINE.strip()), what="the rest after Enter", diag=ed.diag)
+    assert ed.line() == "    "
+
+
 def test_tab_without_a_suggestion_is_a_tab(ed):
     """Ensure <Tab> is an ordinary Tab where no suggestion is shown."""
     ed.nvim.command("enew")  # no filetype, no sparkls
@@ -307,29 +343,36 @@ def test_plugin_keeps_the_builtin_off_sparkls(session, request):
         ed.lua("vim.lsp.inline_completion.enable(false)")
 
 
+def builtin_editor(version, tmp_path, text: str) -> Editor:
+    """Neovim configured as in the README (no plugin, 0.12's built-in on, <Tab> accepts), editing
+    a file of the fixture project holding ``text``, its server indexed."""
+    project = copy_project(tmp_path / "project")
+    path = project / "pkg" / "draft.py"
+    path.write_text(text)
+    ed = Editor(version, tmp_path / "home")
+    ed.lua(
+        """local cmd, settings = ...
+        vim.lsp.config('sparkls', { cmd = cmd, filetypes = { 'python' }, root_markers = { '.git' },
+                                    init_options = settings })
+        vim.lsp.enable('sparkls')
+        vim.lsp.inline_completion.enable()
+        vim.keymap.set('i', '<Tab>', function()
+          if not vim.lsp.inline_completion.get() then return '<Tab>' end
+        end, { expr = true })""",
+        SERVER_CMD,
+        SETTINGS,
+    )
+    ed.nvim.command(f"edit {path}")
+    wait_for(ed.client_ready, what="sparkls client", diag=ed.diag)
+    ed.wait_indexed()
+    return ed
+
+
 @pytest.mark.parametrize("version", versions("0.12"))
 def test_builtin_inline_completion_without_the_plugin(version, tmp_path):
     """Ensure 0.12's vim.lsp.inline_completion, configured as in the README, shows and accepts sparkls's suggestion."""
-    project = copy_project(tmp_path / "project")
-    path = project / "pkg" / "draft.py"
-    path.write_text(DRAFT)
-    ed = Editor(version, tmp_path / "home")
+    ed = builtin_editor(version, tmp_path, DRAFT)
     try:
-        ed.lua(
-            """local cmd, settings = ...
-            vim.lsp.config('sparkls', { cmd = cmd, filetypes = { 'python' }, root_markers = { '.git' },
-                                        init_options = settings })
-            vim.lsp.enable('sparkls')
-            vim.lsp.inline_completion.enable()
-            vim.keymap.set('i', '<Tab>', function()
-              if not vim.lsp.inline_completion.get() then return '<Tab>' end
-            end, { expr = true })""",
-            SERVER_CMD,
-            SETTINGS,
-        )
-        ed.nvim.command(f"edit {path}")
-        wait_for(ed.client_ready, what="sparkls client", diag=ed.diag)
-        ed.wait_indexed()
         ed.nvim.api.win_set_cursor(0, [5, 4])
         ed.nvim.input("Aret")  # 0.12 asks by itself (triggerKind 2) after its 200 ms debounce
         # no stream opt-in: one complete answer; its range covers "ret", drawn after the typed part
@@ -364,5 +407,25 @@ def test_renderer_builtin_lets_the_builtin_draw(version, tmp_path):
         assert ed.lua("return vim.fn.maparg('<Tab>', 'i', false, true).desc").startswith("vim.snippet.jump")
         assert ed.lua("return vim.lsp.inline_completion.get()") is True
         wait_for(lambda: ed.line() == "    " + RETURN, what="accepted by get()", diag=ed.diag)
+    finally:
+        assert ed.close()
+
+
+@pytest.mark.parametrize("version", versions("0.12"))
+def test_builtin_shows_and_accepts_the_next_line(version, tmp_path):
+    """Ensure 0.12's built-in inline completion (no plugin) draws a next-line suggestion at a header's
+    end below the line and its accept inserts the lines with their indentation."""
+    ed = builtin_editor(version, tmp_path, "")
+    try:
+        ed.nvim.input("i" + HEADER)
+        row, col, text = wait_for(
+            lambda: (g := ed.ghost("nvim.lsp.inline_completion")) and "\n" in g[2] and g, what="the built-in's ghost",
+            diag=ed.diag,
+        )
+        lines = text.split("\n")
+        assert (row, col) == (0, len(HEADER)) and lines[0] == "" and lines[1] == NEXT_LINE, text
+        ed.nvim.input("<Tab>")
+        wait_for(lambda: len(ed.nvim.current.buffer) == len(lines), what="accepted by get()", diag=ed.diag)
+        assert ed.nvim.current.buffer[:] == [HEADER, *lines[1:]]
     finally:
         assert ed.close()

@@ -83,3 +83,39 @@ def test_line_ending_in_an_open_bracket_goes_on_until_it_closes() -> None:
     assert rules.cut("(\n" + "        a,\n" * 12 + "    )\n") == ("(", True)  # past max_lines
     mid_line = StopRules("    x = f", "  # note\n", path="a.py")
     assert mid_line.cut("(\n        a") == ("(", True)  # text after the cursor: one line only
+
+
+def test_line_end_opens_the_next_line() -> None:
+    """Ensure a cursor at the end of a header line gets the line break and the body, ending at a
+    blank line or a dedent, and is shown as it grows once its first line has text."""
+    rules = StopRules("def f(x):", "\n\ndef g():\n    pass\n", path="a.py")
+    assert rules.cut("\n   ") == ("", False)
+    assert rules.cut("\n    y = x") == ("\n    y = x", False)
+    assert rules.cut("\n    y = x + 1\n    return y\n\ndef h():") == ("\n    y = x + 1\n    return y", True)
+    assert rules.cut("\n    y = x + 1\n    return y\nz = 2\n") == ("\n    y = x + 1\n    return y", True)
+
+
+def test_line_end_after_a_statement_gets_the_next_statements() -> None:
+    """Ensure the lines after a statement stop at a blank line, and that text staying on the
+    cursor's line is still the rest of that line."""
+    rules = StopRules("    x = 1", "\n", path="a.py")
+    assert rules.cut("\n    y = 2\n    z = 3\n\n    w") == ("\n    y = 2\n    z = 3", True)
+    assert rules.cut("  # one\n    y = 2") == ("  # one", True)
+
+
+def test_line_end_never_repeats_the_line_below() -> None:
+    """Ensure the line already below the cursor is not suggested (nor shown while it could
+    still turn out to be that line), and later lines stop before it."""
+    rules = StopRules("    x = 1", "\n    return x\n", path="a.py")
+    assert rules.cut("\n    return") == ("", False)
+    assert rules.cut("\n    return x\n") == ("", True)
+    assert rules.cut("\n    y = 2\n    return x\n") == ("\n    y = 2", True)
+
+
+def test_header_body_must_be_indented() -> None:
+    """Ensure a header's next line that is not indented deeper (a syntax error in Python) and a
+    blank first line are never shown; the switch turns the next line off entirely."""
+    rules = StopRules("    if x:", "\n", path="a.py")
+    assert rules.cut("\n    y = 1\n") == ("", True)
+    assert rules.cut("\n\n        y = 1\n") == ("", True)
+    assert StopRules("    if x:", "\n", open_next_line=False).cut("\n        y = 1\n") == ("", True)

@@ -110,10 +110,38 @@ def test_ghost_text_streams_then_tab_accepts(workbench) -> None:
     expect(ghost).to_have_count(0)
     page.keyboard.press("Control+S")
     want = DRAFT + "    " + COMPLETION
-    deadline = time.monotonic() + 10
-    while not target.read_text().startswith(want) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert target.read_text().startswith(want), f"{target.read_text()!r}\n{cs.extension_log()}"
+    text = _saved(target, want)
+    assert text.startswith(want), f"{text!r}\n{cs.extension_log()}"
+
+
+HEADER = "\n\ndef handle_update(request, store):"
+NEXT_LINE = "    payload = request.json()"
+
+
+def test_next_line_at_a_line_end_then_tab(workbench) -> None:
+    """Ensure that at the end of a header line VS Code shows the lines below it as ghost text and Tab
+    inserts them with the server's indentation (not re-indented, not on the header's line)."""
+    from playwright.sync_api import expect
+
+    cs, page, editor = workbench
+    target = cs.workspace / "pkg" / "delete.py"
+    _type_at_end(page, editor, HEADER)
+    ghost = editor.locator(GHOST_SELECTOR)
+    expect(ghost.first).to_be_visible(timeout=20_000)
+    deadline = time.monotonic() + 20
+    while NEXT_LINE.strip() not in _ghost(ghost) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page.screenshot(path=str(cs.root / "next-line.png"))
+    assert NEXT_LINE.strip() in _ghost(ghost), f"ghost text {_ghost(ghost)!r}\n{cs.extension_log()}"
+    time.sleep(1)  # the stream's last lines
+    page.keyboard.press("Tab")
+    expect(ghost).to_have_count(0)
+    page.keyboard.press("Control+S")
+    want = DRAFT + HEADER + "\n" + NEXT_LINE + "\n"
+    text = _saved(target, want)
+    assert text.startswith(want), f"{text!r}\n{cs.extension_log()}"
+    body = text[len(DRAFT + HEADER) + 1 :].split("\n")
+    assert body and all(line.startswith("    ") and not line.startswith("     ") for line in body if line), body
 
 
 def test_settings_backend_command_escape_and_toggle(workbench) -> None:
@@ -178,6 +206,14 @@ def _run_command(page, title: str) -> None:
     page.keyboard.type(title)
     page.wait_for_selector(f".quick-input-list .monaco-list-row:has-text('{title.split(': ')[1]}')")
     page.keyboard.press("Enter")
+
+
+def _saved(target: Path, want: str) -> str:
+    """The file's text once it starts with ``want`` (the editor saved), or after 10 s."""
+    deadline = time.monotonic() + 10
+    while not target.read_text().startswith(want) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return target.read_text()
 
 
 def _ghost(locator) -> str:

@@ -1,0 +1,57 @@
+"""Choosing between the model's completion and a copy of what the document or workspace already has.
+
+On code the model has never seen, file-specific names and literals are where it fails and where the n-gram
+core, which has counted this document and workspace, copies the right text: each is right on cases where the
+other is wrong. The copy wins when its evidence is strong: every token of it followed a context of at least
+``MIN_ORDER`` tokens, and the product of how often each did so (count / total of its context) is at least
+``MIN_PROB``. Those two numbers were fitted on 96 cases of the TUNE packages of bench/unseen.py
+(bench/calibrate_copy.py: exact matches 24 -> 29, all of it on rest-of-line cases)
+and checked on the TEST packages (docs/quality.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+from sparkls.decode.engine import CompletionContext
+
+MIN_ORDER = 6
+MIN_PROB = 0.5
+
+
+def strong(evidence: list[tuple[int, int, int]], min_order: int = MIN_ORDER, min_prob: float = MIN_PROB) -> bool:
+    """Whether a copy's per-token ``(order, count, total)`` evidence makes it the better answer."""
+    steps = [(o, c, t) for o, c, t in evidence if t]  # a healed first token carries no evidence
+    if not steps or min(o for o, _, _ in steps) < min_order:
+        return False
+    return math.exp(sum(math.log(c / t) for _, c, t in steps)) >= min_prob
+
+
+class CopyChoice:
+    """The neural engine, with the n-gram core's copy answering instead where its evidence is strong.
+
+    Everything else (sessions, warming, name) is the neural engine's.
+    """
+
+    def __init__(self, neural, ngram) -> None:
+        self.neural = neural
+        self.ngram = ngram
+
+    def __getattr__(self, name: str):
+        return getattr(self.neural, name)
+
+    def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        copy = ""
+        if ctx.copy:
+            copy, evidence = self.ngram.copy(ctx, cancelled)
+            if copy.strip() and strong(evidence):
+                yield copy
+                return
+        said = False
+        for said in self.neural.complete(ctx, cancelled):
+            yield said
+        if not said and copy.strip() and not cancelled():
+            # The model had nothing to show (its line was the one already below, or it ended the
+            # statement): the copy, however weak, is better than silence.
+            yield copy
