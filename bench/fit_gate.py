@@ -1,11 +1,12 @@
 """Fit the show/no-show gate (server/gate.py) on code SmolLM2 has never seen, and measure it.
 
-    .venv/bin/python bench/fit_gate.py [--cases 120] [--seed 0] [--write]
+    .venv/bin/python bench/fit_gate.py [--cases 60] [--seed 0] [--write]
 
-Cases are cut from the packages of bench/unseen.py: the rest of a line after a cursor placed right after a token, and
-the next line after a block header. Each goes through the real `sparkls serve` (neural core, gate off, streamed
-ghost text as the editors get it): the gate's features are what the server recorded when the first text was ready
-(`sparkls/suggestionInfo`), and a suggestion is good when the first line of its final text is exactly the target.
+Cases are bench/quality.py's (bench/quality_cases.py: rest of line, next line at a header's end, blank indented
+line; cut from the packages of bench/unseen.py), scored as that bench scores them. Each goes through the real
+`sparkls serve` as an as-you-type request (the only kind the gate keeps back; neural core, gate off, streamed ghost
+text as the editors get it): the gate's features are what the server recorded when the first text was ready
+(`sparkls/suggestionInfo`), and a suggestion is good when it is an exact match.
 The TUNE packages fit the weights (logistic regression, Newton, L2) and the threshold: the highest one that hides at
 most 3 % of the cases' exact answers. `--write` stores both in server/gate_weights.json. On the TEST packages, with
 and without the gate at that threshold: shown rate, precision of what is shown, exact match and edit similarity over
@@ -18,8 +19,6 @@ import argparse
 import asyncio
 import hashlib
 import json
-import random
-import re
 import statistics
 import sys
 import time
@@ -33,64 +32,12 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 import unseen  # noqa: E402
 from lsp_client import INLINE_CAPS, start_server, stop_server  # noqa: E402
+from quality_cases import Case, exact, make_cases, similarity  # noqa: E402
 
 from sparkls.server import gate  # noqa: E402
 
 MAX_LOSS = 0.03  # of all cases' exact answers the gate may hide
-_TOKEN_END = re.compile(r"(?<=[\w)\]}\"'.,=(\[:])(?=[\s\w(\[.,:=)])")
-
-
-@dataclass
-class Case:
-    kind: str  # "line" | "block"
-    path: Path
-    prefix: str
-    suffix: str
-    target: str
-
-
-def cut_cases(packages, per_kind: int, seed: int, blocks_per_split: int = 0) -> list[Case]:
-    rng = random.Random(seed)
-    lines_cases, blocks = [], []
-    for pkg in packages:
-        for path in unseen.sources(pkg):
-            text = path.read_text(encoding="utf-8", errors="replace")
-            if len(text) < 1500:
-                continue
-            lines = text.split("\n")
-            offset = 0
-            for i, line in enumerate(lines):
-                code = line.strip()
-                ok = i > 15 and code and not code.startswith(("#", '"', "'")) and len(code) > 12
-                if ok:
-                    cuts = [m.start() for m in _TOKEN_END.finditer(line) if len(line) // 3 < m.start() < len(line) - 2]
-                    cuts = [c for c in cuts if not (line[c - 1].isalnum() and line[c].isalnum())]
-                    if cuts:
-                        c = rng.choice(cuts)
-                        lines_cases.append(Case("line", path, text[: offset + c], text[offset + len(line):], line[c:].rstrip()))
-                if ok and code.endswith(":") and i + 1 < len(lines) and lines[i + 1].strip():
-                    body = lines[i + 1]
-                    indent = body[: len(body) - len(body.lstrip())]
-                    start = offset + len(line) + 1
-                    blocks.append(Case("block", path, text[:start] + indent, text[start + len(body):], body.strip()))
-                offset += len(line) + 1
-    rng.shuffle(lines_cases)
-    rng.shuffle(blocks)
-    chosen = lines_cases[:per_kind] + blocks[:blocks_per_split]
-    chosen.sort(key=lambda c: (str(c.path), len(c.prefix)))  # file order: the server's KV cache is reused
-    return chosen
-
-
-def edit_similarity(a: str, b: str) -> float:
-    if not a and not b:
-        return 1.0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return 1 - prev[-1] / max(len(a), len(b))
+KINDS = ("line", "next", "block")
 
 
 @dataclass
@@ -101,7 +48,11 @@ class Outcome:
 
 
 def _key(case: Case) -> str:
-    return f"{case.path.name}:{len(case.prefix)}:{case.kind}"
+    return f"{case.package}:{case.path.name}:{len(case.prefix)}:{case.kind}"
+
+
+def _order(case: Case) -> tuple:
+    return (str(case.path), len(case.prefix))  # file order: the server's KV cache is reused
 
 
 async def run(cases: list[Case], cache: Path) -> list[Outcome]:
@@ -156,21 +107,19 @@ async def _run(cases: list[Case], cache: Path, known: dict) -> None:
         line = case.prefix.count("\n")
         col = len(case.prefix) - case.prefix.rfind("\n") - 1
         t = time.perf_counter()
-        result = await client.text_document_inline_completion_async(client.inline_params(uri, line, col, automatic=n % 2 == 1))
+        # As you type: only automatic requests are gated (an invoked one is always answered).
+        result = await client.text_document_inline_completion_async(client.inline_params(uri, line, col, automatic=True))
         answer, features = "", None
         if result.items:
             item = result.items[0]
             stream_id = item.command.arguments[0]["streamId"]
             event = done.setdefault(stream_id, asyncio.Event())
             await asyncio.wait_for(event.wait(), 60)
-            full = finals[stream_id]
-            answer = full[col - item.range.start.character:].split("\n", 1)[0]
-            if case.kind == "block":
-                answer = full[col - item.range.start.character:].strip("\n").split("\n", 1)[0]
+            answer = finals[stream_id][col - item.range.start.character:]  # scored as bench/quality.py does
             info = await client.protocol.send_request_async("sparkls/suggestionInfo", {"streamId": stream_id})
             if info is not None and info.features is not None:
                 features = np.array([getattr(info.features, f) for f in gate.FEATURES])
-        outcome = Outcome(answer.strip(), features, time.perf_counter() - t)
+        outcome = Outcome(answer, features, time.perf_counter() - t)
         known[_key(case)] = outcome
         with cache.open("a") as f:
             row = {"key": _key(case), "answer": outcome.answer, "seconds": outcome.seconds,
@@ -191,28 +140,31 @@ def choose_threshold(scores: np.ndarray, good: np.ndarray, n_cases: int) -> floa
     return best
 
 
+def good(case: Case, outcome: Outcome) -> bool:
+    return bool(outcome.answer.strip()) and exact(case.kind, outcome.answer, case.target)
+
+
 def report(name: str, cases, outcomes, show: np.ndarray) -> dict:
-    good = np.array([o.answer == c.target.strip() and bool(o.answer) for c, o in zip(cases, outcomes)])
-    has = np.array([bool(o.answer) for o in outcomes])
+    right = np.array([good(c, o) for c, o in zip(cases, outcomes)])
+    has = np.array([bool(o.answer.strip()) for o in outcomes])
     shown = has & show
-    exact = float(np.mean(good & show))
-    sim = statistics.mean(edit_similarity(o.answer if s else "", c.target.strip()) for c, o, s in zip(cases, outcomes, shown))
-    precision = float(np.sum(good & shown) / max(1, np.sum(shown)))
-    row = {"shown": float(np.mean(shown)), "precision": precision, "exact": exact, "edit_similarity": sim}
+    em = float(np.mean(right & show))
+    sim = statistics.mean(similarity(c.kind, o.answer if s else "", c.target) for c, o, s in zip(cases, outcomes, shown))
+    precision = float(np.sum(right & shown) / max(1, np.sum(shown)))
+    row = {"shown": float(np.mean(shown)), "precision": precision, "exact": em, "edit_similarity": sim}
     print(f"{name:<14} n={len(cases):<4} shown {row['shown']:6.1%}  precision {precision:6.1%}  "
-          f"exact {exact:6.1%}  edit-sim {sim:6.1%}")
+          f"exact {em:6.1%}  edit-sim {sim:6.1%}")
     return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=int, default=100, help="rest-of-line cases per split")
-    parser.add_argument("--blocks", type=int, default=0, help="next-line cases per split (the stop rules leave most empty)")
+    parser.add_argument("--cases", type=int, default=60, help="cases of each kind (bench/quality_cases.py) per split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="store the fitted weights in server/gate_weights.json")
     args = parser.parse_args()
-    tune = cut_cases(unseen.TUNE, args.cases, args.seed, args.blocks)
-    test = cut_cases(unseen.TEST, args.cases, args.seed, args.blocks)
+    tune = sorted(make_cases(unseen.TUNE, args.cases, args.seed, KINDS), key=_order)
+    test = sorted(make_cases(unseen.TEST, args.cases, args.seed, KINDS), key=_order)
     print(f"{len(tune)} TUNE cases from {', '.join(p.name for p in unseen.TUNE)}; "
           f"{len(test)} TEST cases from {', '.join(p.name for p in unseen.TEST)}")
     t0 = time.perf_counter()
@@ -224,7 +176,7 @@ def main() -> None:
 
     rows = [(c, o) for c, o in zip(tune, tune_out) if o.features is not None]
     X = np.array([o.features for _, o in rows])
-    y = np.array([float(o.answer == c.target.strip()) for c, o in rows])
+    y = np.array([float(good(c, o)) for c, o in rows])
     w = gate.fit(X, y)
     scores = gate.sigmoid(X @ w)
     threshold = choose_threshold(scores, y.astype(bool), len(tune))

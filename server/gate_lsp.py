@@ -15,8 +15,8 @@ SUGGESTION_INFO = "sparkls/suggestionInfo"
 def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) -> bool:
     """Record a new completion suggestion and return whether the gate lets it show.
 
-    Only suggestions with the model's log-probabilities are gated (the weights were fitted on them); the n-gram
-    core's are always shown.
+    Only as-you-type suggestions with the model's log-probabilities are gated (the weights were fitted on them):
+    the n-gram core's are always shown, and so is the answer to an explicit request (the user asked for one).
     """
     doc = ls.documents.get(uri)
     stream = view.stream
@@ -37,7 +37,8 @@ def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) 
     )
     x = gate_mod.features(situation)
     score = ls.gate.score(x)
-    shown = not (ls.options.gate.enabled and stream.logprobs) or ls.gate.shows(x, ls.options.gate.threshold)
+    gated_kind = ls.options.gate.enabled and stream.logprobs and not invoked
+    shown = not gated_kind or ls.gate.shows(x, ls.options.gate.threshold)
     ls.suggestions.offer(view.stream_id, "completion", uri, features=x, score=score, gated=not shown)
     return shown
 

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.server import safe_files
-from sparkls.server.completion import lf
+from sparkls.server.line_breaks import lf
 from sparkls.server.options import IndexOptions
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.backends.stream import builtin_models
 from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
-from sparkls.server.completion import completion_context, lf, lf_edit, line_break, typed_word
+from sparkls.server.completion import completion_context, typed_word
+from sparkls.server.line_breaks import lf, lf_edit, line_break
 from sparkls.server.exclusions import Exclusions
 from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
 from sparkls.server.documents import Document, DocumentStore, PositionError

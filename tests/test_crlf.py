@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from lsp_client import FIXTURE_PROJECT, start_server, stop_server
-from sparkls.server.completion import lf, lf_edit
+from sparkls.server.line_breaks import lf, lf_edit
 
 _text = st.lists(st.sampled_from(["a", " ", "\r", "\n", "\r\n", "x"]), max_size=20).map("".join)
 

@@ -112,7 +112,8 @@ def test_neural_engine_yields_token_logprobs():
 @pytest.mark.e2e
 async def test_gate_over_stdio_hides_below_its_threshold():
     """Ensure the served neural suggestion is scored from its token log-probabilities, shown at threshold 0, kept back
-    (an empty answer, recorded as gated) at threshold 1, and that sparkls/status counts it."""
+    (an empty answer, recorded as gated) at threshold 1 when it comes as you type, still answered when invoked, and
+    that sparkls/status counts it."""
     import asyncio
 
     from lsprotocol import types
@@ -141,8 +142,12 @@ async def test_gate_over_stdio_hides_below_its_threshold():
         client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"sparkls": {"gate": {"threshold": 1.0}}}))
         other = uri.replace("area.py", "area2.py")  # a new suggestion (the same document would be typed along)
         await client.open(other, text)
-        hidden = await client.text_document_inline_completion_async(client.inline_params(other, 4, 30))
+        hidden = await client.text_document_inline_completion_async(client.inline_params(other, 4, 30, automatic=True))
         assert list(hidden.items) == []
+        third = uri.replace("area.py", "area3.py")
+        await client.open(third, text)
+        asked = await client.text_document_inline_completion_async(client.inline_params(third, 4, 30))
+        assert len(asked.items) == 1  # an explicit request is always answered
         for _ in range(100):
             if statuses[-1].suggestions.completion.gated:
                 break
