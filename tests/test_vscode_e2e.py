@@ -128,7 +128,7 @@ def test_next_line_at_a_line_end_then_tab(workbench) -> None:
     _type_at_end(page, editor, HEADER)
     ghost = editor.locator(GHOST_SELECTOR)
     expect(ghost.first).to_be_visible(timeout=20_000)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 45  # a loaded machine: the header's keystrokes each ask, the last one wins
     while NEXT_LINE.strip() not in _ghost(ghost) and time.monotonic() < deadline:
         time.sleep(0.05)
     page.screenshot(path=str(cs.root / "next-line.png"))
