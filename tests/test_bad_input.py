@@ -10,7 +10,8 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from lsp_client import FIXTURE_PROJECT, start_server, stop_server
+from clients import FIXTURE_PROJECT
+from sparkls.server.testing.client import stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -19,8 +20,8 @@ TEXT = "def handle_read(request, store):\n    payload = request.json()\n    retu
 
 
 @pytest.fixture
-async def client():
-    client, _ = await start_server()
+async def client(sparkls_server):
+    client, _ = await sparkls_server()
     await asyncio.wait_for(client.index_done.wait(), 30)
     await client.open(URI, TEXT)
     yield client

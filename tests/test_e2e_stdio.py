@@ -8,7 +8,8 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
-from lsp_client import COMPLETION_ONLY_CAPS, FIXTURE_PROJECT, start_server, stop_server
+from clients import FIXTURE_PROJECT, NVIM_011
+from sparkls.server.testing.client import stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -22,9 +23,9 @@ DRAFT = (
 )
 
 
-async def test_inline_completion_session() -> None:
+async def test_inline_completion_session(sparkls_server) -> None:
     """Ensure a whole editor session works: open, edit incrementally, complete, cancel, shut down."""
-    client, init = await start_server(options={"debounce_ms": 400})
+    client, init = await sparkls_server(options={"debounce_ms": 400})
     caps = init.capabilities
     assert caps.inline_completion_provider is not None
     assert caps.completion_provider is None
@@ -71,9 +72,9 @@ async def test_inline_completion_session() -> None:
     assert await stop_server(client) == 0
 
 
-async def test_completion_fallback_for_clients_without_inline() -> None:
+async def test_completion_fallback_for_clients_without_inline(sparkls_server) -> None:
     """Ensure a client without inline completion gets `textDocument/completion` items with a textEdit."""
-    client, init = await start_server(COMPLETION_ONLY_CAPS)
+    client, init = await sparkls_server(NVIM_011)
     assert init.capabilities.inline_completion_provider is None
     assert init.capabilities.completion_provider is not None
     assert init.capabilities.position_encoding == types.PositionEncodingKind.Utf8
