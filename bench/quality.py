@@ -18,7 +18,6 @@ import asyncio
 import random
 import re
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,7 @@ from pathlib import Path
 import lsprotocol
 import pygls
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from lsp_client import start_server, stop_server  # noqa: E402
+from editor import start_server, stop_server
 
 _TOKEN_END = re.compile(r"(?<=[\w)\]}\"'.,=(\[:])(?=[\s\w(\[.,:=)])")
 
