@@ -4,6 +4,9 @@ The data path: a request → :func:`inline_completion` → a :class:`~sparkls.se
 runs the decode engine in a worker thread, paced at the active backend's timeline → the
 first text goes back as an ``InlineCompletionList`` whose range covers the word typed so far,
 and the rest follows as ``sparkls/inlineCompletionStream`` notifications (docs/protocol.md).
+
+Handlers are plain module functions; :func:`register` (at the end) is their table of contents, and
+:func:`make_server` builds a new server with all of them.
 """
 
 from __future__ import annotations
@@ -293,7 +296,6 @@ def _measured_remote(measurement) -> None:
 
 def _finite(x: float) -> float | None:
     return round(x, 1) if math.isfinite(x) else None
-
 
 
 def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
