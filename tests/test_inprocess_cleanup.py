@@ -43,3 +43,18 @@ def test_replay_stops_every_worker_thread(sparkls_replay_virtual, cut: bool) -> 
     assert len(made) == 1 and made[0].counts["requests"] > 0  # completions ran: the decode pool was used
     assert set(workers()) - set(before) == set()
     assert not [h for h in logging.getLogger("sparkls").handlers if isinstance(h, LspLogHandler)]
+
+
+def test_make_server_builds_independent_servers() -> None:
+    """Ensure that each make_server() is a new server with every handler and command, sharing no state with another."""
+    import sparkls.server.server as module
+
+    a, b = make_server(), make_server()
+    try:
+        assert not hasattr(module, "SERVER")  # no process-wide server to reload
+        assert set(a.protocol.fm.features) == set(b.protocol.fm.features) >= {"initialize", "textDocument/inlineCompletion"}
+        assert list(a.protocol.fm.commands) == list(b.protocol.fm.commands) and "sparkls.accept" in a.protocol.fm.commands
+        assert a.documents is not b.documents and a.pool is not b.pool and a.protocol is not b.protocol
+    finally:
+        a.shutdown()
+        b.shutdown()
