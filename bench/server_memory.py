@@ -26,7 +26,7 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 async def run(n_docs: int) -> None:
     client, init = await start_server(options={"index": {"enabled": False}})
-    pid = client._server.pid
+    pid = client.process.pid
     ready = asyncio.Event()
     client.feature("sparkls/status")(lambda p: ready.set() if p.engine == "neural" else None)
     await asyncio.wait_for(ready.wait(), 300)

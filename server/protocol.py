@@ -5,7 +5,8 @@
   its own documents).
 - :func:`shutdown_received` reads the lifecycle flag pygls keeps private.
 - :func:`serve_streams` runs pygls's read loop on in-memory streams (the in-process replay).
-- :func:`client_process` is the subprocess behind a pygls client (the test client).
+- :func:`client_process` is the subprocess behind a pygls client, and :func:`expect_response`
+  matches a request the test client wrote by hand (the test client).
 
 tests/test_pygls_internals.py pins the pygls sources these rely on (checked with pygls 2.1.1):
 when pygls changes any of them, that test fails and names what to re-check here.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import Future
 from types import SimpleNamespace
 
 from lsprotocol import types
@@ -26,7 +28,7 @@ from pygls.exceptions import (
     JsonRpcServerNotInitialized,
 )
 from pygls.io_ import run_async
-from pygls.protocol import LanguageServerProtocol
+from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 
@@ -136,3 +138,11 @@ def serve_streams(server, reader: asyncio.StreamReader, writer, stop: threading.
 def client_process(client) -> asyncio.subprocess.Process | None:
     """The server process a pygls ``LanguageClient`` started with ``start_io``."""
     return client._server
+
+
+def expect_response(protocol: JsonRPCProtocol, msg_id: str | int) -> Future:
+    """A future that ``protocol`` (a client's) resolves with the response to ``msg_id``, for a
+    request written to the wire by hand (pygls only matches responses to requests it sent)."""
+    future: Future = Future()
+    protocol._request_futures[msg_id] = future
+    return future

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from concurrent.futures import Future
 
 import pytest
 from lsprotocol import types
@@ -60,13 +59,12 @@ async def test_malformed_params_and_json(client) -> None:
     """Ensure malformed params get an error response and broken JSON-RPC frames are survived."""
     # The client library refuses to send such params, so the frame goes onto the wire by hand,
     # with a future registered for its id so the response is matched.
-    reply: Future = Future()
-    client.protocol._request_futures["bad-1"] = reply
+    reply = client.expect_response("bad-1")
     body = json.dumps(
         {"jsonrpc": "2.0", "id": "bad-1", "method": types.TEXT_DOCUMENT_INLINE_COMPLETION,
          "params": {"textDocument": 5, "position": "x"}}
     ).encode()
-    stdin = client._server.stdin
+    stdin = client.process.stdin
     stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     with pytest.raises(JsonRpcException):
         await asyncio.wait_for(asyncio.wrap_future(reply), 10)

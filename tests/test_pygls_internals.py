@@ -23,7 +23,8 @@ from sparkls.server.protocol import SparklsProtocol
 CHECKED_WITH = "2.1.1"
 # what sparkls relies on → sha256 of its source (first 16 hex digits)
 INTERNALS = {
-    JsonRPCProtocol.__init__: ("sets _shutdown = False", "5cce12d1c378a085"),
+    JsonRPCProtocol.__init__: ("sets _shutdown = False and _request_futures = {}", "5cce12d1c378a085"),
+    JsonRPCProtocol._handle_response: ("matches _request_futures, which expect_response fills", "65a45fcee629c61b"),
     JsonRPCProtocol.handle_message: ("SparklsProtocol.handle_message wraps it", "d46f22474082c0cf"),
     JsonRPCProtocol.structure_message: ("SparklsProtocol.structure_message wraps it", "ac66b961a32acb07"),
     JsonRPCProtocol._send_response: ("answers refused requests", "b799bb966ca7ebb1"),

@@ -19,7 +19,7 @@ from lsprotocol import types
 from lsprotocol.converters import get_converter
 from pygls.lsp.client import LanguageClient
 
-from sparkls.server.protocol import client_process
+from sparkls.server.protocol import client_process, expect_response
 from sparkls.server.testing import trace
 
 SERVE = [sys.executable, "-m", "sparkls.server", "serve"]
@@ -60,6 +60,10 @@ class EditorClient(LanguageClient):
     @property
     def process(self) -> asyncio.subprocess.Process:
         return client_process(self)
+
+    def expect_response(self, msg_id: str | int):
+        """A concurrent future for the response to a request this test writes to the server's stdin itself."""
+        return expect_response(self.protocol, msg_id)
 
     async def spawn(self, command: Sequence[str] = SERVE) -> None:
         """Start the server in its own process group and drain its stderr, as an editor does
