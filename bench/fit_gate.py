@@ -29,9 +29,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 import unseen  # noqa: E402
-from lsp_client import INLINE_CAPS, start_server, stop_server  # noqa: E402
+from editor import VSCODE_STREAMING, start_server, stop_server  # noqa: E402
 from quality_cases import Case, exact, make_cases, similarity  # noqa: E402
 
 from sparkls.server import gate  # noqa: E402
@@ -71,11 +70,7 @@ async def run(cases: list[Case], cache: Path) -> list[Outcome]:
 
 
 async def _run(cases: list[Case], cache: Path, known: dict) -> None:
-    from lsprotocol import types
-
-    caps = types.ClientCapabilities(text_document=INLINE_CAPS.text_document, window=INLINE_CAPS.window,
-                                    experimental={"sparkls": {"inlineCompletionStream": True}})
-    client, init = await start_server(caps, options={"index": {"enabled": False}, "gate": {"enabled": False}, "debounce_ms": 0})
+    client, init = await start_server(VSCODE_STREAMING, options={"index": {"enabled": False}, "gate": {"enabled": False}, "debounce_ms": 0})
     assert "neural" in init.server_info.version, init.server_info
     ready = asyncio.Event()
     finals: dict[str, str] = {}

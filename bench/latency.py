@@ -13,15 +13,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from lsp_client import FIXTURE_PROJECT, start_server, stop_server  # noqa: E402
+from editor import FIXTURE_PROJECT, start_server, stop_server
 
 URI = (FIXTURE_PROJECT / "pkg" / "bench.py").as_uri()
 TEXT = (FIXTURE_PROJECT / "pkg" / "handlers.py").read_text() + "\n\ndef handle_delete(request, store):\n    payload = request.json()\n    record = store.\n"

@@ -40,9 +40,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 import unseen  # noqa: E402
-from lsp_client import start_server, stop_server  # noqa: E402
+from editor import start_server, stop_server  # noqa: E402
 
 FLAG = "flag=True"
 

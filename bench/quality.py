@@ -35,8 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
-from lsp_client import start_server, stop_server  # noqa: E402
+from editor import start_server, stop_server  # noqa: E402
 from quality_cases import KINDS, Case, exact, is_empty, make_cases, similarity  # noqa: E402
 
 # Settings presets: what each of the suggestion pipeline's parts adds is the default minus that part.

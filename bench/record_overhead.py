@@ -20,21 +20,15 @@ from pathlib import Path
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import lsp_client  # noqa: E402
-from lsp_client import FIXTURE_PROJECT, INLINE_CAPS, EditorClient, stop_server  # noqa: E402
+from editor import FIXTURE_PROJECT, start_server, stop_server
+from sparkls.server.testing.client import SERVE, EditorClient
 
 URI = (FIXTURE_PROJECT / "pkg" / "bench.py").as_uri()
 TEXT = (FIXTURE_PROJECT / "pkg" / "handlers.py").read_text() + "\n\ndef handle_delete(request, store):\n    payload = request.json()\n    record = store.\n"
-SERVE = [sys.executable, "-m", "sparkls.server", "serve"]
 
 
 async def start(cmd: list[str]) -> EditorClient:
-    client = EditorClient()
-    await client.start_io(*cmd)
-    client.stderr_task = asyncio.create_task(lsp_client._drain(client._server.stderr, client.stderr))
-    await client.initialize_async(types.InitializeParams(capabilities=INLINE_CAPS, root_uri=FIXTURE_PROJECT.as_uri()))
-    client.initialized(types.InitializedParams())
+    client, _ = await start_server(command=cmd)
     await asyncio.wait_for(client.index_done.wait(), 60)
     await client.open(URI, TEXT)
     return client

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from lsp_client import start_server, stop_server  # noqa: E402
+from editor import start_server, stop_server
 
 
 def memory_mb(pid: int) -> tuple[float, float]:
@@ -28,7 +26,7 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 async def run(n_docs: int) -> None:
     client, init = await start_server(options={"index": {"enabled": False}})
-    pid = client._server.pid
+    pid = client.process.pid
     ready = asyncio.Event()
     client.feature("sparkls/status")(lambda p: ready.set() if p.engine == "neural" else None)
     await asyncio.wait_for(ready.wait(), 300)

@@ -19,16 +19,12 @@ import asyncio
 import os
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-import attrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from lsp_client import FIXTURE_PROJECT, INLINE_CAPS, start_server, stop_server  # noqa: E402
+from editor import FIXTURE_PROJECT, VSCODE_STREAMING, start_server, stop_server
 
 TYPED = (
     "def handle_delete(request, store):\n"
@@ -38,7 +34,6 @@ TYPED = (
     '    return {"status": "ok", "id": record.id}\n'
 )
 URI = (FIXTURE_PROJECT / "pkg" / "typing_trace.py").as_uri()
-CAPS = attrs.evolve(INLINE_CAPS, experimental={"sparkls": {"inlineCompletionStream": True}})
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -60,7 +55,7 @@ async def noop_reference(client, n: int = 50) -> float:
 
 
 async def run(backend: str, seed: int) -> dict:
-    client, _ = await start_server(CAPS, options={"backend": backend, "index": {"enabled": True}})
+    client, _ = await start_server(VSCODE_STREAMING, options={"backend": backend, "index": {"enabled": True}})
     status: list = []
     done_at: dict[str, float] = {}
     client.feature("sparkls/status")(lambda p: status.append(p))

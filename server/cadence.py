@@ -7,23 +7,21 @@ at ``start + timeline.due(i)``, or as soon as the decode core has produced it if
 later, and says which: ``kept_up`` is False whenever the local decode was slower than the
 modelled hardware. Tokens of one speculative-decoding burst (equal due times) already
 produced are shown together. Time comes from an injectable clock: :class:`RealClock` in the
-server, :class:`VirtualClock` in tests, where waiting takes no wall time and schedules are
-exact.
+server, :class:`~sparkls.server.testing.clock.VirtualClock` in tests, where waiting takes no
+wall time and schedules are exact.
 """
 
 from __future__ import annotations
 
 import asyncio
-import selectors
 import threading
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import AsyncIterable, AsyncIterator, Awaitable, Iterator, Protocol, TypeVar
+from typing import AsyncIterable, AsyncIterator, Iterator, Protocol
 
 from sparkls.plugins.api import Timeline
 
 EPS = 1e-9  # float slack when comparing clock readings with due times
-T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -42,45 +40,6 @@ class RealClock:
         delay = t - self.now()
         if delay > 0:
             await asyncio.sleep(delay)
-
-
-class _JumpSelector(selectors.DefaultSelector):
-    """Never blocks: when the loop would wait ``timeout`` seconds, the virtual clock jumps instead."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        super().__init__()
-        self._clock = clock
-
-    def select(self, timeout: float | None = None):
-        if timeout is not None and timeout > 0:
-            self._clock.t += timeout
-        elif timeout is None and not self.get_map():
-            raise RuntimeError("virtual clock: every task is waiting and nothing is scheduled")
-        return super().select(0 if timeout is not None else None)
-
-
-class _VirtualLoop(asyncio.SelectorEventLoop):
-    def __init__(self, clock: VirtualClock) -> None:
-        super().__init__(_JumpSelector(clock))
-        self._clock = clock
-
-    def time(self) -> float:
-        return self._clock.t
-
-
-class VirtualClock(RealClock):
-    """Virtual time for tests: run a coroutine with :meth:`run`; every ``asyncio.sleep`` in it
-    (and :meth:`sleep_until`) returns at once with the clock moved exactly to its deadline."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        self.t = start
-
-    def run(self, main: Awaitable[T]) -> T:
-        loop = _VirtualLoop(self)
-        try:
-            return loop.run_until_complete(main)
-        finally:
-            loop.close()
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,23 @@ import sys
 
 def _serve(args: argparse.Namespace) -> int:
     from sparkls.server import transport
-    from sparkls.server.server import SERVER
+    from sparkls.server.server import make_server
 
+    server = make_server()
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         transport.check_bind(host, args.allow_remote)
         transport.new_token()  # a bad $SPARKLS_TCP_TOKEN fails here, before the loop
-        transport.run(transport.serve_tcp(SERVER.protocol, host, int(port)))
+        transport.run(transport.serve_tcp(server.protocol, host, int(port)))
     elif args.socket:
-        transport.run(transport.serve_unix(SERVER.protocol, args.socket))
+        transport.run(transport.serve_unix(server.protocol, args.socket))
     else:
         wire = sys.stdout.buffer
         sys.stdout = sys.stderr  # a stray print() from any library must not corrupt the LSP stream
-        transport.run(transport.serve_stdio(SERVER.protocol, sys.stdin.fileno(), wire))
-    transport.flush_and_exit(SERVER.exit_code)  # worker threads stuck in a read must not keep us alive
-    return SERVER.exit_code
+        transport.run(transport.serve_stdio(server.protocol, sys.stdin.fileno(), wire))
+    transport.flush_and_exit(server.exit_code)  # worker threads stuck in a read must not keep us alive
+    return server.exit_code
 
 
 def _complete(args: argparse.Namespace) -> int:
@@ -37,13 +38,13 @@ def _complete(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
-    from sparkls.server.record import main as record_main
+    from sparkls.server.testing.record import main as record_main
 
     return record_main(args.out, args.server, args.redact)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from sparkls.server.replay import main as replay_main
+    from sparkls.server.testing.replay import main as replay_main
 
     return replay_main(args.trace, args.server, args.timing, args.root, args.quiet)
 

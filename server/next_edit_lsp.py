@@ -93,7 +93,7 @@ def inline_edits(ls, params) -> dict:
 
 
 def register(server) -> None:
-    """Add the handlers to ``server`` (the module-level SparklsServer)."""
+    """Add the handlers to ``server`` (called by server.register)."""
 
     @server.feature(INLINE_EDIT)
     def copilot_inline_edit(ls, params) -> dict:

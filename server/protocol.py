@@ -1,8 +1,23 @@
-"""pygls's LSP protocol, adjusted: sparkls owns its document store and picks what to advertise."""
+"""Every place sparkls reaches into pygls beyond its public API, in one file.
+
+- :class:`SparklsProtocol` overrides protocol hooks: message handling (the LSP lifecycle,
+  unparsable params), ``initialize``'s result, and the document notifications (sparkls keeps
+  its own documents).
+- :func:`shutdown_received` reads the lifecycle flag pygls keeps private.
+- :func:`serve_streams` runs pygls's read loop on in-memory streams (the in-process replay).
+- :func:`client_process` is the subprocess behind a pygls client, and :func:`expect_response`
+  matches a request the test client wrote by hand (the test client).
+
+tests/test_pygls_internals.py pins the pygls sources these rely on (checked with pygls 2.1.1):
+when pygls changes any of them, that test fails and names what to re-check here.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from concurrent.futures import Future
 from types import SimpleNamespace
 
 from lsprotocol import types
@@ -12,7 +27,8 @@ from pygls.exceptions import (
     JsonRpcInvalidRequest,
     JsonRpcServerNotInitialized,
 )
-from pygls.protocol import LanguageServerProtocol
+from pygls.io_ import run_async
+from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 
@@ -103,3 +119,30 @@ class SparklsProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
         yield from self._user_handler(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+
+def shutdown_received(protocol: LanguageServerProtocol) -> bool:
+    """The client sent ``shutdown`` (pygls keeps this private)."""
+    return protocol._shutdown
+
+
+def serve_streams(server, reader: asyncio.StreamReader, writer, stop: threading.Event):
+    """A coroutine serving ``server`` on this event loop: frames read from ``reader``, answers
+    written to ``writer``, until ``stop`` is set or ``reader`` ends. ``stop`` becomes the
+    server's stop event, so ``server.shutdown()`` ends the loop too."""
+    server.protocol.set_writer(writer)
+    server._stop_event = stop
+    return run_async(stop, reader, server.protocol, log, server.report_server_error)
+
+
+def client_process(client) -> asyncio.subprocess.Process | None:
+    """The server process a pygls ``LanguageClient`` started with ``start_io``."""
+    return client._server
+
+
+def expect_response(protocol: JsonRPCProtocol, msg_id: str | int) -> Future:
+    """A future that ``protocol`` (a client's) resolves with the response to ``msg_id``, for a
+    request written to the wire by hand (pygls only matches responses to requests it sent)."""
+    future: Future = Future()
+    protocol._request_futures[msg_id] = future
+    return future

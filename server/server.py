@@ -4,6 +4,9 @@ The data path: a request → :func:`inline_completion` → a :class:`~sparkls.se
 runs the decode engine in a worker thread, paced at the active backend's timeline → the
 first text goes back as an ``InlineCompletionList`` whose range covers the word typed so far,
 and the rest follows as ``sparkls/inlineCompletionStream`` notifications (docs/protocol.md).
+
+Handlers are plain module functions; :func:`register` (at the end) is their table of contents, and
+:func:`make_server` builds a new server with all of them.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from sparkls.server.lsp_log import LspLogHandler
 from sparkls.server.gate import Gate
 from sparkls.server.next_edit import NextEdits
 from sparkls.server.options import Options, parse_options
-from sparkls.server.protocol import SparklsProtocol
+from sparkls.server.protocol import SparklsProtocol, shutdown_received
 from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce, served_model_file
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
 from sparkls.server.suggestion_log import SuggestionLog
@@ -47,6 +50,7 @@ from sparkls.plugins import host
 
 log = logging.getLogger("sparkls")
 WARM_DELAY_S = 0.3  # quiet after didOpen before its document is prefilled (see SparklsServer.warm)
+CLOSE_TIMEOUT_S = 5.0  # how long SparklsServer.shutdown waits for its worker threads
 
 try:
     __version__ = version("sparkls")
@@ -273,6 +277,34 @@ class SparklsServer(LanguageServer):
         """Log out-of-band errors (bad frames, failing notifications) instead of popping up messages."""
         log.error("%s: %s", getattr(source, "__name__", source), error or type(error).__name__)
 
+    def shutdown(self) -> None:
+        """Stop everything this server runs (pygls's ``shutdown``, extended), for a server living
+        inside another process (the in-process replay, tests): what the end of a `sparkls serve`
+        process does, whether or not the client sent the LSP ``shutdown``. Background tasks,
+        decodes and streams stop; the decode, I/O and pygls pools are shut down; the log stops
+        going to this client."""
+        self.stop_warming()
+        for task in (self.index_task, self.load_task, *self.requests.values()):
+            if task is not None:
+                task.cancel()
+        for follower in self.followers.values():
+            if follower.task is not None:
+                follower.task.cancel()
+        self.hub.cancel_all()
+        root = logging.getLogger("sparkls")
+        for handler in [h for h in root.handlers if isinstance(h, LspLogHandler) and h.server is self]:
+            root.removeHandler(handler)
+        pools = (self.pool, self.io_pool)
+        # Joined in a helper thread: a worker stuck in a read must not hang the caller.
+        joiner = threading.Thread(
+            target=lambda: [p.shutdown(wait=True, cancel_futures=True) for p in pools], name="sparkls-close", daemon=True
+        )
+        joiner.start()
+        super().shutdown()  # pygls: its stop event and its own thread pool
+        joiner.join(CLOSE_TIMEOUT_S)
+        if joiner.is_alive():
+            log.warning("a worker thread did not end within %.0f s of shutdown", CLOSE_TIMEOUT_S)
+
     def root(self) -> Path | None:
         folders = self.workspace.folders
         uri = next(iter(folders.values())).uri if folders else self.workspace.root_uri
@@ -290,10 +322,6 @@ def _finite(x: float) -> float | None:
     return round(x, 1) if math.isfinite(x) else None
 
 
-SERVER = SparklsServer()
-
-
-@SERVER.feature(types.INITIALIZE)
 def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     """Read the settings passed in initializationOptions."""
     ls.loop, ls.loop_thread = asyncio.get_running_loop(), threading.get_ident()
@@ -313,7 +341,6 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     log.info("sparkls %s: engine %s, position encoding %s", __version__, ls.engine_label, ls.encoding)
 
 
-@SERVER.feature(types.INITIALIZED)
 async def initialized(ls: SparklsServer, params: types.InitializedParams) -> None:
     """Start counting the workspace's files and loading the neural model in the background."""
     ls.io_pool.submit(host)  # plugins load (guarded, time-boxed) off the event loop
@@ -371,7 +398,6 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
     return report
 
 
-@SERVER.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigurationParams) -> None:
     """Apply settings pushed by the client (they affect the next request)."""
     ls.options, error = parse_options(params.settings, ls.options)
@@ -383,7 +409,6 @@ def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigura
     ls.send_status()
 
 
-@SERVER.feature(types.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None:
     item = params.text_document
     ls.documents[item.uri] = Document(item.uri, item.text, item.version, item.language_id)
@@ -393,7 +418,6 @@ def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None
     ls.warm(item.uri)
 
 
-@SERVER.feature(types.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
     doc = ls.documents.get(uri)
@@ -411,7 +435,6 @@ def did_change(ls: SparklsServer, params: types.DidChangeTextDocumentParams) -> 
     doc.version = params.text_document.version
 
 
-@SERVER.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> None:
     uri = params.text_document.uri
     if ls.documents.pop(uri, None) is None:
@@ -499,7 +522,6 @@ async def _answer(
     return (text, range_, view) if text else None
 
 
-@SERVER.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(ls: SparklsServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
     """Ghost text at the cursor, for invoked and automatic triggers alike; streamed to clients that opt in."""
     uri = params.text_document.uri
@@ -524,7 +546,6 @@ async def inline_completion(ls: SparklsServer, params: types.InlineCompletionPar
     return convert.lsp_inline_list(text, range_, convert.lsp_accept_command(view.stream_id))
 
 
-@SERVER.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
 async def completion(ls: SparklsServer, params: types.CompletionParams) -> types.CompletionList:
     """The same suggestion as a completion item, for clients without inline completion."""
     uri = params.text_document.uri
@@ -537,7 +558,6 @@ async def completion(ls: SparklsServer, params: types.CompletionParams) -> types
     return convert.lsp_completion_list(text, range_)
 
 
-@SERVER.command("sparkls.selectBackend")
 def select_backend(ls: SparklsServer, *args) -> dict:
     """Make ``args[0]`` the active backend for the next requests."""
     name = str(args[0]) if args else ""
@@ -552,7 +572,6 @@ def select_backend(ls: SparklsServer, *args) -> dict:
     return {"backend": name}
 
 
-@SERVER.command("sparkls.listBackends")
 def list_backends(ls: SparklsServer, *args) -> list[dict]:
     """Every backend the plugin host knows, built-in or third-party, with its availability."""
     h = host()
@@ -562,7 +581,6 @@ def list_backends(ls: SparklsServer, *args) -> list[dict]:
     ]
 
 
-@SERVER.command("sparkls.accept")
 def accept(ls: SparklsServer, *args) -> None:
     """A suggestion (or part of it) was accepted: keep it for typeahead."""
     info = args[0] if args else {}
@@ -573,7 +591,6 @@ def accept(ls: SparklsServer, *args) -> None:
     ls.send_status()
 
 
-@SERVER.feature("sparkls/didDismiss")
 def did_dismiss(ls: SparklsServer, params) -> None:
     """A suggestion was dismissed: do not offer it again from the cache."""
     stream_id = getattr(params, "streamId", None)
@@ -583,18 +600,43 @@ def did_dismiss(ls: SparklsServer, params) -> None:
     ls.send_status()
 
 
-next_edit_lsp.register(SERVER)
-gate_lsp.register(SERVER)
-
-
-@SERVER.feature(types.EXIT)
 def exit_(ls: SparklsServer, params: None) -> None:
-    ls.exit_code = 0 if ls.protocol._shutdown else 1
+    ls.exit_code = 0 if shutdown_received(ls.protocol) else 1
 
 
-@SERVER.feature(types.SHUTDOWN)
 def shutdown(ls: SparklsServer, params: None) -> None:
     if ls.index_task is not None:
         ls.index_task.cancel()
     ls.hub.cancel_all()
     ls.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def register(server: SparklsServer) -> None:
+    """Add every handler to ``server`` (the order is the order clients see the commands in)."""
+    server.feature(types.INITIALIZE)(initialize)
+    server.feature(types.INITIALIZED)(initialized)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    # documents
+    server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
+    server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
+    server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
+    # completions, and what became of them
+    server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(inline_completion)
+    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())(completion)
+    server.command("sparkls.selectBackend")(select_backend)
+    server.command("sparkls.listBackends")(list_backends)
+    server.command("sparkls.accept")(accept)
+    server.feature("sparkls/didDismiss")(did_dismiss)
+    next_edit_lsp.register(server)
+    gate_lsp.register(server)
+    # the end of a session
+    server.feature(types.EXIT)(exit_)
+    server.feature(types.SHUTDOWN)(shutdown)
+
+
+def make_server() -> SparklsServer:
+    """A new server with every handler registered and no state from any other session:
+    `sparkls serve` runs one; tests and the in-process replay make as many as they need."""
+    server = SparklsServer()
+    register(server)
+    return server

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from concurrent.futures import Future
 
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from lsp_client import FIXTURE_PROJECT, start_server, stop_server
+from clients import FIXTURE_PROJECT
+from sparkls.server.testing.client import stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -19,8 +19,8 @@ TEXT = "def handle_read(request, store):\n    payload = request.json()\n    retu
 
 
 @pytest.fixture
-async def client():
-    client, _ = await start_server()
+async def client(sparkls_server):
+    client, _ = await sparkls_server()
     await asyncio.wait_for(client.index_done.wait(), 30)
     await client.open(URI, TEXT)
     yield client
@@ -59,13 +59,12 @@ async def test_malformed_params_and_json(client) -> None:
     """Ensure malformed params get an error response and broken JSON-RPC frames are survived."""
     # The client library refuses to send such params, so the frame goes onto the wire by hand,
     # with a future registered for its id so the response is matched.
-    reply: Future = Future()
-    client.protocol._request_futures["bad-1"] = reply
+    reply = client.expect_response("bad-1")
     body = json.dumps(
         {"jsonrpc": "2.0", "id": "bad-1", "method": types.TEXT_DOCUMENT_INLINE_COMPLETION,
          "params": {"textDocument": 5, "position": "x"}}
     ).encode()
-    stdin = client._server.stdin
+    stdin = client.process.stdin
     stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     with pytest.raises(JsonRpcException):
         await asyncio.wait_for(asyncio.wrap_future(reply), 10)

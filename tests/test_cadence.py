@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from sparkls.plugins.api import Timeline
-from sparkls.server.cadence import RealClock, VirtualClock, in_thread, kept_up, pace
+from sparkls.server.cadence import RealClock, in_thread, kept_up, pace
+from sparkls.server.testing.clock import VirtualClock
 
 
 async def decode_core(clock, produced_at, fail_after=None):

@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lsp_client import FIXTURE_PROJECT, start_server, stop_server
+from clients import FIXTURE_PROJECT
+from sparkls.server.testing.client import stop_server
 from sparkls.server.line_breaks import lf, lf_edit
 
 _text = st.lists(st.sampled_from(["a", " ", "\r", "\n", "\r\n", "x"]), max_size=20).map("".join)
@@ -30,11 +31,11 @@ TEXT = "def handle_read(request, store):\n    payload = request.json()\n    retu
 
 
 @pytest.mark.e2e
-async def test_crlf_document_completes_as_its_lf_twin() -> None:
+async def test_crlf_document_completes_as_its_lf_twin(sparkls_server) -> None:
     """Ensure the same positions of a CRLF and an LF document get the same suggestions (CRLF-joined)."""
     answers = {}
     for name, eol in (("lf", "\n"), ("crlf", "\r\n")):
-        client, _ = await start_server()
+        client, _ = await sparkls_server()
         await asyncio.wait_for(client.index_done.wait(), 30)
         uri = (FIXTURE_PROJECT / "pkg" / f"{name}.py").as_uri()
         await client.open(uri, TEXT.replace("\n", eol))

@@ -8,7 +8,8 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
-from lsp_client import COMPLETION_ONLY_CAPS, FIXTURE_PROJECT, start_server, stop_server
+from clients import FIXTURE_PROJECT, NVIM_011
+from sparkls.server.testing.client import stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -22,9 +23,9 @@ DRAFT = (
 )
 
 
-async def test_inline_completion_session() -> None:
+async def test_inline_completion_session(sparkls_server) -> None:
     """Ensure a whole editor session works: open, edit incrementally, complete, cancel, shut down."""
-    client, init = await start_server(options={"debounce_ms": 400})
+    client, init = await sparkls_server(options={"debounce_ms": 400})
     caps = init.capabilities
     assert caps.inline_completion_provider is not None
     assert caps.completion_provider is None
@@ -71,9 +72,9 @@ async def test_inline_completion_session() -> None:
     assert await stop_server(client) == 0
 
 
-async def test_completion_fallback_for_clients_without_inline() -> None:
+async def test_completion_fallback_for_clients_without_inline(sparkls_server) -> None:
     """Ensure a client without inline completion gets `textDocument/completion` items with a textEdit."""
-    client, init = await start_server(COMPLETION_ONLY_CAPS)
+    client, init = await sparkls_server(NVIM_011)
     assert init.capabilities.inline_completion_provider is None
     assert init.capabilities.completion_provider is not None
     assert init.capabilities.position_encoding == types.PositionEncodingKind.Utf8
@@ -92,12 +93,12 @@ async def test_completion_fallback_for_clients_without_inline() -> None:
     assert await stop_server(client) == 0
 
 
-async def test_next_line_at_a_line_end_inline_and_completion() -> None:
+async def test_next_line_at_a_line_end_inline_and_completion(sparkls_server) -> None:
     """Ensure that at the end of a header line both methods suggest the line break and the body:
     the inline item's range is at the cursor, the completion item's label names its first line."""
     header = "def handle_update(request, store):"
-    for caps in (None, COMPLETION_ONLY_CAPS):
-        client, _ = await start_server(caps) if caps else await start_server()
+    for caps in (None, NVIM_011):
+        client, _ = await sparkls_server(caps) if caps else await sparkls_server()
         await asyncio.wait_for(client.index_done.wait(), 30)
         await client.open(URI, DRAFT + "\n" + header + "\n\n")
         at = types.Position(DRAFT.count("\n") + 1, len(header))
@@ -116,7 +117,7 @@ async def test_next_line_at_a_line_end_inline_and_completion() -> None:
         assert await stop_server(client) == 0
 
 
-async def test_excluded_files_never_reach_a_prompt(tmp_path) -> None:
+async def test_excluded_files_never_reach_a_prompt(sparkls_server, tmp_path) -> None:
     """Ensure a .env document gets no suggestion, and gitignored or `exclude`d files are not indexed
     (their unique text is never suggested) while other files are."""
     (tmp_path / ".gitignore").write_text("private/\n")
@@ -124,7 +125,7 @@ async def test_excluded_files_never_reach_a_prompt(tmp_path) -> None:
     (tmp_path / "private" / "keys.py").write_text("TOKEN_PRIVATE = 'zq-ignored-secret-value'\n" * 3)
     (tmp_path / "hidden.py").write_text("TOKEN_HIDDEN = 'zq-excluded-secret-value'\n" * 3)
     (tmp_path / "public.py").write_text("TOKEN_PUBLIC = 'zq-public-value'\n" * 3)
-    client, _ = await start_server(options={"exclude": ["hidden.py"]}, root=tmp_path)
+    client, _ = await sparkls_server(options={"exclude": ["hidden.py"]}, root=tmp_path)
     await asyncio.wait_for(client.index_done.wait(), 30)
     indexed = next(m.message for m in client.log_messages if m.message.startswith("indexed "))
     assert indexed.startswith("indexed 1 files"), indexed  # public.py only

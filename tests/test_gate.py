@@ -110,18 +110,18 @@ def test_neural_engine_yields_token_logprobs():
 
 @pytest.mark.model
 @pytest.mark.e2e
-async def test_gate_over_stdio_hides_below_its_threshold():
+async def test_gate_over_stdio_hides_below_its_threshold(sparkls_server):
     """Ensure the served neural suggestion is scored from its token log-probabilities, shown at threshold 0, kept back
     (an empty answer, recorded as gated) at threshold 1 when it comes as you type, still answered when invoked, and
     that sparkls/status counts it."""
     import asyncio
 
     from lsprotocol import types
-    from lsp_client import start_server, stop_server
+    from sparkls.server.testing.client import stop_server
 
     uri = "file:///tmp/sparkls-gate/area.py"
     text = "import math\n\n\ndef area(radius):\n    return math.pi * radius * \n"
-    client, _ = await start_server(options={"index": {"enabled": False}, "gate": {"threshold": 0.0}})
+    client, _ = await sparkls_server(options={"index": {"enabled": False}, "gate": {"threshold": 0.0}})
     statuses = []
     ready = asyncio.Event()
 

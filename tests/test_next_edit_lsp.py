@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from lsprotocol import types
-from lsp_client import start_server, stop_server
+from sparkls.server.testing.client import stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -20,8 +20,8 @@ async def ask(client, version, line, character):
     return await client.protocol.send_request_async(INLINE_EDIT, params)
 
 
-async def test_rename_next_edits_over_the_wire() -> None:
-    client, init = await start_server(options={"index": {"enabled": False}, "model": {"engine": "ngram"}})
+async def test_rename_next_edits_over_the_wire(sparkls_server) -> None:
+    client, init = await sparkls_server(options={"index": {"enabled": False}, "model": {"engine": "ngram"}})
     statuses = []
     client.feature("sparkls/status")(lambda p: statuses.append(p))
     try:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from sparkls.server import trace
+from sparkls.server.testing import trace
 
 FAKE = r'''
 import os, sys, time
@@ -102,7 +102,7 @@ def test_server_that_outlives_its_editor_is_terminated(tmp_path, fake) -> None:
     """Ensure that a server ignoring EOF is terminated after the grace period and the signal is reported."""
     code = f"""
 import sys
-from sparkls.server.record import record
+from sparkls.server.testing.record import record
 with open({str(tmp_path / 't.jsonl')!r}, 'wb') as out:
     sys.exit(record([sys.executable, {str(fake)!r}, 'ignore-eof'], out, grace=0.3))
 """

@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from lsp_client import FIXTURE_PROJECT, start_server, stop_server
+from clients import FIXTURE_PROJECT
+from sparkls.server.testing.client import stop_server
 
 pytestmark = pytest.mark.e2e
 
@@ -21,14 +22,14 @@ def closed_port() -> int:
         return s.getsockname()[1]  # nothing listens once the socket closes
 
 
-async def test_unreachable_remote_falls_back_to_the_local_core(monkeypatch) -> None:
+async def test_unreachable_remote_falls_back_to_the_local_core(monkeypatch, sparkls_server) -> None:
     """Ensure a refused connection is logged and the same request is answered by the local core."""
     # Where a remote engine is comes from the user's environment or config, never the editor's settings.
     monkeypatch.setenv("SPARKLS_REMOTE_URL", f"http://127.0.0.1:{closed_port()}")
     monkeypatch.setenv("SPARKLS_REMOTE_MODEL", "smollm2")
     options = {"model": {"engine": "remote"}, "remote": {"connect_timeout_s": 2}}
     # The autouse fixture pins the local core behind the remote to the n-gram core.
-    client, init = await start_server(options=options)
+    client, init = await sparkls_server(options=options)
     assert init.server_info.version.split("(engine: ")[1].startswith("remote: smollm2")
     await asyncio.wait_for(client.index_done.wait(), 30)
     await client.open(URI, TEXT)
@@ -39,11 +40,11 @@ async def test_unreachable_remote_falls_back_to_the_local_core(monkeypatch) -> N
     assert await stop_server(client) == 0
 
 
-async def test_remote_settings_with_a_key_are_refused(monkeypatch) -> None:
+async def test_remote_settings_with_a_key_are_refused(monkeypatch, sparkls_server) -> None:
     """Ensure an API key written into the settings is refused (keys come from a named variable)."""
     monkeypatch.setenv("SPARKLS_REMOTE_URL", "http://127.0.0.1:9")
     options = {"model": {"engine": "remote"}, "remote": {"model": "m", "api_key": "sk-x"}}
-    client, init = await start_server(options=options)
+    client, init = await sparkls_server(options=options)
     assert "remote" in init.server_info.version  # the key is dropped, the user's remote still serves
     await asyncio.sleep(0.2)
     assert any("ignored remote.api_key" in m.message for m in client.log_messages)

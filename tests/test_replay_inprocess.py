@@ -11,9 +11,9 @@ import pytest
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
-from sparkls.server import trace
-from sparkls.server.replay import Rules
-from sparkls.server.pytest_plugin import assert_cadence, assert_replay_ok, stream_schedule
+from sparkls.server.testing import trace
+from sparkls.server.testing.replay import Rules
+from sparkls.server.testing.pytest_plugin import assert_cadence, assert_replay_ok, stream_schedule
 
 HERE = Path(__file__).parent
 URI = "file:///w/a.py"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sparkls.server.pytest_plugin import assert_replay_ok
+from sparkls.server.testing.pytest_plugin import assert_replay_ok
 
 HERE = Path(__file__).parent
 TRACES = sorted((HERE / "traces").glob("*.jsonl"))
@@ -18,7 +18,7 @@ ROOT = HERE / "fixtures" / "project"
 # it answers gets " # changed" appended — the kind of regression a replay must catch.
 WRAPPER = r'''
 import subprocess, sys
-from sparkls.server import trace
+from sparkls.server.testing import trace
 child = subprocess.Popen([sys.executable, "-m", "sparkls.server", "serve"], stdout=subprocess.PIPE)
 frames, changed, out = trace.FrameReader(), False, sys.stdout.buffer
 while data := child.stdout.read1(65536):

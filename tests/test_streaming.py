@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import asyncio
 
-import attrs
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from lsp_client import FIXTURE_PROJECT, INLINE_CAPS, start_server, stop_server
+from clients import FIXTURE_PROJECT, VSCODE, VSCODE_STREAMING
+from sparkls.server.testing.client import stop_server
 
 pytestmark = pytest.mark.e2e
 
 URI = (FIXTURE_PROJECT / "pkg" / "stream.py").as_uri()
 TEXT = "def handle_delete(request, store):\n    payload = request.json()\n    return\n"
 STREAM = "sparkls/inlineCompletionStream"
-STREAM_CAPS = attrs.evolve(INLINE_CAPS, experimental={"sparkls": {"inlineCompletionStream": True}})
 
 
-async def session(caps, backend: str):
-    client, init = await start_server(caps, options={"backend": backend, "served_model": "llama-3.1-70b"})
+async def session(start, caps, backend: str):
+    client, init = await start(caps, options={"backend": backend, "served_model": "llama-3.1-70b"})
     client.stream, client.status = [], []
     client.feature(STREAM)(lambda p: client.stream.append(p))
     client.feature("sparkls/status")(lambda p: client.status.append(p))
@@ -38,9 +37,9 @@ async def wait_done(client, stream_id: str) -> list:
     raise AssertionError(f"stream {stream_id} never finished: {client.stream}")
 
 
-async def test_stream_grows_at_the_backend_cadence() -> None:
+async def test_stream_grows_at_the_backend_cadence(sparkls_server) -> None:
     """Ensure an opted-in client gets the first text early, then growing notifications and one done."""
-    client, init = await session(STREAM_CAPS, "nvidia-hopper")
+    client, init = await session(sparkls_server, VSCODE_STREAMING, "nvidia-hopper")
     assert init.capabilities.experimental["sparkls"]["inlineCompletionStream"] is True
     result = await client.text_document_inline_completion_async(client.inline_params(URI, 2, 10))
     [item] = result.items
@@ -62,9 +61,9 @@ async def test_stream_grows_at_the_backend_cadence() -> None:
     assert await stop_server(client) == 0
 
 
-async def test_clients_that_do_not_opt_in_get_the_whole_text() -> None:
+async def test_clients_that_do_not_opt_in_get_the_whole_text(sparkls_server) -> None:
     """Ensure a client without the opt-in gets one complete answer and no stream notifications."""
-    client, init = await session(INLINE_CAPS, "nvidia-hopper")
+    client, init = await session(sparkls_server, VSCODE, "nvidia-hopper")
     result = await client.text_document_inline_completion_async(client.inline_params(URI, 2, 10))
     assert [i.insert_text for i in result.items] == ['return {"status": "ok", "id": record.id}']
     await asyncio.sleep(0.2)
@@ -72,9 +71,9 @@ async def test_clients_that_do_not_opt_in_get_the_whole_text() -> None:
     assert await stop_server(client) == 0
 
 
-async def test_select_backend_command() -> None:
+async def test_select_backend_command(sparkls_server) -> None:
     """Ensure `sparkls.selectBackend` switches the cadence for the next request and rejects unknown names."""
-    client, _ = await session(STREAM_CAPS, "local")
+    client, _ = await session(sparkls_server, VSCODE_STREAMING, "local")
     await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="sparkls.selectBackend", arguments=["cerebras-wse3"])
     )

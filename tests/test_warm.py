@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lsp_client import FIXTURE_PROJECT, start_server, stop_server
+from clients import FIXTURE_PROJECT
+from sparkls.server.testing.client import stop_server
 from tiny_gguf import write_tiny_llama
 
 from sparkls.decode.engine import CompletionContext, Snippet
@@ -84,11 +85,11 @@ def test_warming_yields_to_requests(engine) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.model
-async def test_server_prefills_an_opened_document(monkeypatch) -> None:
+async def test_server_prefills_an_opened_document(monkeypatch, sparkls_server) -> None:
     """Ensure that `sparkls serve` with the neural core prefills a document when it is opened
     (and says so in the log), and that the document then completes as usual."""
     monkeypatch.delenv("SPARKLS_ENGINE", raising=False)
-    client, _ = await start_server()
+    client, _ = await sparkls_server()
     ready = asyncio.Event()
     client.feature("sparkls/status")(lambda p: ready.set() if p.engine == "neural" else None)
     await asyncio.wait_for(ready.wait(), 120)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from hostile_client import AS_LIMIT, RawClient, spawn
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from lsp_client import FIXTURE_PROJECT  # noqa: E402
+from clients import FIXTURE_PROJECT
 
 
 @pytest.mark.model

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,8 +11,7 @@ import pytest
 from hostile_client import RawClient, spawn, vm_rss_mb
 from hostile_engine import HostileEngine
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from lsp_client import FIXTURE_PROJECT  # noqa: E402
+from clients import FIXTURE_PROJECT
 
 pytestmark = pytest.mark.e2e
 TEXT = "def handle_read(request, store):\n    payload = request.json()\n    return\n"

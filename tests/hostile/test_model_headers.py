@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import struct
-import sys
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from tiny_gguf import write_tiny_llama  # noqa: E402
+from tiny_gguf import write_tiny_llama
 
 from sparkls.decode.gguf_model import MAX_POSITIONS, ModelLoadError, load_gguf  # noqa: E402
 

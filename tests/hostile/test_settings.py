@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -11,8 +10,7 @@ import pytest
 from hostile_client import RawClient, spawn
 from hostile_engine import HostileEngine
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
-from lsp_client import FIXTURE_PROJECT  # noqa: E402
+from clients import FIXTURE_PROJECT
 
 pytestmark = pytest.mark.e2e
 URI = (FIXTURE_PROJECT / "pkg" / "settings.py").as_uri()

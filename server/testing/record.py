@@ -20,7 +20,7 @@ import threading
 import time
 from typing import BinaryIO, Sequence
 
-from sparkls.server import trace
+from sparkls.server.testing import trace
 
 CHUNK = 1 << 16
 GRACE = 3.0  # seconds a server may take to exit after the editor went away

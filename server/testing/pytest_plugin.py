@@ -4,7 +4,7 @@ so installing sparkls is enough; see docs/traces.md).
 - ``sparkls_replay``: an async function; ``await sparkls_replay(path, server=None | "inprocess" |
   [cmd…], timing="fast", root=None)`` replays a trace against a server subprocess (default:
   this sparkls) or a fresh in-process server on the test's event loop, and returns a
-  :class:`~sparkls.server.replay.Result`.
+  :class:`~sparkls.server.testing.replay.Result`.
 - ``sparkls_replay_virtual``: the same, synchronous, in-process on a virtual clock (use it from
   plain ``def`` tests): sleeps, debounces and a backend's pacing take no wall time, and the
   times in the result are exact, so a stream's cadence can be asserted to the millisecond.
@@ -19,8 +19,8 @@ from typing import Any, Sequence
 
 import pytest
 
-from sparkls.server import replay as _replay
-from sparkls.server import trace as _trace
+from sparkls.server.testing import replay as _replay
+from sparkls.server.testing import trace as _trace
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -56,7 +56,7 @@ def sparkls_replay(request: pytest.FixtureRequest):
 def sparkls_replay_virtual(request: pytest.FixtureRequest):
     """``sparkls_replay_virtual(trace, timing="recorded", root=None, rules=None, factory=None)``:
     in-process on a virtual clock; call it from a synchronous test."""
-    from sparkls.server.cadence import VirtualClock
+    from sparkls.server.testing.clock import VirtualClock
 
     def run(recording: str | Path | _trace.Trace, timing: str = "recorded", root: str | Path | None = None,
             rules: _replay.Rules | None = None, factory=None, wait: float = 10.0) -> _replay.Result:

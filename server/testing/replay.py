@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Sequence
 
-from sparkls.server import trace
+from sparkls.server.protocol import serve_streams, shutdown_received
+from sparkls.server.testing import trace
 
 Timing = Literal["recorded", "compressed", "fast"]
 DEFAULT_SERVER = [sys.executable, "-m", "sparkls.server", "serve"]
@@ -153,16 +154,16 @@ class Subprocess:
 
 class InProcess:
     """A fresh server object in this process and event loop (so it runs on the loop's clock,
-    virtual or not). ``factory`` builds the server; the default re-imports sparkls's."""
+    virtual or not). ``factory`` builds the server; the default is sparkls's ``make_server``.
+    Closing it stops the server's work and worker threads even when the trace has no
+    ``shutdown``."""
 
     def __init__(self, factory: Callable[[], Any] | None = None) -> None:
-        self.factory = factory or fresh_sparkls_server
+        self.factory = factory or _make_sparkls_server
         self.stderr: list[bytes] = []
         self.exit_code: int | None = None
 
     async def start(self) -> asyncio.StreamReader:
-        from pygls.io_ import run_async
-
         self.server = self.factory()
         self.to_server, to_client = asyncio.StreamReader(), asyncio.StreamReader()
 
@@ -173,18 +174,14 @@ class InProcess:
             def close(self) -> None:
                 to_client.feed_eof()
 
-        self.server.protocol.set_writer(Writer())
         self.stop = threading.Event()
-        self.server._stop_event = self.stop
-        self.task = asyncio.ensure_future(
-            run_async(self.stop, self.to_server, self.server.protocol, log, self.server.report_server_error)
-        )
+        self.task = asyncio.ensure_future(serve_streams(self.server, self.to_server, Writer(), self.stop))
         self.to_client = to_client
         return to_client
 
     def send(self, msg: dict) -> None:
         if msg.get("method") == "exit":  # pygls's exit calls sys.exit: end the session here instead
-            self.exit_code = 0 if self.server.protocol._shutdown else 1
+            self.exit_code = 0 if shutdown_received(self.server.protocol) else 1
             self.to_server.feed_eof()
             self.to_client.feed_eof()
             return
@@ -200,31 +197,14 @@ class InProcess:
             self.task.cancel()
         if not self.to_client.at_eof():
             self.to_client.feed_eof()
-        _release(self.server)
+        self.server.shutdown()  # pygls's; sparkls's also stops its tasks, streams and pools
         return self.exit_code
 
 
-def fresh_sparkls_server():
-    """A new sparkls server object with no documents, counts or settings from earlier sessions."""
-    import importlib
+def _make_sparkls_server():
+    from sparkls.server.server import make_server
 
-    import sparkls.server.server as module
-
-    return importlib.reload(module).SERVER
-
-
-def _release(server) -> None:
-    from sparkls.server.lsp_log import LspLogHandler
-
-    root = logging.getLogger("sparkls")
-    for handler in [h for h in root.handlers if isinstance(h, LspLogHandler)]:
-        root.removeHandler(handler)
-    for closer in (getattr(getattr(server, "completer", None), "shutdown", None),):
-        if closer is not None:
-            try:
-                closer()
-            except Exception:
-                pass
+    return make_server()
 
 
 async def _wall_timeout(aw, timeout: float):
