@@ -20,7 +20,7 @@ from typing import Literal
 
 import msgspec
 
-from sparkls.backends.stream import load_model
+from sparkls.plugins.api import load_model
 from sparkls.plugins.api import Request
 
 DATA = Path(__file__).with_name("calibration.toml")

@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from sparkls.backends.stream import TomlBackend
-from sparkls.plugins.api import ModelSpec, Request, Timeline
+from sparkls.plugins.api import ModelSpec, Request, Timeline, TomlBackend
 
 Pos = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 
@@ -38,7 +37,6 @@ def request_of(measurement: Any, model: ModelSpec) -> Request | None:
 
 class RemoteSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     part: str = "OpenAI-compatible server"
-    variant: str = ""
     ttft_s: Annotated[float, msgspec.Meta(ge=0)]
     tokens_per_s: Pos
 

@@ -105,7 +105,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.name not in FREE:
         print(f"sparkls backends fit: no free parameters for {args.name!r} (have: {', '.join(FREE)})", file=sys.stderr)
         return 2
-    variant = f"{h.get(args.name, strict=True).spec.variant}+{args.stack}" if args.stack else ""
+    variant = f"{h.get(args.name, strict=True).variant}+{args.stack}" if args.stack else ""
     spec = h.get(args.name + (f":{variant}" if variant else ""), strict=True).spec
     start = {k: getattr(spec, k) or 1e-6 for k in FREE[args.name]}
     values, before, after = fit(args.name, start, h, log=lambda line: print(line, file=sys.stderr), stack=args.stack)
@@ -120,7 +120,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 def model_from(args: argparse.Namespace) -> ModelSpec:
     """The model: a TOML file or built-in name, else one described by the flags."""
-    from sparkls.backends.stream import load_model
+    from sparkls.plugins.api import load_model
 
     if args.model:
         m = load_model(args.model)
@@ -183,7 +183,7 @@ def default_backends(h) -> list[str]:
 
 def compared_backends(h, model: ModelSpec) -> list[str]:
     """The default comparison for a model: ``local`` only when the model is the one it runs."""
-    from sparkls.backends.stream import load_model
+    from sparkls.plugins.api import load_model
 
     own = load_model(LOCAL_MODEL).name
     return [n for n in default_backends(h) if n != LOCAL or model.name == own]
@@ -384,7 +384,7 @@ class _Lane:
     name: str
     kind: str  # "modelled", "measured" (this machine) or "remote" (a real engine)
     timeline: Timeline | None = None
-    spread: object = None  # backends.stream.Spread, for a modelled lane
+    spread: object = None  # backends.served.Spread, for a modelled lane
     text: str = ""
     tokens: int = 0
     first: float | None = None
@@ -509,7 +509,7 @@ def _race_lanes(h, backends: dict, model: ModelSpec, prompt_tokens: int, decoded
 
 
 def cmd_race(args: argparse.Namespace) -> int:
-    from sparkls.backends.stream import load_model
+    from sparkls.plugins.api import load_model
 
     h = _host()
     names = [n.strip() for b in args.backends for n in b.split(",") if n.strip()] if args.backends else default_backends(h)

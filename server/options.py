@@ -49,6 +49,12 @@ class GateOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     learn: bool = True  # adapt to this user's accepts and rejects
 
 
+class BackendsOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The plugin host's backends (plugins/registry.py)."""
+
+    disabled: Annotated[list[Name], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)  # never started
+
+
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """The `sparkls` settings section."""
 
@@ -60,7 +66,10 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     # "auto": no wait when the backend answers before the next keystroke, else wait for a pause.
     debounce_ms: Annotated[int, msgspec.Meta(ge=0, le=5000)] | Literal["auto"] = "auto"
     max_lines: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 12
-    backend: Name = "local"  # whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, …
+    # Whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, … or "auto":
+    # $SPARKLS_BACKEND, else the available backend of highest priority (local unless a plugin claims more).
+    backend: Name = "auto"
+    backends: BackendsOptions = msgspec.field(default_factory=BackendsOptions)
     served_model: Name = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
     index: IndexOptions = msgspec.field(default_factory=IndexOptions)
     # Options of the remote engine (model.engine = "remote") other than its destination and key:

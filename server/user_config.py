@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sparkls.plugins.api import config_dir
+
 log = logging.getLogger("sparkls")
 
 # Remote fields only the user's configuration may set (destination and credential).
@@ -49,8 +51,7 @@ class UserConfig:
 
 
 def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "sparkls" / "config.toml"
+    return config_dir() / "config.toml"
 
 
 def load() -> UserConfig:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sparkls.backends.stream import load_model
+from sparkls.plugins.api import load_model
 from sparkls.plugins import cli
 from sparkls.plugins.api import Request
 from sparkls.plugins.registry import Host

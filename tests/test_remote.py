@@ -28,7 +28,7 @@ from sparkls.decode.remote_engine import (
 from sparkls.decode.sse import Event, events
 from sparkls.decode.engine import CompletionContext
 from sparkls.plugins.api import Request, check_timeline
-from sparkls.backends.stream import load_model
+from sparkls.plugins.api import load_model
 
 
 @contextmanager
