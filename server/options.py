@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from sparkls.plugins.api import merge
 from sparkls.server.user_config import USER_ONLY
 
 # Bounds: a setting outside them is refused with a message naming it (and the previous
@@ -95,8 +96,7 @@ def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str |
     if not isinstance(raw, dict):
         return base, f"sparkls settings must be an object, got {type(raw).__name__}"
     raw, refused = _without_user_only(raw)
-    merged = msgspec.to_builtins(base)
-    _merge(merged, raw)
+    merged = merge(msgspec.to_builtins(base), raw)
     try:
         return msgspec.convert(merged, Options), refused
     except msgspec.ValidationError as exc:
@@ -118,14 +118,6 @@ def _without_user_only(raw: dict) -> tuple[dict, str | None]:
         "$SPARKLS_REMOTE_URL; see README, Security)"
     )
     return {**raw, "remote": kept}, message
-
-
-def _merge(into: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
 
 
 def _plain(value: Any) -> Any:

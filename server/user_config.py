@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sparkls.plugins.api import config_dir
+from sparkls.plugins.api import SpecError, config_dir, read_toml
 
 log = logging.getLogger("sparkls")
 
@@ -60,7 +59,7 @@ def load() -> UserConfig:
     path = config_path()
     try:
         if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
+            table = read_toml(path)
             remote = table.get("remote") or {}
             if not isinstance(remote, dict):
                 raise UserConfigError(f"{path}: [remote] must be a table")
@@ -70,7 +69,7 @@ def load() -> UserConfig:
                 raise UserConfigError(f"{path}: allowed_key_envs must be a list of variable names")
             cfg.allowed_key_envs = frozenset(allowed)
             cfg.source = str(path)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UserConfigError) as exc:
+    except (OSError, SpecError, UserConfigError) as exc:
         log.error("user configuration not read: %s", exc)
     env = os.environ
     for name, key in (("SPARKLS_REMOTE_URL", "url"), ("SPARKLS_REMOTE_MODEL", "model"),

@@ -127,3 +127,18 @@ def test_disabled_setting_reaches_the_process_wide_host():
     finally:
         registry.set_disabled([])
         registry.reset()
+
+
+def test_the_contract_and_the_backends_import_only_what_they_may():
+    """Ensure plugins/ imports nothing else from sparkls, and backends/ only sparkls.plugins (and itself)."""
+    import ast
+
+    root = Path(__file__).parents[1]
+    allowed = {"plugins": ("sparkls.plugins",), "backends": ("sparkls.plugins", "sparkls.backends")}
+    for folder, prefixes in allowed.items():
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                for name in names:
+                    assert not name.startswith("sparkls") or name.startswith(prefixes), f"{path}: imports {name}"

@@ -139,7 +139,7 @@ def test_measured_cadence_sits_beside_the_modelled_backends(engine_url):
 
 def test_race_shows_a_remote_row_with_real_tokens(engine_url, capsys):
     """Ensure `sparkls race --remote` adds a row with the engine's own text and measured TTFT."""
-    from sparkls.plugins.cli import main
+    from sparkls.server.cli import main
 
     rc = main(["race", f"{DEMO}:37:25", "--backends", "local,cerebras-wse3", "--max-tokens", "16",
                "--remote", engine_url, "--remote-model", "smollm2"])
