@@ -279,6 +279,8 @@ class TomlBackend(Backend):
             where += f" with {user}"
         variants = table.pop("variants", {})
         default = table.pop("variant", "")
+        if not isinstance(variants, dict) or not isinstance(default, str):
+            raise SpecError(f"{where}: `variant` must be a string and `variants` a table of tables")
         self.variant = variant or default
         for part in filter(None, self.variant.split("+")):
             if part not in variants:
