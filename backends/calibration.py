@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import math
 import statistics
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
-from sparkls.backends.stream import load_model
-from sparkls.plugins.api import Request
+from sparkls.plugins.api import Request, load_model, merge, read_toml
 
 DATA = Path(__file__).with_name("calibration.toml")
 TOLERANCE = 0.25  # each in-fit figure
@@ -88,13 +86,12 @@ class Prediction(msgspec.Struct, frozen=True):
 
 
 def figures(path: Path = DATA) -> list[Figure]:
-    return msgspec.convert(tomllib.loads(path.read_text())["figure"], list[Figure])
+    return msgspec.convert(read_toml(path)["figure"], list[Figure])
 
 
 def predict(fig: Figure, host=None, spec_overrides: dict | None = None) -> Prediction:
     """Build the figure's backend and request, and read the metric's median off the modelled load."""
     from sparkls.plugins.registry import host as default_host
-    from sparkls.plugins.api import merge
 
     h = host or default_host()
     backend = h.get(fig.hardware, overrides=merge(fig.hardware_overrides, spec_overrides or {}), strict=True)

@@ -31,7 +31,7 @@ from typing import Annotated
 import msgspec
 
 from sparkls.backends.load import Capacity
-from sparkls.backends.stream import Replica, ServedBackend
+from sparkls.backends.served import Replica, ServedBackend
 from sparkls.plugins.api import Fraction, NonNeg, Positive, Request
 
 Pos, Frac = Positive, Fraction
@@ -41,7 +41,6 @@ class WaferSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     """One wafer and the serving software's latencies (see ``cerebras-wse3.toml``)."""
 
     part: str
-    variant: str = ""
     sram_bytes: Pos
     sram_bw: Pos
     flops: Pos

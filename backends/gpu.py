@@ -29,7 +29,7 @@ from typing import Annotated
 import msgspec
 
 from sparkls.backends.load import Capacity
-from sparkls.backends.stream import Replica, ServedBackend
+from sparkls.backends.served import Replica, ServedBackend
 from sparkls.plugins.api import Fraction, NonNeg, Positive, Request
 
 Pos, Frac = Positive, Fraction
@@ -39,7 +39,6 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     """One GPU part and the serving stack's efficiencies (see ``nvidia-*.toml``)."""
 
     part: str
-    variant: str = ""
     hbm_bytes: Pos  # per GPU
     hbm_bw: Pos  # bytes/s per GPU
     bf16_flops: Pos  # dense tensor FLOP/s per GPU

@@ -13,15 +13,13 @@ from typing import Annotated
 
 import msgspec
 
-from sparkls.backends.stream import TomlBackend
-from sparkls.plugins.api import Request, Timeline
+from sparkls.plugins.api import Request, Timeline, TomlBackend
 
 Pos = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class LocalSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     part: str = "this machine"
-    variant: str = ""
     tokens_per_s: Pos
     prefill_tokens_per_s: Pos
 

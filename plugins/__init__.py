@@ -2,8 +2,7 @@
 
 What the server uses::
 
-    from sparkls.plugins import host, Request
-    from sparkls.backends.stream import load_model
+    from sparkls.plugins import host, load_model, Request
 
     h = host()                                    # discovered once per process
     backend = h.get("nvidia-blackwell:gb200")     # unknown/unavailable -> "local" (logged)
@@ -24,12 +23,20 @@ from sparkls.plugins.api import (
     SpecError,
     Speculative,
     Timeline,
+    TomlBackend,
+    builtin_models,
     check_timeline,
+    config_dir,
+    load_model,
     load_spec,
+    merge,
+    read_toml,
+    user_spec_dir,
 )
-from sparkls.plugins.registry import DISABLE_AUTOLOAD, FALLBACK, GROUP, Host, host, reset
+from sparkls.plugins.registry import AUTO, DISABLE_AUTOLOAD, FALLBACK, GROUP, SELECT, Host, host, reset
 
 __all__ = [
-    "Backend", "Deployment", "InvalidTimeline", "ModelSpec", "Request", "SpecError", "Speculative",
-    "Timeline", "check_timeline", "load_spec", "DISABLE_AUTOLOAD", "FALLBACK", "GROUP", "Host", "host", "reset",
+    "Backend", "Deployment", "InvalidTimeline", "ModelSpec", "Request", "SpecError", "Speculative", "Timeline",
+    "TomlBackend", "builtin_models", "check_timeline", "config_dir", "load_model", "load_spec", "merge", "read_toml",
+    "user_spec_dir", "AUTO", "DISABLE_AUTOLOAD", "FALLBACK", "GROUP", "SELECT", "Host", "host", "reset",
 ]

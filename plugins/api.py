@@ -11,10 +11,12 @@ wall clock.
 
 from __future__ import annotations
 
+import inspect
 import math
+import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 import msgspec
 
@@ -167,6 +169,23 @@ def check_timeline(tl: object, req: Request) -> Timeline:
 S = TypeVar("S", bound=msgspec.Struct)
 
 
+# -- TOML descriptions ----------------------------------------------------------------------
+#
+# Hardware and served models are TOML files validated by msgspec Structs. A user changes any
+# field without touching an installed package: a partial file of the same name in their own
+# configuration folder is deep-merged over the packaged one.
+
+
+def config_dir() -> Path:
+    """The user's sparkls configuration folder: ``$XDG_CONFIG_HOME/sparkls`` (default ``~/.config/sparkls``)."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "sparkls"
+
+
+def user_spec_dir() -> Path:
+    """Where a user's partial backend TOML files live: ``$SPARKLS_BACKEND_DIR``, else ``config_dir()/backends``."""
+    return Path(os.environ.get("SPARKLS_BACKEND_DIR") or config_dir() / "backends")
+
+
 def merge(base: dict, over: dict) -> dict:
     """Deep-merge two TOML tables: ``over`` wins, sub-tables merge."""
     out = dict(base)
@@ -175,43 +194,102 @@ def merge(base: dict, over: dict) -> dict:
     return out
 
 
-def load_spec(kind: type[S], source: str | Path | dict, overrides: dict | None = None) -> S:
-    """Read a TOML file (or a table) into ``kind``, validating every field; errors name the file."""
-    where = "<table>"
-    if isinstance(source, dict):
-        table = source
-    else:
-        where = str(source)
-        try:
-            table = tomllib.loads(Path(source).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise SpecError(f"{where}: {e}") from None
+def read_toml(path: str | Path) -> dict:
+    """A TOML file as a table; :class:`SpecError` naming the file if it cannot be read or parsed."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise SpecError(f"{path}: {e}") from None
+
+
+def load_spec(kind: type[S], source: str | Path | dict, overrides: dict | None = None, where: str = "") -> S:
+    """Read a TOML file (or a table from ``where``) into ``kind``, validating every field; errors
+    name the file."""
+    where = where or ("<table>" if isinstance(source, dict) else str(source))
+    table = source if isinstance(source, dict) else read_toml(source)
     try:
         return msgspec.convert(merge(table, overrides or {}), kind)
     except msgspec.ValidationError as e:
         raise SpecError(f"{where}: {e}") from None
 
 
-class Backend:
-    """Base class for hardware backends (subclassing is optional: duck typing is enough).
+MODELS = Path(__file__).with_name("models")  # the served-model catalogue: <name>.toml
 
-    A backend has a ``name``, a ``priority`` (reading it raises RuntimeError, with the
-    reason, when the backend cannot run here: it is then not viable) and ``timeline``.
-    ``spec_file`` is the TOML its hardware description loads from, merged with ``overrides``.
+
+def builtin_models() -> list[str]:
+    """Names of the packaged served-model descriptions (``llama-3.1-70b``, ``qwen3-32b``, ...)."""
+    return sorted(p.stem for p in MODELS.glob("*.toml"))
+
+
+def load_model(name_or_path: str | Path, overrides: dict | None = None) -> ModelSpec:
+    """A :class:`ModelSpec` from a TOML file, or by name from the packaged catalogue."""
+    path = Path(name_or_path)
+    if not path.is_file() and (MODELS / f"{name_or_path}.toml").is_file():
+        path = MODELS / f"{name_or_path}.toml"
+    return load_spec(ModelSpec, path, overrides)
+
+
+# -- backends -------------------------------------------------------------------------------
+
+
+class Backend:
+    """What the host needs from a backend (subclassing is optional: duck typing is enough).
+
+    ``name`` is what users type; ``priority`` ranks it when the ``backend`` setting is
+    ``"auto"`` (``local`` is 10); reading it raises RuntimeError, with the reason, when the
+    backend cannot run here (it is then not viable). ``timeline`` answers a request.
+
+    The host calls the class named by the entry point with no arguments at discovery, and as
+    ``cls(variant=..., overrides=...)`` for ``"name:variant"`` or field overrides: that is the
+    constructor :class:`TomlBackend` documents.
     """
 
     name: ClassVar[str] = ""
     priority: float = 0.0
-    spec_type: ClassVar[type[msgspec.Struct]]
-    spec_file: ClassVar[Path | None] = None
-
-    def __init__(self, spec: Any = None, overrides: dict | None = None) -> None:
-        if spec is None and self.spec_file is not None:
-            spec = load_spec(self.spec_type, self.spec_file, overrides)
-        self.spec = spec
 
     def timeline(self, request: Request, seed: int = 0) -> Timeline:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+class TomlBackend(Backend):
+    """A backend whose hardware is described by a TOML file and validated by ``spec_type``.
+
+    The file is ``spec_file`` (relative to the subclass's module), by default ``<name>.toml``. Load
+    order: that table; deep-merged with the user's ``<user_spec_dir()>/<name>.toml`` if there
+    is one; then the chosen ``[variants.<variant>]`` tables in turn (a part, a release or a
+    serving stack: ``"h100+vllm"`` applies both; without one, the file's top-level ``variant``
+    key, if any); then ``overrides``. Every field is validated; errors name the file.
+    ``self.spec`` is the result, ``self.variant`` the variant applied and ``self.variants`` the
+    ones the file offers.
+    """
+
+    spec_type: ClassVar[type[msgspec.Struct]]
+    spec_file: ClassVar[str | Path | None] = None
+
+    def __init__(self, variant: str = "", overrides: dict | None = None) -> None:
+        path = self.spec_path()
+        table = read_toml(path)
+        where = str(path)
+        user = user_spec_dir() / f"{self.name}.toml"
+        if user.is_file():
+            table = merge(table, read_toml(user))
+            where += f" with {user}"
+        variants = table.pop("variants", {})
+        default = table.pop("variant", "")
+        if not isinstance(variants, dict) or not isinstance(default, str):
+            raise SpecError(f"{where}: `variant` must be a string and `variants` a table of tables")
+        self.variant = variant or default
+        for part in filter(None, self.variant.split("+")):
+            if part not in variants:
+                raise SpecError(f"{path}: no variant {part!r} (have: {', '.join(variants) or 'none'})")
+            table = merge(table, variants[part])
+        self.variants = tuple(variants)
+        self.spec = load_spec(self.spec_type, table, overrides, where)
+
+    @classmethod
+    def spec_path(cls) -> Path:
+        """The packaged TOML description."""
+        return Path(inspect.getfile(cls)).parent / (cls.spec_file or f"{cls.name}.toml")

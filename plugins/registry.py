@@ -14,9 +14,13 @@ run time :meth:`Host.timeline` checks every answer and falls back to ``local`` o
 or an exception. Third-party code runs guarded (:func:`guarded`): in a worker thread, within a
 time budget, with every exception caught — ``SystemExit`` and ``KeyboardInterrupt`` included —
 so a plugin that exits, blocks or loops costs the server one budget, once, and is marked
-unavailable. Selection: the name asked for, else ``$SPARKLS_BACKEND``, else the viable
-backend with the highest priority. ``SPARKLS_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the
-built-ins (for tests), like pytest's ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``.
+unavailable.
+
+Selection (:meth:`Host.choose`): the name asked for (the ``backend`` setting), or for
+``"auto"`` ``$SPARKLS_BACKEND``, else the viable backend with the highest priority. Backends
+named in the ``backends.disabled`` setting (:func:`set_disabled`) are never started or offered;
+``SPARKLS_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the built-ins (for tests), like pytest's
+``PYTEST_DISABLE_PLUGIN_AUTOLOAD``.
 """
 
 from __future__ import annotations
@@ -37,7 +41,9 @@ log = logging.getLogger(__name__)
 GROUP = "sparkls.backends"
 DISABLE_AUTOLOAD = "SPARKLS_DISABLE_PLUGIN_AUTOLOAD"
 SELECT = "SPARKLS_BACKEND"
+AUTO = "auto"
 FALLBACK = "local"
+DISABLED = "disabled in settings"
 BUILTIN_DIST = "sparkls"
 
 # A small request every backend must answer sanely before it is offered.
@@ -55,6 +61,7 @@ class Entry:
     name: str
     dist: str  # "name version" of the distribution declaring it
     target: str  # the entry point's "module:attr"
+    ep: metadata.EntryPoint | None = None
     factory: Any = None
     backend: Backend | None = None
     available: bool = False
@@ -117,6 +124,7 @@ class Host:
     def __init__(self, autoload: bool | None = None, disabled: Iterable[str] = ()) -> None:
         self.autoload = _autoload() if autoload is None else autoload
         self.disabled = set(disabled)
+        self.disabled.discard(FALLBACK)  # the fallback of every failure cannot be turned off
         self.entries: dict[str, Entry] = {}
         eps = metadata.entry_points(group=GROUP)
         # Built-ins first, so a third-party plugin can never take a built-in's name.
@@ -125,7 +133,7 @@ class Host:
 
     def _add(self, ep: metadata.EntryPoint) -> None:
         dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
-        entry = Entry(ep.name, dist, ep.value)
+        entry = Entry(ep.name, dist, ep.value, ep)
         key = ep.name
         if key in self.entries:
             if self.entries[key].target == ep.value:
@@ -136,15 +144,30 @@ class Host:
             log.warning("backend %s from %s ignored: %s", ep.name, dist, entry.reason)
             return
         self.entries[key] = entry
+        self._admit(entry)
+
+    def _admit(self, entry: Entry) -> None:
+        """Start the backend, unless autoload is off for it or it is disabled."""
         if not (entry.builtin or self.autoload):
             entry.reason = f"third-party autoload off ({DISABLE_AUTOLOAD})"
-        elif ep.name in self.disabled:
-            entry.reason = "disabled in settings"
+        elif entry.name in self.disabled:
+            entry.reason = DISABLED
         else:
-            self._start(entry, ep)
+            self._start(entry)
 
-    def _start(self, entry: Entry, ep: metadata.EntryPoint) -> None:
+    def set_disabled(self, names: Iterable[str]) -> None:
+        """Make ``names`` the disabled backends: those newly disabled are no longer offered, those
+        enabled again are started (blocking, within their budget: call it off the event loop)."""
+        before, self.disabled = self.disabled, set(names) - {FALLBACK}
+        for key, entry in self.entries.items():
+            if key != entry.name or (entry.name in before) == (entry.name in self.disabled):
+                continue  # a name clash (never started), or no change
+            entry.backend, entry.available, entry.reason, entry.priority = None, False, "", float("-inf")
+            self._admit(entry)
+
+    def _start(self, entry: Entry) -> None:
         stage = ["import"]
+        ep = entry.ep
 
         def start():
             entry.factory = ep.load()
@@ -180,14 +203,25 @@ class Host:
             e.available, e.reason = False, reason
             log.error("backend %s marked unavailable: %s", name, reason)
 
+    def choose(self, setting: str | None = AUTO) -> str:
+        """The backend a ``backend`` setting means: the name it gives, or for ``"auto"`` (or
+        none) ``$SPARKLS_BACKEND``, else the viable backend of highest priority (``local``, 10,
+        unless a plugin claims more)."""
+        if setting and setting != AUTO:
+            return setting
+        env = os.environ.get(SELECT, "").strip()
+        if env and env != AUTO:
+            return env
+        return next(iter(self.names()), FALLBACK)
+
     def get(self, name: str | None = None, overrides: dict | None = None, strict: bool = False) -> Backend:
         """The backend called ``name`` (``"name:variant"`` picks a part or release), falling back.
 
-        Without a name: ``$SPARKLS_BACKEND``, else the viable backend of highest priority.
-        An unknown, unavailable or unbuildable backend yields ``local`` (logged), or raises
-        ValueError with the reason when ``strict``.
+        ``"auto"`` or no name: as :meth:`choose` says. An unknown, unavailable, disabled or
+        unbuildable backend yields ``local`` (logged), or raises ValueError with the reason
+        when ``strict``.
         """
-        name = name or os.environ.get(SELECT) or next(iter(self.names()), FALLBACK)
+        name = self.choose(name)
         base, _, variant = name.partition(":")
         e = self.entries.get(base)
         try:
@@ -222,8 +256,7 @@ class Host:
 
 
 _default: Host | None = None
-
-
+_disabled: frozenset[str] = frozenset()
 _building = threading.Lock()
 
 
@@ -234,8 +267,18 @@ def host() -> Host:
     if _default is None:
         with _building:
             if _default is None:
-                _default = Host()
+                _default = Host(disabled=_disabled)
     return _default
+
+
+def set_disabled(names: Iterable[str]) -> None:
+    """The ``backends.disabled`` setting, for the process-wide host: applied when it is built,
+    or at once if it is (waiting for a build under way; blocking: call it off the event loop)."""
+    global _disabled
+    _disabled = frozenset(names)
+    with _building:
+        if _default is not None:
+            _default.set_disabled(_disabled)
 
 
 def reset() -> None:

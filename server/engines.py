@@ -89,14 +89,14 @@ class RemoteWithFallback:
         return remote_io()
 
     def __init__(self, settings, local: Callable[[], Engine], on_measure=None) -> None:
-        from sparkls.backends.remote import RemoteEngine
+        from sparkls.decode.remote_engine import RemoteEngine
 
         self.remote = RemoteEngine(settings, on_measure=on_measure)  # RemoteError(kind="config") if invalid
         self.local = local
         self.retry_at = 0.0
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
-        from sparkls.backends.remote import RemoteError
+        from sparkls.decode.remote_engine import RemoteError
 
         if time.monotonic() < self.retry_at:
             yield from self.local().complete(ctx, cancelled)

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from sparkls.plugins.api import merge
 from sparkls.server.user_config import USER_ONLY
 
 # Bounds: a setting outside them is refused with a message naming it (and the previous
@@ -64,6 +65,12 @@ class ContextOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     copy: bool = True
 
 
+class BackendsOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """The plugin host's backends (plugins/registry.py)."""
+
+    disabled: Annotated[list[Name], msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)  # never started
+
+
 class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """The `sparkls` settings section."""
 
@@ -75,11 +82,14 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     # "auto": no wait when the backend answers before the next keystroke, else wait for a pause.
     debounce_ms: Annotated[int, msgspec.Meta(ge=0, le=5000)] | Literal["auto"] = "auto"
     max_lines: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 12
-    backend: Name = "local"  # whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, …
+    # Whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, … or "auto":
+    # $SPARKLS_BACKEND, else the available backend of highest priority (local unless a plugin claims more).
+    backend: Name = "auto"
+    backends: BackendsOptions = msgspec.field(default_factory=BackendsOptions)
     served_model: Name = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
     index: IndexOptions = msgspec.field(default_factory=IndexOptions)
     # Options of the remote engine (model.engine = "remote") other than its destination and key:
-    # timeouts, prompt_chars, ... (backends/remote.py RemoteConfig). Its url and api_key_env
+    # timeouts, prompt_chars, ... (decode/remote_client.py RemoteConfig). Its url and api_key_env
     # come only from the user's configuration (user_config.py).
     remote: dict[str, Any] | None = None
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)
@@ -106,8 +116,7 @@ def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str |
     if not isinstance(raw, dict):
         return base, f"sparkls settings must be an object, got {type(raw).__name__}"
     raw, refused = _without_user_only(raw)
-    merged = msgspec.to_builtins(base)
-    _merge(merged, raw)
+    merged = merge(msgspec.to_builtins(base), raw)
     try:
         return msgspec.convert(merged, Options), refused
     except msgspec.ValidationError as exc:
@@ -129,14 +138,6 @@ def _without_user_only(raw: dict) -> tuple[dict, str | None]:
         "$SPARKLS_REMOTE_URL; see README, Security)"
     )
     return {**raw, "remote": kept}, message
-
-
-def _merge(into: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
 
 
 def _plain(value: Any) -> Any:

@@ -14,10 +14,9 @@ from functools import lru_cache
 import tomllib
 from pathlib import Path
 
-from sparkls.backends.stream import builtin_models, load_model
 from sparkls.decode.engine import CompletionContext
-from sparkls.plugins import Request, host
-from sparkls.plugins.api import ModelSpec, SpecError, Timeline, load_spec
+from sparkls.plugins import AUTO, FALLBACK, Request, host
+from sparkls.plugins.api import ModelSpec, SpecError, Timeline, builtin_models, load_model, load_spec
 from sparkls.server import safe_files
 
 log = logging.getLogger("sparkls")
@@ -90,11 +89,18 @@ class Pacer:
     """The active backend and the timelines it gives for requests."""
 
     def __init__(self) -> None:
-        self.backend_name = os.environ.get("SPARKLS_BACKEND", "local")
+        self.setting = AUTO  # the `backend` setting: a backend's name, or "auto"
+        self.remote = False  # a remote engine serves: "local" pacing means its own cadence
         self.model_name = "llama-3.1-8b"
         self.model_spec: ModelSpec | None = None  # read from a TOML file (served_model_file); wins over the name
         self.seed = 0
         self.last_prompt: dict[str, str] = {}  # per document, for the prefix a server would have cached
+
+    @property
+    def backend_name(self) -> str:
+        """The backend the setting means now ("auto": ``$SPARKLS_BACKEND``, else the highest priority)."""
+        name = host().choose(self.setting)
+        return "remote" if self.remote and name == FALLBACK else name
 
     @property
     def backend(self):

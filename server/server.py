@@ -29,7 +29,6 @@ from pygls.uris import to_fs_path
 from sparkls.decode.copy_choice import CopyChoice
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
-from sparkls.backends.stream import builtin_models
 from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
 from sparkls.server.completion import completion_context, typed_word
 from sparkls.server.line_breaks import lf, lf_edit, line_break
@@ -46,7 +45,7 @@ from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce, serv
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
 from sparkls.server.suggestion_log import SuggestionLog
 from sparkls.server.workspace import WorkspaceContext, uri_path
-from sparkls.plugins import host
+from sparkls.plugins import builtin_models, host, registry
 
 log = logging.getLogger("sparkls")
 WARM_DELAY_S = 0.3  # quiet after didOpen before its document is prefilled (see SparklsServer.warm)
@@ -127,7 +126,8 @@ class SparklsServer(LanguageServer):
 
     def apply_options(self) -> None:
         """Settings that live outside ``options``: the backend, the served model, the remote engine."""
-        self.pacer.backend_name = self.options.backend
+        self.pacer.setting, self.pacer.remote = self.options.backend, False
+        self.io_pool.submit(registry.set_disabled, self.options.backends.disabled)  # may start plugins: not on the loop
         self.pacer.model_name = self.options.served_model
         self.pacer.model_spec = None
         if self.options.served_model not in builtin_models():
@@ -141,8 +141,7 @@ class SparklsServer(LanguageServer):
             except Exception as exc:  # bad settings: say so, serve locally
                 log.error("remote engine not started: %s", exc)
                 return
-            if self.options.backend == "local":
-                self.pacer.backend_name = "remote"  # its tokens arrive at their real cadence
+            self.pacer.remote = True  # its tokens arrive at their real cadence
 
     def load_served_model(self, path: str) -> None:
         """Read a served-model TOML named in settings, in the I/O pool (safe_files: inside the
@@ -566,7 +565,7 @@ def select_backend(ls: SparklsServer, *args) -> dict:
     except ValueError as exc:
         raise JsonRpcInvalidParams(f"{exc}; available: {', '.join(host().names())}") from None
     ls.options = msgspec.structs.replace(ls.options, backend=name)
-    ls.pacer.backend_name = name
+    ls.pacer.setting = name
     log.info("backend: %s", name)
     ls.send_status()
     return {"backend": name}

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import logging
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sparkls.plugins.api import SpecError, config_dir, read_toml
 
 log = logging.getLogger("sparkls")
 
@@ -49,8 +50,7 @@ class UserConfig:
 
 
 def config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "sparkls" / "config.toml"
+    return config_dir() / "config.toml"
 
 
 def load() -> UserConfig:
@@ -59,7 +59,7 @@ def load() -> UserConfig:
     path = config_path()
     try:
         if path.is_file() and path.stat().st_size <= MAX_CONFIG_BYTES:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
+            table = read_toml(path)
             remote = table.get("remote") or {}
             if not isinstance(remote, dict):
                 raise UserConfigError(f"{path}: [remote] must be a table")
@@ -69,7 +69,7 @@ def load() -> UserConfig:
                 raise UserConfigError(f"{path}: allowed_key_envs must be a list of variable names")
             cfg.allowed_key_envs = frozenset(allowed)
             cfg.source = str(path)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, UserConfigError) as exc:
+    except (OSError, SpecError, UserConfigError) as exc:
         log.error("user configuration not read: %s", exc)
     env = os.environ
     for name, key in (("SPARKLS_REMOTE_URL", "url"), ("SPARKLS_REMOTE_MODEL", "model"),
@@ -100,7 +100,7 @@ def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return
-    from sparkls.backends.remote import redact_url
+    from sparkls.decode.remote_client import redact_url
 
     raise UserConfigError(f"remote url {redact_url(url)} must be https (plain http only to a loopback address)")
 

@@ -5,8 +5,7 @@ import math
 import msgspec
 import pytest
 
-from sparkls.backends.stream import builtin_models, load_model
-from sparkls.plugins.api import Request, SpecError, check_timeline
+from sparkls.plugins.api import Request, SpecError, builtin_models, check_timeline, load_model
 from sparkls.plugins.registry import Host
 
 HOST = Host(autoload=False)
@@ -86,8 +85,23 @@ def test_specs_validate_and_user_overrides_merge(tmp_path, monkeypatch):
 
     assert Hopper().spec.network_rtt_s == 0.0 and Hopper().spec.hbm_bw == 3.35e12
     (tmp_path / "nvidia-hopper.toml").write_text("hbm_bw = -1\n")
-    with pytest.raises(SpecError, match="hbm_bw"):
+    with pytest.raises(SpecError, match="hbm_bw") as err:
         Hopper()
+    assert str(tmp_path / "nvidia-hopper.toml") in str(err.value)
+
+
+def test_user_overrides_live_in_the_xdg_config_folder(tmp_path, monkeypatch):
+    """Ensure $XDG_CONFIG_HOME/sparkls/backends/<name>.toml overrides fields, variants included."""
+    monkeypatch.delenv("SPARKLS_BACKEND_DIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    (tmp_path / "sparkls" / "backends").mkdir(parents=True)
+    (tmp_path / "sparkls" / "backends" / "nvidia-hopper.toml").write_text('variant = "h200"\nnetwork_rtt_s = 0.0\n')
+    from sparkls.backends.hopper import Hopper
+
+    default, h100 = Hopper(), Hopper(variant="h100")
+    assert (default.variant, default.spec.hbm_bw, default.spec.network_rtt_s) == ("h200", 4.8e12, 0.0)
+    assert (h100.variant, h100.spec.hbm_bw) == ("h100", 3.35e12)
+    assert {"h100", "h200", "vllm"} <= set(default.variants)
 
 
 @pytest.mark.parametrize("name", builtin_models())

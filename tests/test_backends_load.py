@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sparkls.backends import load
-from sparkls.backends.stream import load_model
+from sparkls.plugins.api import load_model
 from sparkls.plugins.api import Request
 from sparkls.plugins.registry import Host
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from sparkls.plugins.api import ModelSpec, Request
-from sparkls.plugins.registry import DISABLE_AUTOLOAD, Host
+from sparkls.plugins import registry
+from sparkls.plugins.registry import AUTO, DISABLE_AUTOLOAD, SELECT, Host
 
 SITE = Path(__file__).parent / "fixtures" / "plugins" / "site"
 REQ = Request(model=ModelSpec(name="m", params=8e9, layers=32, hidden=4096), prompt_tokens=100, new_tokens=50)
@@ -86,3 +87,58 @@ def test_unknown_backend_and_bad_variant_fall_back():
     with pytest.raises(ValueError, match="no variant 'h999'"):
         h.get("nvidia-hopper:h999", strict=True)
     assert h.get("nvidia-hopper:h200").spec.hbm_bw == 4.8e12
+
+
+def test_auto_picks_the_environment_then_the_highest_priority(monkeypatch):
+    """Ensure "auto" means $SPARKLS_BACKEND, else the viable backend of highest priority, and a name wins over both."""
+    monkeypatch.delenv(SELECT, raising=False)
+    h = Host(autoload=False)
+    assert h.choose(AUTO) == h.choose(None) == h.get().name == "local"
+    h.entries["cerebras-wse3"].priority = 20.0  # a backend that claims more than local's 10
+    assert h.choose(AUTO) == "cerebras-wse3" and h.get("auto").name == "cerebras-wse3"
+    monkeypatch.setenv(SELECT, "nvidia-hopper")
+    assert h.choose(AUTO) == "nvidia-hopper" and h.get().name == "nvidia-hopper"
+    assert h.choose("nvidia-blackwell") == "nvidia-blackwell"
+
+
+def test_disabled_backends_are_never_started_and_come_back(monkeypatch):
+    """Ensure a disabled backend is not imported or offered, local cannot be disabled, and enabling starts it."""
+    monkeypatch.syspath_prepend(str(SITE))
+    h = Host(autoload=True, disabled=["fixture-good", "local"])
+    good = h.entries["fixture-good"]
+    assert not good.available and good.reason == "disabled in settings" and good.factory is None
+    assert h.get("fixture-good").name == "local" and h.entries["local"].available
+    assert "fixture-good" not in h.names()
+    h.set_disabled(["nvidia-hopper"])
+    assert good.available and h.timeline("fixture-good", REQ).backend == "fixture-good"
+    assert not h.entries["nvidia-hopper"].available and h.get("nvidia-hopper").name == "local"
+    h.set_disabled([])
+    assert h.entries["nvidia-hopper"].available and h.get("nvidia-hopper").name == "nvidia-hopper"
+
+
+def test_disabled_setting_reaches_the_process_wide_host():
+    """Ensure registry.set_disabled applies before the shared host is built and to it once it is."""
+    try:
+        registry.reset()
+        registry.set_disabled(["cerebras-wse3"])
+        assert registry.host().entries["cerebras-wse3"].reason == "disabled in settings"
+        registry.set_disabled([])
+        assert registry.host().entries["cerebras-wse3"].available
+    finally:
+        registry.set_disabled([])
+        registry.reset()
+
+
+def test_the_contract_and_the_backends_import_only_what_they_may():
+    """Ensure plugins/ imports nothing else from sparkls, and backends/ only sparkls.plugins (and itself)."""
+    import ast
+
+    root = Path(__file__).parents[1]
+    allowed = {"plugins": ("sparkls.plugins",), "backends": ("sparkls.plugins", "sparkls.backends")}
+    for folder, prefixes in allowed.items():
+        for path in (root / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+                for name in names:
+                    assert not name.startswith("sparkls") or name.startswith(prefixes), f"{path}: imports {name}"

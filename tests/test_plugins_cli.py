@@ -5,7 +5,8 @@ import json
 import pytest
 
 from sparkls.plugins import registry as host_mod
-from sparkls.plugins.cli import count, main
+from sparkls.server.cli import main
+from sparkls.server.cli.common import count
 
 
 @pytest.fixture(autouse=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sparkls.backends.stream import load_model
-from sparkls.plugins import cli
+from sparkls.plugins.api import load_model
+from sparkls.server.cli import main, race, race_view
 from sparkls.plugins.api import Request
 from sparkls.plugins.registry import Host
 
@@ -40,7 +40,7 @@ def summary_rows(out: str) -> dict[str, list[str]]:
 
 def race_json(capsys, *argv: str) -> tuple[int, dict[str, dict]]:
     """Run `sparkls race --json` and return its exit code and lanes by backend."""
-    rc = cli.main(["race", *argv, "--json"])
+    rc = main(["race", *argv, "--json"])
     lanes = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     return rc, {lane["backend"]: lane for lane in lanes}
 
@@ -79,20 +79,20 @@ PROMPT_TOKENS: list[int] = []
 @pytest.fixture(autouse=True)
 def _record_prompt(monkeypatch):
     """Remember the prompt length the race used, to rebuild its request shape."""
-    real = cli._prepare
+    real = race._prepare
 
     def spy(*a, **kw):
         out = real(*a, **kw)
         PROMPT_TOKENS[:] = [out[2]]
         return out
 
-    monkeypatch.setattr(cli, "_prepare", spy)
+    monkeypatch.setattr(race, "_prepare", spy)
 
 
 def test_race_plain_output_lists_updates_and_summary(capsys):
     """Ensure the plain view prints a header, time-ordered updates per lane and a summary."""
     names = ["local", "cerebras-wse3"]
-    assert cli.main(["race", POSITION, "--backends", ",".join(names)]) == 0
+    assert main(["race", POSITION, "--backends", ",".join(names)]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0]
     assert "SmolLM2-135M" in header and "prompt ≈" in header and "decoded once" in header
@@ -125,7 +125,7 @@ def test_a_slow_decode_core_does_not_hold_back_modelled_lanes(monkeypatch, capsy
     while the local lane replays this machine's own ~10 tokens/s."""
     from sparkls.decode.engine import CompletionContext
 
-    monkeypatch.setattr(cli, "_prepare", lambda *a: (SlowEngine(), CompletionContext("x = ", "", max_tokens=8), 3))
+    monkeypatch.setattr(race, "_prepare", lambda *a: (SlowEngine(), CompletionContext("x = ", "", max_tokens=8), 3))
     rc, lanes = race_json(capsys, "x.py:1:5", "--backends", "cerebras-wse3,local")
     assert rc == 0
     tl = Host(autoload=False).timeline("cerebras-wse3", Request(model=load_model("smollm2-135m"), prompt_tokens=3,
@@ -139,7 +139,7 @@ def test_a_slow_decode_core_does_not_hold_back_modelled_lanes(monkeypatch, capsy
 def test_race_live_view_renders_lanes(monkeypatch, capsys):
     """Ensure the terminal view runs and its table holds every backend with its text."""
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
-    assert cli.main(["race", POSITION, "--backends", "local,nvidia-blackwell"]) == 0
+    assert main(["race", POSITION, "--backends", "local,nvidia-blackwell"]) == 0
     out = capsys.readouterr().out
     assert "nvidia-blackwell" in out and "local" in out and "quantity" in out
 
@@ -147,9 +147,9 @@ def test_race_live_view_renders_lanes(monkeypatch, capsys):
 
     tl = Host(autoload=False).timeline("cerebras-wse3", Request(model=load_model("smollm2-135m"), prompt_tokens=10,
                                                                  new_tokens=3))
-    lane = cli._Lane("cerebras-wse3", "modelled", tl, text="x = 1", tokens=3, first=0.2, last=0.3)
+    lane = race_view.Lane("cerebras-wse3", "modelled", tl, text="x = 1", tokens=3, first=0.2, last=0.3)
     buf = io.StringIO()
-    Console(file=buf, width=140, force_terminal=False).print(cli._render([lane], "demo", 0.5, True))
+    Console(file=buf, width=140, force_terminal=False).print(race_view.render([lane], "demo", 0.5, True))
     text = buf.getvalue()
     assert "cerebras-wse3" in text and "x = 1" in text and "0.200s" in text and "modelled" in text
 
@@ -162,7 +162,7 @@ def test_race_live_view_renders_lanes(monkeypatch, capsys):
 ])
 def test_race_usage_errors(argv, message, capsys):
     """Ensure a bad backend, model or remote option is a usage error naming the problem."""
-    assert cli.main(["race", POSITION, *argv]) == 2
+    assert main(["race", POSITION, *argv]) == 2
     assert message in capsys.readouterr().err
 
 

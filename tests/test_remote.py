@@ -16,19 +16,19 @@ from contextlib import contextmanager
 
 import pytest
 
-from sparkls.backends.remote import (
+from sparkls.backends.remote import RemoteBackend, request_of, timeline_of
+from sparkls.decode.remote_engine import (
     Measurement,
-    RemoteBackend,
     RemoteConfig,
     RemoteEngine,
     RemoteError,
     prompt_of,
     stream_completion,
 )
-from sparkls.backends.sse import Event, events
+from sparkls.decode.sse import Event, events
 from sparkls.decode.engine import CompletionContext
 from sparkls.plugins.api import Request, check_timeline
-from sparkls.backends.stream import load_model
+from sparkls.plugins.api import load_model
 
 
 @contextmanager
@@ -259,9 +259,9 @@ def test_engine_sends_the_request_applies_stop_rules_and_measures(monkeypatch):
     m = measured[0]
     assert m is engine.last and m.tokens == 2 and m.error is None  # reading stopped at the cut
     assert m.ttft_s > 0 and len(m.gaps_s) == 1 and m.gaps_s[0] > 0.005
-    tl = m.timeline()
+    tl = timeline_of(m)
     assert tl.as_produced and tl.ttft_s == m.ttft_s
-    req = m.request(load_model("smollm2-135m"))
+    req = request_of(m, load_model("smollm2-135m"))
     assert req.new_tokens == 2 and req.prompt_tokens >= 1
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from sparkls.backends.remote import Measurement, RemoteConfig, RemoteEngine, RemoteError, stream_completion
-from sparkls.backends.stream import load_model
+from sparkls.backends.remote import request_of, timeline_of
+from sparkls.decode.remote_engine import Measurement, RemoteConfig, RemoteEngine, RemoteError, stream_completion
+from sparkls.plugins.api import load_model
 from sparkls.decode.engine import CompletionContext
 from sparkls.decode.model_path import default_model_path
 from sparkls.plugins.api import check_timeline
@@ -126,8 +127,8 @@ def test_measured_cadence_sits_beside_the_modelled_backends(engine_url):
     engine = RemoteEngine(dict(url=engine_url, model="smollm2"), count_tokens=lambda s: len(s.split()))
     list(engine.complete(CompletionContext(prefix="def add(a, b):\n    ", suffix="", max_tokens=16), lambda: False))
     m = engine.last
-    measured = m.timeline()
-    req = m.request(load_model("smollm2-135m"))
+    measured = timeline_of(m)
+    req = request_of(m, load_model("smollm2-135m"))
     assert measured.ttft_s == m.ttft_s and req.new_tokens == m.tokens
     h = Host(autoload=False)
     for name in ("cerebras-wse3", "nvidia-hopper"):
@@ -138,7 +139,7 @@ def test_measured_cadence_sits_beside_the_modelled_backends(engine_url):
 
 def test_race_shows_a_remote_row_with_real_tokens(engine_url, capsys):
     """Ensure `sparkls race --remote` adds a row with the engine's own text and measured TTFT."""
-    from sparkls.plugins.cli import main
+    from sparkls.server.cli import main
 
     rc = main(["race", f"{DEMO}:37:25", "--backends", "local,cerebras-wse3", "--max-tokens", "16",
                "--remote", engine_url, "--remote-model", "smollm2"])

@@ -89,3 +89,31 @@ async def test_select_backend_command(sparkls_server) -> None:
             types.ExecuteCommandParams(command="sparkls.selectBackend", arguments=["no-such-chip"])
         )
     assert await stop_server(client) == 0
+
+
+async def test_auto_backend_follows_the_environment_and_the_disabled_list(monkeypatch) -> None:
+    """Ensure `backend` "auto" paces at $SPARKLS_BACKEND and `backends.disabled` takes a backend out until re-enabled."""
+    monkeypatch.setenv("SPARKLS_BACKEND", "cerebras-wse3")
+    client, _ = await start_server(STREAM_CAPS, options={"backends": {"disabled": ["nvidia-hopper"]}})
+    client.stream = []
+    client.feature(STREAM)(lambda p: client.stream.append(p))
+    await asyncio.wait_for(client.index_done.wait(), 30)
+    await client.open(URI, TEXT)
+    result = await client.text_document_inline_completion_async(client.inline_params(URI, 2, 10))
+    notes = await wait_done(client, result.items[0].command.arguments[0]["streamId"])
+    assert notes[-1].backend == "cerebras-wse3"
+
+    async def listed() -> dict:
+        rows = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="sparkls.listBackends"))
+        return {b["name"]: b for b in rows}
+
+    names = await listed()
+    assert names["cerebras-wse3"]["active"]
+    assert not names["nvidia-hopper"]["available"] and names["nvidia-hopper"]["reason"] == "disabled in settings"
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"sparkls": {"backends": {"disabled": []}}}))
+    for _ in range(100):  # re-enabling starts the backend in the server's I/O pool
+        if (await listed())["nvidia-hopper"]["available"]:
+            break
+        await asyncio.sleep(0.02)
+    assert (await listed())["nvidia-hopper"]["available"]
+    assert await stop_server(client) == 0

@@ -21,7 +21,7 @@ export function readSettings(get: <T>(key: string, fallback: T) => T): Settings 
   return {
     serverPath: get('serverPath', '').trim(),
     pythonPath: get('pythonPath', '').trim(),
-    backend: get('backend', 'local').trim() || 'local',
+    backend: get('backend', 'auto').trim() || 'auto',
     servedModel: get('servedModel', '').trim(),
     modelEngine: get('model.engine', 'auto'),
     modelPath: get('model.path', '').trim(),

@@ -14,7 +14,7 @@ function env(executables: string[], extra: Partial<Env> = {}): Env {
 }
 
 test('server settings use the server names', () => {
-  assert.deepEqual(serverSettings(settings()), { backend: 'local', debounce_ms: 'auto', model: { engine: 'auto', path: null, warm_on_open: true } });
+  assert.deepEqual(serverSettings(settings()), { backend: 'auto', debounce_ms: 'auto', model: { engine: 'auto', path: null, warm_on_open: true } });
   const s = settings({ backend: 'cerebras-wse3', servedModel: 'llama-3.1-70b', debounceMs: 150, 'model.engine': 'ngram', 'model.path': '/m.gguf', 'model.warmOnOpen': false });
   assert.deepEqual(serverSettings(s), {
     backend: 'cerebras-wse3',

@@ -1,56 +1,15 @@
-"""What the built-in hardware models share: spec loading with variants and user overrides,
-and turning one replica's iteration cost into a seeded token timeline under load
-(:class:`ServedBackend`, through :mod:`sparkls.backends.load`)."""
+"""What the modelled serving engines share: turning one replica's iteration cost into a seeded
+token timeline under load (:class:`ServedBackend`, through :mod:`sparkls.backends.load`).
+Their TOML specs, variants and user overrides come from :class:`sparkls.plugins.api.TomlBackend`."""
 
 from __future__ import annotations
 
 import math
-import os
 import random
-import tomllib
-from pathlib import Path
 from dataclasses import dataclass
 
 from sparkls.backends import load
-from sparkls.plugins.api import Backend, Request, SpecError, Timeline, load_spec, merge
-
-HERE = Path(__file__).parent
-MODELS_PREFIX = "model-"
-
-
-def user_dir() -> Path:
-    """Where a user's partial TOML overrides live: ``$SPARKLS_BACKEND_DIR`` or the XDG config dir."""
-    if d := os.environ.get("SPARKLS_BACKEND_DIR"):
-        return Path(d)
-    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "sparkls" / "backends"
-
-
-class TomlBackend(Backend):
-    """A backend whose hardware spec is ``<name>.toml`` next to this module.
-
-    Load order: the built-in table, deep-merged with ``<user_dir>/<name>.toml`` if present,
-    then the chosen ``[variants.<variant>]`` tables (a part, a software release or serving
-    stack; ``"h100+vllm"`` applies both in turn), then ``overrides``. Every field is validated by the spec Struct; errors name the file.
-    """
-
-    def __init__(self, variant: str = "", overrides: dict | None = None) -> None:
-        path = HERE / f"{self.name}.toml"
-        table = tomllib.loads(path.read_text())
-        user = user_dir() / f"{self.name}.toml"
-        if user.is_file():
-            try:
-                table = merge(table, tomllib.loads(user.read_text()))
-            except tomllib.TOMLDecodeError as e:
-                raise SpecError(f"{user}: {e}") from None
-        variants = table.pop("variants", {})
-        variant = variant or table.get("variant", "")
-        for name in filter(None, variant.split("+")):  # "h100+vllm": a part, then a serving stack
-            if name not in variants:
-                raise SpecError(f"{path}: no variant {name!r} (have: {', '.join(variants) or 'none'})")
-            table = merge(table, variants[name])
-        table["variant"] = variant
-        self.variants = tuple(variants)
-        super().__init__(load_spec(self.spec_type, table, overrides))
+from sparkls.plugins.api import Request, Timeline, TomlBackend
 
 
 @dataclass(frozen=True)
@@ -125,22 +84,3 @@ class ServedBackend(TomlBackend):
         pick = lambda xs: tuple(load.percentile(xs, p) for p in q)  # noqa: E731
         return Spread(ttft_s=pick(ttfts), tokens_per_s=pick(rates) if rates else (math.inf,) * 3,
                       samples=len(ttfts), mean_batch=batch / runs)
-
-
-def model_path(name: str) -> Path:
-    """The TOML file of a built-in model description, e.g. ``llama-3.1-70b``."""
-    return HERE / f"{MODELS_PREFIX}{name}.toml"
-
-
-def builtin_models() -> list[str]:
-    return sorted(p.stem[len(MODELS_PREFIX) :] for p in HERE.glob(f"{MODELS_PREFIX}*.toml"))
-
-
-def load_model(name_or_path: str | Path, overrides: dict | None = None):
-    """A :class:`~sparkls.plugins.api.ModelSpec` from a built-in name or a TOML file."""
-    from sparkls.plugins.api import ModelSpec
-
-    p = Path(name_or_path)
-    if not p.is_file() and model_path(str(name_or_path)).is_file():
-        p = model_path(str(name_or_path))
-    return load_spec(ModelSpec, p, overrides)
