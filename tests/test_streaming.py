@@ -91,10 +91,10 @@ async def test_select_backend_command(sparkls_server) -> None:
     assert await stop_server(client) == 0
 
 
-async def test_auto_backend_follows_the_environment_and_the_disabled_list(monkeypatch) -> None:
+async def test_auto_backend_follows_the_environment_and_the_disabled_list(sparkls_server, monkeypatch) -> None:
     """Ensure `backend` "auto" paces at $SPARKLS_BACKEND and `backends.disabled` takes a backend out until re-enabled."""
     monkeypatch.setenv("SPARKLS_BACKEND", "cerebras-wse3")
-    client, _ = await start_server(STREAM_CAPS, options={"backends": {"disabled": ["nvidia-hopper"]}})
+    client, _ = await sparkls_server(VSCODE_STREAMING, options={"backends": {"disabled": ["nvidia-hopper"]}})
     client.stream = []
     client.feature(STREAM)(lambda p: client.stream.append(p))
     await asyncio.wait_for(client.index_done.wait(), 30)
