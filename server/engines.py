@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from sparkls.decode.engine import CompletionContext, Engine
 
-from sparkls.decode.model_path import default_model_path
+from sparkls.decode.neural.model_path import default_model_path
 from sparkls.server.options import ModelOptions
 
 log = logging.getLogger("sparkls")
@@ -40,8 +40,8 @@ def neural_model_path(options: ModelOptions) -> Path | None:
 
 def load_neural_engine(path: Path):
     """Load and compile the neural engine (blocking: run it off the event loop)."""
-    from sparkls.decode.llama import LlamaModel
-    from sparkls.decode.neural_engine import NeuralEngine
+    from sparkls.decode.neural.llama import LlamaModel
+    from sparkls.decode.neural.neural_engine import NeuralEngine
 
     model = LlamaModel.load(path)
     model.warmup()

@@ -24,8 +24,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from sparkls.decode.copy_choice import CopyChoice
-from sparkls.decode.ngram_engine import NgramEngine
-from sparkls.decode.ngram_model import CodeModel
+from sparkls.decode.ngram.ngram_engine import NgramEngine
+from sparkls.decode.ngram.ngram_model import CodeModel
 from sparkls.backends.stream import builtin_models
 from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
 from sparkls.server.completion import completion_context, typed_word

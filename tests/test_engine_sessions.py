@@ -5,10 +5,10 @@ from __future__ import annotations
 from tiny_gguf import write_tiny_llama
 
 from sparkls.decode.engine import CompletionContext
-from sparkls.decode.llama import LlamaModel
-from sparkls.decode.ngram_engine import NgramEngine
-from sparkls.decode.ngram_model import CodeModel
-from sparkls.decode.neural_engine import NeuralEngine
+from sparkls.decode.neural.llama import LlamaModel
+from sparkls.decode.ngram.ngram_engine import NgramEngine
+from sparkls.decode.ngram.ngram_model import CodeModel
+from sparkls.decode.neural.neural_engine import NeuralEngine
 from sparkls.server.engines import release_document
 
 

@@ -18,7 +18,7 @@ import pytest
 from sparkls.backends.remote import Measurement, RemoteConfig, RemoteEngine, RemoteError, stream_completion
 from sparkls.backends.stream import load_model
 from sparkls.decode.engine import CompletionContext
-from sparkls.decode.model_path import default_model_path
+from sparkls.decode.neural.model_path import default_model_path
 from sparkls.plugins.api import check_timeline
 from sparkls.plugins.registry import Host
 

@@ -12,7 +12,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1]))
 from tiny_gguf import write_tiny_llama  # noqa: E402
 
-from sparkls.decode.gguf_model import MAX_POSITIONS, ModelLoadError, load_gguf  # noqa: E402
+from sparkls.decode.neural.gguf_header import ModelLoadError  # noqa: E402
+from sparkls.decode.neural.loader import MAX_POSITIONS, load_gguf  # noqa: E402
 
 
 def patch_u32(path: Path, key: str, value: int) -> None:

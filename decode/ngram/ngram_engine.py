@@ -8,8 +8,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from sparkls.decode.engine import CompletionContext
-from sparkls.decode.ngram import EMPTY
-from sparkls.decode.ngram_model import CodeModel, NgramCounts
+from sparkls.decode.ngram.ngram import EMPTY
+from sparkls.decode.ngram.ngram_model import CodeModel, NgramCounts
 from sparkls.decode.stops import StopRules
 
 # The n-gram context reaches back MAX_ORDER tokens; this many characters always hold them.

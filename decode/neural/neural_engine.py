@@ -13,9 +13,9 @@ from typing import Callable, Iterator
 import numpy as np
 
 from sparkls.decode.engine import CompletionContext, Scored
-from sparkls.decode.llama import LlamaModel, SessionPool
+from sparkls.decode.neural.llama import LlamaModel, SessionPool
 from sparkls.decode.snippets import render_snippets
-from sparkls.decode.speculation import MAX_DRAFT, Draft, match_draft
+from sparkls.decode.neural.speculation import MAX_DRAFT, Draft, match_draft
 from sparkls.decode.stops import StopRules
 
 CHARS_PER_TOKEN = 3  # conservative for code, to size the prompt window in characters
