@@ -48,17 +48,6 @@ def load_neural_engine(path: Path):
     return NeuralEngine(model)
 
 
-def release_document(engine, uri: str) -> None:
-    """Free what a local engine keeps for a closed document: the neural engine's session.
-
-    A session's KV cache takes 46 KB per cached token (46 MB for a 1k-token prompt); left in
-    the pool it would stay until four other documents had asked for completions.
-    """
-    sessions = getattr(engine, "sessions", None)  # NeuralEngine's SessionPool, keyed by URI
-    if sessions is not None:
-        sessions.drop(uri)
-
-
 # Remote streams wait on the network, not the CPU: they get their own threads, so a silent
 # engine cannot hold the decode pool's two workers while other documents wait.
 _REMOTE_IO: ThreadPoolExecutor | None = None
@@ -71,7 +60,7 @@ def remote_io() -> ThreadPoolExecutor:
     return _REMOTE_IO
 
 
-class RemoteWithFallback:
+class RemoteWithFallback(Engine):
     """The `remote` engine, with this machine's decode core taking over when the remote fails.
 
     A failure (timeout, lost connection, HTTP error) ends the remote stream where it was; if
