@@ -4,7 +4,7 @@
 - ``cerebras-wse3`` (:mod:`.cerebras`): weights in wafer SRAM, layers pipelined across wafers.
 - ``nvidia-blackwell`` / ``nvidia-hopper`` (:mod:`.blackwell`, :mod:`.hopper` over :mod:`.gpu`):
   HBM-bound decode, tensor parallelism over NVLink, continuous batching.
-- ``remote`` (:mod:`.remote`): a real engine's tokens (``sparkls.decode.remote_engine``), as they arrive.
+- ``remote`` (:mod:`.remote`): a real engine's tokens (``sparkls.decode.remote.remote_engine``), as they arrive.
 
 They use only the public contract, :mod:`sparkls.plugins.api`, as a third-party backend does:
 each is a :class:`~sparkls.plugins.api.TomlBackend` whose spec is ``<name>.toml`` here (a user's

@@ -1,6 +1,6 @@
 """``remote``: real tokens from a model served elsewhere, shown as they arrive.
 
-The tokens come from :class:`sparkls.decode.remote_engine.RemoteEngine` (configured in the
+The tokens come from :class:`sparkls.decode.remote.remote_engine.RemoteEngine` (configured in the
 user's own settings); this backend is its registry entry (``sparkls.backends`` entry point
 ``remote``). Its timeline is "as produced" like ``local``'s, so the server shows each remote
 token when it arrives; its estimated figures follow the last measured request
@@ -50,7 +50,7 @@ class RemoteBackend(TomlBackend):
     spec: RemoteSpec
 
     def update(self, measurement: Any) -> None:
-        """Follow a measured request (a :class:`~sparkls.decode.remote_client.Measurement`): its TTFT and
+        """Follow a measured request (a :class:`~sparkls.decode.remote.remote_client.Measurement`): its TTFT and
         output rate become the estimates."""
         changes: dict[str, float] = {}
         if measurement.ttft_s is not None:

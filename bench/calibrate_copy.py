@@ -25,8 +25,8 @@ from quality_cases import KINDS, answer_line, exact, make_cases, similarity  # n
 
 def copies(cases) -> list[tuple[str, list]]:
     from sparkls.decode.engine import CompletionContext
-    from sparkls.decode.ngram_engine import NgramEngine
-    from sparkls.decode.ngram_model import CodeModel
+    from sparkls.decode.ngram.ngram_engine import NgramEngine
+    from sparkls.decode.ngram.ngram_model import CodeModel
     from sparkls.server.exclusions import Exclusions
     from sparkls.server.indexer import index_workspace
     from sparkls.server.options import IndexOptions

@@ -30,17 +30,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from sparkls.decode import int8  # noqa: E402
-from sparkls.decode.llama import PATH_INT8, PATH_INT16, LlamaModel  # noqa: E402
-from sparkls.decode.model_path import default_model_path  # noqa: E402
-from sparkls.decode.speculation import match_draft  # noqa: E402
+from sparkls.decode.neural import int8  # noqa: E402
+from sparkls.decode.neural.llama import PATH_INT8, PATH_INT16, LlamaModel  # noqa: E402
+from sparkls.decode.neural.model_path import default_model_path  # noqa: E402
+from sparkls.decode.neural.speculation import match_draft  # noqa: E402
 
 REPEATS = 3  # alternating plain / speculative runs on the editing prompt, and int8 / int16 prefills of 1k tokens
 TARGETS = {"decode": 110, "prefill_x": 4.0, "cold_4k_ms": 1500, "warm_ms": 25, "spec_x": 1.8, "rss_mb": 350, "rss_8k_mb": 600}
 
 STARTUP = """
 import time; t0 = time.perf_counter()
-from sparkls.decode.llama import LlamaModel
+from sparkls.decode.neural.llama import LlamaModel
 t1 = time.perf_counter(); m = LlamaModel.load(); t2 = time.perf_counter(); m.warmup(); t3 = time.perf_counter()
 print(f"{t1 - t0:.2f} {t2 - t1:.2f} {t3 - t2:.2f}")
 """
@@ -191,7 +191,7 @@ def bench_prefill(model: LlamaModel, ids_1k, ids_4k) -> dict:
 LONG_PROMPT = """
 import json, resource, sys, time
 import numpy as np
-from sparkls.decode.llama import LlamaModel
+from sparkls.decode.neural.llama import LlamaModel
 m = LlamaModel.load(); m.warmup()
 ids = np.array(json.load(open(sys.argv[1])), np.int32)
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -323,7 +323,7 @@ def main() -> None:
     n["cold_ms"], n["prefill"] = p[f"cold_1k_{own}_ms"], p[f"prefill_1k_{own}"]
     long = bench_long_prompt(ids_8k)
     c = bench_llama_cpp(path, ids_1k)
-    print("\nNumba (sparkls.decode.llama)")
+    print("\nNumba (sparkls.decode.neural.llama)")
     print(f"  decode           {n['decode']:7.1f} tok/s   (target >= {TARGETS['decode']})")
     for name in ("int8", "int16"):
         if f"prefill_1k_{name}" in p:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparkls.decode.llama import PREFILL_CHUNK, LlamaModel
+from sparkls.decode.neural.llama import PREFILL_CHUNK, LlamaModel
 
 ROOT = Path(__file__).resolve().parents[1]
 FILES = sorted((ROOT / "tests" / "fixtures" / "project" / "pkg").glob("[a-z]*.py")) + sorted((ROOT / "examples" / "demo").glob("*.py"))

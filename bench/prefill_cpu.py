@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from decode import code_prompt  # noqa: E402
 
-from sparkls.decode import int8  # noqa: E402
-from sparkls.decode.llama import PATH_INT8, PATH_INT16, LlamaModel  # noqa: E402
-from sparkls.decode.model_path import default_model_path  # noqa: E402
+from sparkls.decode.neural import int8  # noqa: E402
+from sparkls.decode.neural.llama import PATH_INT8, PATH_INT16, LlamaModel  # noqa: E402
+from sparkls.decode.neural.model_path import default_model_path  # noqa: E402
 
 LLAMA_CPP = """
 import json, sys, time

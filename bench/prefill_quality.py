@@ -24,8 +24,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from llama_reference import ReferenceLlama  # noqa: E402
 
-from sparkls.decode.llama import PATH_INT8, PATH_INT16, LlamaModel  # noqa: E402
-from sparkls.decode.model_path import default_model_path  # noqa: E402
+from sparkls.decode.neural.llama import PATH_INT8, PATH_INT16, LlamaModel  # noqa: E402
+from sparkls.decode.neural.model_path import default_model_path  # noqa: E402
 
 
 def windows(tok, n_prompts: int, n_tokens: int) -> list[np.ndarray]:

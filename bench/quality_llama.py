@@ -24,7 +24,7 @@ def main() -> None:
 
     from llama_cpp import Llama, __version__
 
-    from sparkls.decode.model_path import default_model_path
+    from sparkls.decode.neural.model_path import default_model_path
 
     ap = argparse.ArgumentParser()
     ap.add_argument("cases")

@@ -6,7 +6,7 @@ On bench/decode.py's editing prompt (1.85k cached positions), prints for batches
 tokens the time of a forward pass and what each extra token adds, as a fraction of the
 one-token step measured in the same run (min over repeats, sizes interleaved, so a noisy
 host slows all alike), then a batch of 9 split into attention, linear layers and LM head.
-The draft budget (decode/speculation.py) learns the same line at run time. Not a test.
+The draft budget (decode/neural/speculation.py) learns the same line at run time. Not a test.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from decode import editing_prompt  # noqa: E402
 
-from sparkls.decode.attention import attention  # noqa: E402
-from sparkls.decode.llama import LlamaModel, linear  # noqa: E402
+from sparkls.decode.neural.attention import attention  # noqa: E402
+from sparkls.decode.neural.llama import LlamaModel, linear  # noqa: E402
 
 SIZES = (1, 2, 3, 5, 9, 13, 17)
 

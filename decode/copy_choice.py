@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Iterator
 
-from sparkls.decode.engine import CompletionContext
+from sparkls.decode.engine import CompletionContext, Engine
 
 MIN_ORDER = 6
 MIN_PROB = 0.5
@@ -28,18 +28,31 @@ def strong(evidence: list[tuple[int, int, int]], min_order: int = MIN_ORDER, min
     return math.exp(sum(math.log(c / t) for _, c, t in steps)) >= min_prob
 
 
-class CopyChoice:
+class CopyChoice(Engine):
     """The neural engine, with the n-gram core's copy answering instead where its evidence is strong.
 
-    Everything else (sessions, warming, name) is the neural engine's.
+    Everything else (name, warming, sessions, token counts) is the neural engine's.
     """
 
-    def __init__(self, neural, ngram) -> None:
+    def __init__(self, neural: Engine, ngram) -> None:
         self.neural = neural
         self.ngram = ngram
 
-    def __getattr__(self, name: str):
-        return getattr(self.neural, name)
+    @property
+    def name(self) -> str:
+        return self.neural.name
+
+    def warm(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> int:
+        return self.neural.warm(ctx, cancelled)
+
+    def release(self, uri: str) -> None:
+        self.neural.release(uri)
+
+    def count_tokens(self, text: str) -> int:
+        return self.neural.count_tokens(text)
+
+    def describe(self) -> dict[str, object]:
+        return self.neural.describe()
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
         copy = ""

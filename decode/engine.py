@@ -10,7 +10,8 @@ between tokens so stale work stops within one token.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol, Sequence
+from concurrent.futures import Executor
+from typing import Callable, Iterator, Sequence
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,17 @@ class Scored(str):
         return self
 
 
-class Engine(Protocol):
-    """A decode core: the n-gram model, the neural model, or a remote engine."""
+class Engine:
+    """A decode core: the n-gram model, the neural model, or a remote engine.
 
-    name: str
+    Subclasses implement :meth:`complete`. The other abilities are optional: the server calls
+    them on every engine, and these defaults mean "nothing to do here".
+    """
+
+    name: str = "engine"
+    # Threads this engine's streams run in; None: the server's decode pool (CPU-bound cores).
+    # An engine that waits on the network brings its own, so it cannot hold the pool's workers.
+    executor: Executor | None = None
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
         """Yield the completion text after the cursor as it grows (each value extends the last),
@@ -66,3 +74,20 @@ class Engine(Protocol):
         the cursor. Stops when the stop rules say so, at ``ctx.max_tokens`` tokens, or as
         soon as ``cancelled()`` returns True.
         """
+        raise NotImplementedError
+
+    def warm(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> int:
+        """Prepare for a completion at ``ctx`` before it is asked for (the neural core prefills its
+        KV cache); stops when ``cancelled()``. Returns the tokens now cached (0: nothing to do)."""
+        return 0
+
+    def release(self, uri: str) -> None:
+        """Free what the engine keeps for a document that was closed."""
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of ``text`` in this engine's vocabulary (here an estimate: 4 characters a token)."""
+        return len(text) // 4
+
+    def describe(self) -> dict[str, object]:
+        """Facts about the engine for ``sparkls/status`` (e.g. ``kernelPath``: the neural core's kernels)."""
+        return {}

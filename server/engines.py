@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from sparkls.decode.engine import CompletionContext, Engine
 
-from sparkls.decode.model_path import default_model_path
+from sparkls.decode.neural.model_path import default_model_path
 from sparkls.server.options import ModelOptions
 
 log = logging.getLogger("sparkls")
@@ -40,23 +40,12 @@ def neural_model_path(options: ModelOptions) -> Path | None:
 
 def load_neural_engine(path: Path):
     """Load and compile the neural engine (blocking: run it off the event loop)."""
-    from sparkls.decode.llama import LlamaModel
-    from sparkls.decode.neural_engine import NeuralEngine
+    from sparkls.decode.neural.llama import LlamaModel
+    from sparkls.decode.neural.neural_engine import NeuralEngine
 
     model = LlamaModel.load(path)
     model.warmup()
     return NeuralEngine(model)
-
-
-def release_document(engine, uri: str) -> None:
-    """Free what a local engine keeps for a closed document: the neural engine's session.
-
-    A session's KV cache takes 46 KB per cached token (46 MB for a 1k-token prompt); left in
-    the pool it would stay until four other documents had asked for completions.
-    """
-    sessions = getattr(engine, "sessions", None)  # NeuralEngine's SessionPool, keyed by URI
-    if sessions is not None:
-        sessions.drop(uri)
 
 
 # Remote streams wait on the network, not the CPU: they get their own threads, so a silent
@@ -71,7 +60,7 @@ def remote_io() -> ThreadPoolExecutor:
     return _REMOTE_IO
 
 
-class RemoteWithFallback:
+class RemoteWithFallback(Engine):
     """The `remote` engine, with this machine's decode core taking over when the remote fails.
 
     A failure (timeout, lost connection, HTTP error) ends the remote stream where it was; if
@@ -89,14 +78,14 @@ class RemoteWithFallback:
         return remote_io()
 
     def __init__(self, settings, local: Callable[[], Engine], on_measure=None) -> None:
-        from sparkls.decode.remote_engine import RemoteEngine
+        from sparkls.decode.remote.remote_engine import RemoteEngine
 
         self.remote = RemoteEngine(settings, on_measure=on_measure)  # RemoteError(kind="config") if invalid
         self.local = local
         self.retry_at = 0.0
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
-        from sparkls.decode.remote_engine import RemoteError
+        from sparkls.decode.remote.remote_engine import RemoteError
 
         if time.monotonic() < self.retry_at:
             yield from self.local().complete(ctx, cancelled)

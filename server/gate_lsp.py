@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparkls.decode.ngram_engine import NgramEngine
+from sparkls.decode.ngram.ngram_engine import NgramEngine
 from sparkls.server import gate as gate_mod
 from sparkls.server.completion import completion_context
 from sparkls.server.next_edit_lsp import field

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from sparkls.decode.ngram_model import CodeModel
+from sparkls.decode.ngram.ngram_model import CodeModel
 from sparkls.server import safe_files
 from sparkls.server.line_breaks import lf
 from sparkls.server.options import IndexOptions

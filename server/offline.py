@@ -8,8 +8,8 @@ from pathlib import Path
 from lsprotocol import types
 
 from sparkls.decode.engine import CompletionContext, Engine
-from sparkls.decode.ngram_engine import NgramEngine
-from sparkls.decode.ngram_model import CodeModel
+from sparkls.decode.ngram.ngram_engine import NgramEngine
+from sparkls.decode.ngram.ngram_model import CodeModel
 from sparkls.server.completion import completion_context
 from sparkls.server.documents import UTF32, Document
 from sparkls.server.engines import load_neural_engine, neural_model_path

@@ -89,7 +89,7 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     served_model: Name = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
     index: IndexOptions = msgspec.field(default_factory=IndexOptions)
     # Options of the remote engine (model.engine = "remote") other than its destination and key:
-    # timeouts, prompt_chars, ... (decode/remote_client.py RemoteConfig). Its url and api_key_env
+    # timeouts, prompt_chars, ... (decode/remote/remote_client.py RemoteConfig). Its url and api_key_env
     # come only from the user's configuration (user_config.py).
     remote: dict[str, Any] | None = None
     model: ModelOptions = msgspec.field(default_factory=ModelOptions)

@@ -27,13 +27,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from sparkls.decode.copy_choice import CopyChoice
-from sparkls.decode.ngram_engine import NgramEngine
-from sparkls.decode.ngram_model import CodeModel
+from sparkls.decode.ngram.ngram_engine import NgramEngine
+from sparkls.decode.ngram.ngram_model import CodeModel
 from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
 from sparkls.server.completion import completion_context, typed_word
 from sparkls.server.line_breaks import lf, lf_edit, line_break
 from sparkls.server.exclusions import Exclusions
-from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path, release_document
+from sparkls.server.engines import RemoteWithFallback, load_neural_engine, neural_model_path
 from sparkls.server.documents import Document, DocumentStore, PositionError
 from sparkls.server.indexer import IndexReport, index_workspace
 from sparkls.server.lsp_log import LspLogHandler
@@ -183,19 +183,19 @@ class SparklsServer(LanguageServer):
 
         Starts after WARM_DELAY_S of quiet (an editor restoring a session opens many files at
         once, and a request right after didOpen makes warming pointless); one at a time (a
-        newer one, any completion request or closing documents stops it); only while the
-        neural engine itself serves. A cold 1k-token prefill takes seconds on 2 cores, which
+        newer one, any completion request or closing documents stops it); only the neural
+        engine has anything to prefill (``Engine.warm``). A cold 1k-token prefill takes seconds on 2 cores, which
         the document's first completion then no longer waits for.
         """
         self.stop_warming()
-        if not self.options.model.warm_on_open or not hasattr(self.engine, "warm") or self.loop is None or self.excluded(uri):
+        if not self.options.model.warm_on_open or self.loop is None or self.excluded(uri):
             return
         stop = self.warming = threading.Event()
         self.warm_timer = self.loop.call_later(WARM_DELAY_S, self._start_warming, uri, stop)
 
     def _start_warming(self, uri: str, stop: threading.Event) -> None:
         engine, doc = self.engine, self.documents.get(uri)
-        if stop.is_set() or doc is None or not hasattr(engine, "warm"):
+        if stop.is_set() or doc is None:
             return
         ctx = self.context(doc, len(doc.text))
         started = time.perf_counter()
@@ -261,7 +261,7 @@ class SparklsServer(LanguageServer):
             {
                 "backend": backend,
                 "engine": self.engine.name,
-                "kernelPath": getattr(getattr(self.engine, "model", None), "kernel_path", None),  # neural core's kernels
+                "kernelPath": self.engine.describe().get("kernelPath"),  # neural core's kernels
                 "modelledTokensPerSecond": _finite(s.timeline.tokens_per_s) if s else None,
                 "measuredTokensPerSecond": round(s.decoded / s.decode_seconds, 1) if s and s.decoded and s.decode_seconds else None,
                 "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
@@ -444,7 +444,7 @@ def did_close(ls: SparklsServer, params: types.DidCloseTextDocumentParams) -> No
     ls.next_edits.forget(uri)
     ls.suggestions.forget(uri)
     ls.model.close_document(uri, restore_file=False)
-    release_document(ls.local_engine, uri)
+    ls.local_engine.release(uri)
     root = ls.root()
     path = to_fs_path(uri) if uri.startswith("file:") else None
     if root is not None and path and ls.options.index.enabled and not ls.excluded(uri):

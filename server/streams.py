@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
-from sparkls.decode.engine import CompletionContext, Engine
+from sparkls.decode.engine import CompletionContext, Engine, Scored
 from sparkls.plugins.api import Timeline
 from sparkls.server.cadence import RealClock, in_thread, pace
 
@@ -165,7 +165,7 @@ class StreamHub:
 
     async def _run(self, s: Stream, ctx: CompletionContext) -> None:
         engine = self.engine()
-        executor = getattr(engine, "executor", None) or self.pool  # remote I/O has its own threads
+        executor = engine.executor or self.pool  # remote I/O has its own threads
         produced = in_thread(_timed(engine.complete(ctx, s.stop.is_set), s), executor, s.stop)
         try:
             async for e in pace(s.timeline, produced, RealClock(), start=asyncio.get_running_loop().time()):
@@ -196,7 +196,8 @@ def _timed(snapshots: Iterator[str], s: Stream) -> Iterator[str]:
     """Count and time the decode core's snapshots where they are made (in the worker thread)."""
     t0 = time.perf_counter()
     for text in snapshots:
-        s.logprobs = getattr(text, "logprobs", s.logprobs)
+        if isinstance(text, Scored):
+            s.logprobs = text.logprobs
         s.decoded += 1
         s.decode_seconds = time.perf_counter() - t0
         yield text

@@ -100,7 +100,7 @@ def check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return
-    from sparkls.decode.remote_client import redact_url
+    from sparkls.decode.remote.remote_client import redact_url
 
     raise UserConfigError(f"remote url {redact_url(url)} must be https (plain http only to a loopback address)")
 

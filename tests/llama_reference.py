@@ -13,7 +13,7 @@ import numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
 
-from sparkls.decode.gguf_model import read_config, rope_tables
+from sparkls.decode.neural.loader import read_config, rope_tables
 
 
 class ReferenceLlama:

@@ -1,4 +1,4 @@
-"""Chunked grouped-query attention over the bf16 KV cache (decode/attention.py) against NumPy."""
+"""Chunked grouped-query attention over the bf16 KV cache (decode/neural/attention.py) against NumPy."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numba
 import numpy as np
 import pytest
 
-from sparkls.decode.attention import CHUNK, KEY_TILE, MAX_HEADS, attention
+from sparkls.decode.neural.attention import CHUNK, KEY_TILE, MAX_HEADS, attention
 
 
 def bf16(x: np.ndarray) -> np.ndarray:
-    """float32 -> bf16 bits, round to nearest even (as decode/attention.py's to_bf16)."""
+    """float32 -> bf16 bits, round to nearest even (as decode/neural/attention.py's to_bf16)."""
     b = np.ascontiguousarray(x, np.float32).view(np.uint32).astype(np.uint64)
     return ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
 

@@ -1,11 +1,11 @@
-"""bf16 conversions of the KV cache (decode/bf16.py) against a float64 nearest-value reference."""
+"""bf16 conversions of the KV cache (decode/neural/bf16.py) against a float64 nearest-value reference."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from sparkls.decode.bf16 import bf16_pair, from_bf16, to_bf16
+from sparkls.decode.neural.bf16 import bf16_pair, from_bf16, to_bf16
 
 
 @njit(cache=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from tiny_gguf import write_tiny_llama
 
-from sparkls.decode.bpe import BpeTokenizer
-from sparkls.decode.model_path import default_model_path
+from sparkls.decode.neural.bpe import BpeTokenizer
+from sparkls.decode.neural.model_path import default_model_path
 
 SAMPLES = [
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return fibonacci(n - 1) + fibonacci(n - 2)\n",

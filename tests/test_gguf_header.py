@@ -9,9 +9,10 @@ import pytest
 from gguf import GGUFReader
 from tiny_gguf import write_tiny_llama
 
-from sparkls.decode.gguf_model import ModelLoadError, read_config, read_header
-from sparkls.decode.llama import LlamaModel
-from sparkls.decode.model_path import default_model_path
+from sparkls.decode.neural.gguf_header import ModelLoadError, read_header
+from sparkls.decode.neural.loader import read_config
+from sparkls.decode.neural.llama import LlamaModel
+from sparkls.decode.neural.model_path import default_model_path
 
 REAL = default_model_path()
 

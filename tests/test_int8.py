@@ -1,4 +1,4 @@
-"""int8-activation products for prompt batches (decode/int8.py) and the kernel path a model reports."""
+"""int8-activation products for prompt batches (decode/neural/int8.py) and the kernel path a model reports."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from llama_reference import ReferenceLlama
 from tiny_gguf import write_tiny_llama
 
-from sparkls.decode import cpu, int8
-from sparkls.decode.gguf_model import GROUP, dequantize, interleave
-from sparkls.decode.llama import PATH_INT8, PATH_INT16, LlamaModel
+from sparkls.decode.neural import cpu, int8
+from sparkls.decode.neural.blocks import GROUP, dequantize, interleave
+from sparkls.decode.neural.llama import PATH_INT8, PATH_INT16, LlamaModel
 
 needs_int8 = pytest.mark.skipif(not int8.AVAILABLE, reason="this CPU has no vpdpbusd (AVX-512 VNNI or AVX-VNNI)")
 
@@ -122,7 +122,7 @@ def run_child(code: str, env: dict, tmp_path) -> subprocess.CompletedProcess:
 TILE_ASM = """
 import numpy as np
 from numba import njit, types
-from sparkls.decode import amx
+from sparkls.decode.neural import amx
 
 @njit
 def one(c, a, b):
@@ -151,9 +151,9 @@ sys.path.insert(0, sys.argv[1])
 from llama_reference import ReferenceLlama
 from tiny_gguf import write_tiny_llama
 from test_int8 import random_q4_1
-from sparkls.decode import amx, int8
-from sparkls.decode.gguf_model import HALF
-from sparkls.decode.llama import PATH_AMX, PATH_INT8, LlamaModel
+from sparkls.decode.neural import amx, int8
+from sparkls.decode.neural.blocks import HALF
+from sparkls.decode.neural.llama import PATH_AMX, PATH_INT8, LlamaModel
 
 assert amx.AVAILABLE and amx.self_test() == "", amx.WHY_NOT or amx.self_test()
 rng = np.random.default_rng(5)
@@ -188,7 +188,7 @@ def test_amx_prefill_matches_int8_and_reference(mode, tmp_path):
     """Ensure that the AMX prefill (tiles, B-tile activations, per-block scales) computes what the vpdpbusd
     kernel does and predicts as the fp32 reference: with real tiles where this CPU has AMX, and everywhere with
     the tile product emulated by loops (so all the code around the tile instructions is checked here too)."""
-    from sparkls.decode import amx
+    from sparkls.decode.neural import amx
 
     if mode == "amx" and not amx.AVAILABLE:
         pytest.skip(f"no AMX here: {amx.WHY_NOT}")

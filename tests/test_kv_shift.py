@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from tiny_gguf import write_tiny_llama
 
-from sparkls.decode.attention import KEY_TILE
-from sparkls.decode.kv_shift import MIN_MATCH, find_shift
-from sparkls.decode.llama import LlamaModel
+from sparkls.decode.neural.attention import KEY_TILE
+from sparkls.decode.neural.kv_shift import MIN_MATCH, find_shift
+from sparkls.decode.neural.llama import LlamaModel
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_typing_past_the_window_moves_it_without_a_new_prefill(model) -> None:
     """Ensure that when typing takes the cursor past the prompt window's end, the window moves
     down (the header stays) and the session computes only the typed tokens, not the window."""
     from sparkls.decode.engine import CompletionContext, Snippet
-    from sparkls.decode.neural_engine import CHARS_PER_TOKEN, NeuralEngine
+    from sparkls.decode.neural.neural_engine import CHARS_PER_TOKEN, NeuralEngine
 
     engine = NeuralEngine(model, prompt_tokens=128, n_ctx=1024)
     path = "file:///w/moving.py"

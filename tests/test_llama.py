@@ -9,10 +9,11 @@ import pytest
 from llama_reference import ReferenceLlama
 from tiny_gguf import write_tiny_llama
 
-from sparkls.decode.gguf_model import ModelLoadError, dequantize, quantize_q8_0
-from sparkls.decode.llama import PATH_INT16, LlamaModel, SessionPool, sample
-from sparkls.decode.model_path import default_model_path
-from sparkls.decode.speculation import match_draft
+from sparkls.decode.neural.blocks import dequantize, quantize_q8_0
+from sparkls.decode.neural.gguf_header import ModelLoadError
+from sparkls.decode.neural.llama import PATH_INT16, LlamaModel, SessionPool, sample
+from sparkls.decode.neural.model_path import default_model_path
+from sparkls.decode.neural.speculation import match_draft
 
 REAL = default_model_path()
 QTYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_1"]
@@ -270,8 +271,8 @@ import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
 from llama_reference import ReferenceLlama
-from sparkls.decode import q8
-from sparkls.decode.llama import LlamaModel
+from sparkls.decode.neural import q8
+from sparkls.decode.neural.llama import LlamaModel
 assert not q8.AVAILABLE
 for path in sys.argv[2:]:
     model, ref = LlamaModel.load(path), ReferenceLlama(path)

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 
 from sparkls.decode.engine import CompletionContext
-from sparkls.decode.neural_engine import NeuralEngine
+from sparkls.decode.neural.neural_engine import NeuralEngine
 
 VOCAB = [
     b"<eos>", b"\n", b" ", b"from", b" ls", b"p", b"pro", b"protocol", b"rotocol", b".", b"x", b" import",
@@ -63,7 +63,7 @@ class ScriptedModel:
 
 
 class Session:
-    """The parts of decode.llama.Session the engine uses, with its cache semantics: a yielded
+    """The parts of decode.neural.llama.Session the engine uses, with its cache semantics: a yielded
     token enters the cache when the next one is computed (or on step())."""
 
     def __init__(self, model: ScriptedModel) -> None:

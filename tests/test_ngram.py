@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 from hypothesis import example, given, settings, strategies as st
 
-from sparkls.decode import ngram
-from sparkls.decode.ngram_model import CodeModel, NgramCounts
+from sparkls.decode.ngram import ngram
+from sparkls.decode.ngram.ngram_model import CodeModel, NgramCounts
 
 
 def ids(*xs: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import pytest
 
 from sparkls.backends.remote import RemoteBackend, request_of, timeline_of
-from sparkls.decode.remote_engine import (
+from sparkls.decode.remote.remote_engine import (
     Measurement,
     RemoteConfig,
     RemoteEngine,
@@ -25,7 +25,7 @@ from sparkls.decode.remote_engine import (
     prompt_of,
     stream_completion,
 )
-from sparkls.decode.sse import Event, events
+from sparkls.decode.remote.sse import Event, events
 from sparkls.decode.engine import CompletionContext
 from sparkls.plugins.api import Request, check_timeline
 from sparkls.plugins.api import load_model

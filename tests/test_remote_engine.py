@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from sparkls.backends.remote import request_of, timeline_of
-from sparkls.decode.remote_engine import Measurement, RemoteConfig, RemoteEngine, RemoteError, stream_completion
+from sparkls.decode.remote.remote_engine import Measurement, RemoteConfig, RemoteEngine, RemoteError, stream_completion
 from sparkls.plugins.api import load_model
 from sparkls.decode.engine import CompletionContext
-from sparkls.decode.model_path import default_model_path
+from sparkls.decode.neural.model_path import default_model_path
 from sparkls.plugins.api import check_timeline
 from sparkls.plugins.registry import Host
 

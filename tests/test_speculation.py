@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sparkls.decode.speculation import DraftBudget
+from sparkls.decode.neural.speculation import DraftBudget
 
 
 def budget_after(step_s: float, extra_s: float, accepted_of: list[tuple[int, int]]) -> DraftBudget:

@@ -10,8 +10,8 @@ from sparkls.server.testing.client import stop_server
 from tiny_gguf import write_tiny_llama
 
 from sparkls.decode.engine import CompletionContext, Snippet
-from sparkls.decode.llama import LlamaModel
-from sparkls.decode.neural_engine import NeuralEngine
+from sparkls.decode.neural.llama import LlamaModel
+from sparkls.decode.neural.neural_engine import NeuralEngine
 
 TEXT = "".join(f"def f{i}(a, b):\n    return a + b * {i}\n\n" for i in range(12))  # ~400 characters
 

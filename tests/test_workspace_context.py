@@ -132,7 +132,10 @@ def test_copy_evidence_rule() -> None:
 class _Fake:
     def __init__(self, answer: str, evidence=()) -> None:
         self.answer, self.evidence, self.calls = answer, list(evidence), 0
-        self.sessions = "neural sessions"
+        self.name, self.released = "fake", []
+
+    def release(self, uri):
+        self.released.append(uri)
 
     def copy(self, ctx, cancelled):
         self.calls += 1
@@ -154,7 +157,8 @@ def test_copy_choice_answers_with_a_strong_copy_else_the_model() -> None:
     neural = _Fake("model()")
     chooser = CopyChoice(neural, _Fake("copied()", [(8, 4, 4), (6, 2, 2)]))
     assert list(chooser.complete(ctx, lambda: False)) == ["copied()"] and neural.calls == 0
-    assert chooser.sessions == "neural sessions"
+    chooser.release("file:///x.py")
+    assert chooser.name == "fake" and neural.released == ["file:///x.py"]
     assert list(CopyChoice(neural, _Fake("copied()", [(2, 1, 3)])).complete(ctx, lambda: False)) == ["model()"]
     off = CompletionContext("x = ", "", copy=False)
     assert list(chooser.complete(off, lambda: False)) == ["model()"]

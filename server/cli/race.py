@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     remote = None
     if args.remote:
-        from sparkls.decode.remote_engine import RemoteEngine, RemoteError
+        from sparkls.decode.remote.remote_engine import RemoteEngine, RemoteError
 
         try:
             remote = RemoteEngine(dict(url=args.remote, model=args.remote_model, api_key_env=args.remote_key_env,

@@ -10,7 +10,8 @@ import pytest
 
 from tiny_gguf import write_tiny_llama
 
-from sparkls.decode.gguf_model import MAX_POSITIONS, ModelLoadError, load_gguf  # noqa: E402
+from sparkls.decode.neural.gguf_header import ModelLoadError  # noqa: E402
+from sparkls.decode.neural.loader import MAX_POSITIONS, load_gguf  # noqa: E402
 
 
 def patch_u32(path: Path, key: str, value: int) -> None:

@@ -17,7 +17,7 @@ from hostile_engine import HostileEngine
 
 CHILD = r"""
 import json, sys, time
-from sparkls.decode.remote_engine import RemoteEngine, RemoteError
+from sparkls.decode.remote.remote_engine import RemoteEngine, RemoteError
 from sparkls.decode.engine import CompletionContext
 cfg = dict(url=sys.argv[1], model="m", connect_timeout_s=2, first_token_timeout_s=3, read_timeout_s=2, total_timeout_s=4)
 engine = RemoteEngine(cfg)

@@ -7,9 +7,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from sparkls.decode.engine import CompletionContext
-from sparkls.decode.ngram import EMPTY
-from sparkls.decode.ngram_model import CodeModel, NgramCounts
+from sparkls.decode.engine import CompletionContext, Engine
+from sparkls.decode.ngram.ngram import EMPTY
+from sparkls.decode.ngram.ngram_model import CodeModel, NgramCounts
 from sparkls.decode.stops import StopRules
 
 # The n-gram context reaches back MAX_ORDER tokens; this many characters always hold them.
@@ -18,7 +18,7 @@ _PARTIAL_WORD = re.compile(r"[A-Za-z_\u00c0-\uffff][\w\u00c0-\uffff]*$|\d+$")
 MIN_ORDER = 2  # a single token of context predicts noise; say nothing instead
 
 
-class NgramEngine:
+class NgramEngine(Engine):
     """Completes code from counts of what followed the same tokens elsewhere in the workspace."""
 
     name = "ngram"
@@ -29,6 +29,9 @@ class NgramEngine:
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
         for visible, _ in self.steps(ctx, cancelled):
             yield visible
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.lexer.split(text))
 
     def copy(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> tuple[str, list[tuple[int, int, int]]]:
         """The whole completion and, for each token of it, ``(order, count, total)``: how long a context

@@ -203,8 +203,8 @@ def linear_q4(out, x, q, d, m, half):
 
 SELF_TEST = """
 import numpy as np
-from sparkls.decode import amx, int8
-from sparkls.decode.gguf_model import HALF, interleave
+from sparkls.decode.neural import amx, int8
+from sparkls.decode.neural.blocks import HALF, interleave
 rng = np.random.default_rng(0)
 rows, cols, T = 200, 576, 37
 nb = cols // 32

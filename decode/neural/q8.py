@@ -1,12 +1,12 @@
 """Integer matrix products: int16-quantized activations times the model's own weight blocks.
 
-Weights stay in two of GGUF's block formats (see :mod:`.gguf_model`): Q8_0 (32 int8 values
+Weights stay in two of GGUF's block formats (see :mod:`.blocks`): Q8_0 (32 int8 values
 and one fp16 scale) and Q4_1 (32 4-bit values, an fp16 scale and an fp16 minimum:
 ``w = d * nibble + m``). Each linear layer quantizes its input rows to int16 blocks of 32
 with one float32 scale (and, for Q4_1, the block's sum), then multiplies them with the
 weights widened to int16: ``vpdpwssd`` where the CPU has AVX-512 VNNI, ``vpmaddwd`` on AVX2.
 
-The weights are row-interleaved (see :mod:`.gguf_model`): one instruction takes the same
+The weights are row-interleaved (see :mod:`.blocks`): one instruction takes the same
 2-value word of 8 rows and multiplies it by the same 2 activations broadcast to all lanes,
 so each of the 8 int32 lanes sums one row's block exactly, with no horizontal sums; a block
 then costs one conversion and one FMA by the 8 rows' scales per token. Tiles of 8 rows by up
@@ -27,7 +27,7 @@ so a token's logits do not depend on how many tokens were verified with it.
 CPUs without AVX2 (and non-x86 ones) keep the float kernels of :mod:`.llama`:
 ``AVAILABLE`` says which is in use (``SPARKLS_FLOAT_KERNELS=1`` forces the float ones).
 Numba's cache does not notice edits to this file in the functions of :mod:`.llama` that
-inline it: clear ``decode/__pycache__`` after editing.
+inline it: clear ``decode/neural/__pycache__`` after editing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 
 from .cpu import FEATURES as _FEATURES
-from .gguf_model import GROUP
+from .blocks import GROUP
 from numba.core import cgutils
 from numba.core.extending import intrinsic
 

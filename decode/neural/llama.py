@@ -4,7 +4,7 @@ Sections, in data-path order: kernels (block-quantized matrix products, RMSNorm,
 attention over the bf16 KV cache is :mod:`.attention`) → forward → model and sessions (KV cache reuse across keystrokes) →
 sampling → generation with speculative verification (drafts and their budget: :mod:`.speculation`).
 
-Weights stay in GGUF's Q4_1 or Q8_0 blocks of 32 (see :mod:`.gguf_model`). On x86 CPUs
+Weights stay in GGUF's Q4_1 or Q8_0 blocks of 32 (see :mod:`.blocks`). On x86 CPUs
 with AVX2, each linear layer quantizes its input rows to int16 blocks and sums integer
 products (:mod:`.q8`): a weight is read once per forward pass and costs a few
 instructions per token, so verifying drafted tokens costs little more than one decode
@@ -31,7 +31,8 @@ from numba import njit, prange
 
 from . import amx, int8, q8
 from .bpe import BpeTokenizer
-from .gguf_model import Config, ModelLoadError, Weights, load_gguf
+from .gguf_header import ModelLoadError
+from .loader import Config, Weights, load_gguf
 from .attention import BF16_DOT, CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
 from .bf16 import bf16_pair, to_bf16
 from .kv_shift import MIN_MATCH, find_shift, shift_kv
@@ -59,7 +60,7 @@ def rmsnorm(out, x, weight, eps):
 
 @njit(cache=True, fastmath=True)
 def dequantize_row(q, d, m, half, r, out):
-    """out (n,) = row r of a row-interleaved weight matrix, Q4_1 or Q8_0 (see :mod:`.gguf_model`)."""
+    """out (n,) = row r of a row-interleaved weight matrix, Q4_1 or Q8_0 (see :mod:`.blocks`)."""
     g, i = r // 8, r % 8
     nb, K = q.shape[1], q.shape[2]
     for b in range(nb):

@@ -109,7 +109,7 @@ class BpeTokenizer:
 
     @classmethod
     def from_metadata(cls, meta: dict, name: str | None = None) -> BpeTokenizer:
-        """Build from GGUF metadata (as in :attr:`sparkls.decode.gguf_model.LoadedModel.metadata`)."""
+        """Build from GGUF metadata (as in :attr:`sparkls.decode.neural.loader.LoadedModel.metadata`)."""
         model = meta.get("tokenizer.ggml.model")
         if model != "gpt2":
             raise ValueError(f"tokenizer model {model!r} is not byte-level BPE ('gpt2')")
@@ -125,7 +125,7 @@ class BpeTokenizer:
     @classmethod
     def from_gguf(cls, path: str | Path) -> BpeTokenizer:
         """Read only the tokenizer of a GGUF file."""
-        from .gguf_model import read_header
+        from .gguf_header import read_header
 
         return cls.from_metadata(read_header(path)[0])
 

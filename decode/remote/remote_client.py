@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from sparkls.decode.sse import EventTooLarge, events
+from sparkls.decode.remote.sse import EventTooLarge, events
 
 Pos = Annotated[float, msgspec.Meta(gt=0, le=3600)]
 ERROR_BODY_BYTES = 4096

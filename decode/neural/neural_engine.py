@@ -12,10 +12,10 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from sparkls.decode.engine import CompletionContext, Scored
-from sparkls.decode.llama import LlamaModel, SessionPool
+from sparkls.decode.engine import CompletionContext, Engine, Scored
+from sparkls.decode.neural.llama import LlamaModel, SessionPool
 from sparkls.decode.snippets import render_snippets
-from sparkls.decode.speculation import MAX_DRAFT, Draft, match_draft
+from sparkls.decode.neural.speculation import MAX_DRAFT, Draft, match_draft
 from sparkls.decode.stops import StopRules
 
 CHARS_PER_TOKEN = 3  # conservative for code, to size the prompt window in characters
@@ -24,7 +24,7 @@ MOVE_ROOM = 0.25  # a moved window leaves this much of itself for typing before 
 LOCK_POLL_S = 0.02  # how often a request waiting for its document's session checks for cancellation
 
 
-class NeuralEngine:
+class NeuralEngine(Engine):
     """Greedy decoding with one KV-cache session per document, kept across keystrokes."""
 
     name = "neural"
@@ -129,6 +129,17 @@ class NeuralEngine:
             return session.n_cached
         finally:
             session.lock.release()
+
+    def release(self, uri: str) -> None:
+        """Drop the document's session now: its KV cache takes 46 KB per cached token (46 MB for
+        a 1k-token prompt), and left in the pool it would stay until other documents evicted it."""
+        self.sessions.drop(uri)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text))
+
+    def describe(self) -> dict[str, object]:
+        return {"kernelPath": self.model.kernel_path}
 
     def _complete_in(self, session, ctx: CompletionContext, ids: np.ndarray, healed: bytes, cancelled: Callable[[], bool]) -> Iterator[str]:
         """:meth:`complete` once the document's session is ours."""

@@ -5,7 +5,7 @@ and spends its time multiplying. :mod:`.q8` widens weights and activations to in
 (``vpdpwssd``: 2 products per int32 lane); here activations are int8 blocks of 32 and a
 Q4_1 weight's nibble is already an unsigned byte, so ``vpdpbusd`` (u8 x s8) takes 4
 products per lane, with no offset to compensate (the nibble is the unsigned operand).
-The weights stay in :mod:`.gguf_model`'s row-interleaved layout: two adjacent words of a
+The weights stay in :mod:`.blocks`' row-interleaved layout: two adjacent words of a
 group (32 bytes) are interleaved 16 bits at a time so each row's lane holds 4 consecutive
 bytes, i.e. 4 low nibbles (values 4j..4j+3) and 4 high ones (4j+16..4j+19).
 

@@ -16,8 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
-from sparkls.decode import ngram
-from sparkls.decode.tokenizer import CodeLexer
+from sparkls.decode.ngram import ngram
+from sparkls.decode.ngram.lexer import CodeLexer
 
 MAX_ORDER = 8
 _NEWLINE = re.compile(r"\r\n|\r|\n")

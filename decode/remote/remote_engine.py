@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from sparkls.decode.engine import CompletionContext
-from sparkls.decode.remote_client import Measurement, RemoteConfig, RemoteError, stream_completion
+from sparkls.decode.engine import CompletionContext, Engine
+from sparkls.decode.remote.remote_client import Measurement, RemoteConfig, RemoteError, stream_completion
 from sparkls.decode.stops import StopRules
 
 __all__ = ["Measurement", "RemoteConfig", "RemoteEngine", "RemoteError", "prompt_of", "remote_engine",
@@ -39,7 +39,7 @@ def stop_sequences(rules: StopRules) -> list[str]:
     return ["\n\n\n"] if rules.block else ["\n"]
 
 
-class RemoteEngine:
+class RemoteEngine(Engine):
     """A decode engine whose tokens come from an OpenAI-compatible server.
 
     ``last`` holds the :class:`Measurement` of the latest request (also passed to
