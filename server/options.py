@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from sparkls.server.messages import plain
 from sparkls.server.user_config import USER_ONLY
 
 # Bounds: a setting outside them is refused with a message naming it (and the previous
@@ -100,7 +101,7 @@ def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str |
     if raw is None:
         return base, None
     if hasattr(raw, "_asdict"):  # pygls hands non-LSP payloads over as namedtuples
-        raw = _plain(raw)
+        raw = plain(raw)
     if isinstance(raw, dict) and isinstance(raw.get("sparkls"), dict):
         raw = raw["sparkls"]
     if not isinstance(raw, dict):
@@ -137,11 +138,3 @@ def _merge(into: dict, update: dict) -> None:
             _merge(into[key], value)
         else:
             into[key] = value
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

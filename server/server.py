@@ -27,7 +27,7 @@ from sparkls.decode.copy_choice import CopyChoice
 from sparkls.decode.ngram_engine import NgramEngine
 from sparkls.decode.ngram_model import CodeModel
 from sparkls.backends.stream import builtin_models
-from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
+from sparkls.server import gate_lsp, messages, next_edit_lsp, safe_files, user_config
 from sparkls.server.completion import completion_context, typed_word
 from sparkls.server.line_breaks import lf, lf_edit, line_break
 from sparkls.server.exclusions import Exclusions
@@ -253,20 +253,22 @@ class SparklsServer(LanguageServer):
         s = getattr(self, "last_stream", None)
         if s is not None and s.timeline.backend != backend:
             s = None  # the last stream ran on another backend: nothing measured with this one yet
-        self.protocol.notify(
-            "sparkls/status",
-            {
-                "backend": backend,
-                "engine": self.engine.name,
-                "kernelPath": getattr(getattr(self.engine, "model", None), "kernel_path", None),  # neural core's kernels
-                "modelledTokensPerSecond": _finite(s.timeline.tokens_per_s) if s else None,
-                "measuredTokensPerSecond": round(s.decoded / s.decode_seconds, 1) if s and s.decoded and s.decode_seconds else None,
-                "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
-                "keptUp": s.kept_up if s else True,
-                **self.counts,
-                "liveStreams": len(self.hub.live),  # decodes still running
-                "suggestions": self.suggestions.status(),
-            },
+        messages.notify(
+            self,
+            messages.Status(
+                backend=backend,
+                engine=self.engine.name,
+                kernel_path=getattr(getattr(self.engine, "model", None), "kernel_path", None),  # neural core's kernels
+                modelled_tokens_per_second=_finite(s.timeline.tokens_per_s) if s else None,
+                measured_tokens_per_second=round(s.decoded / s.decode_seconds, 1) if s and s.decoded and s.decode_seconds else None,
+                ttft_ms=round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
+                kept_up=s.kept_up if s else True,
+                requests=self.counts["requests"],
+                typeahead=self.counts["typeahead"],
+                superseded=self.counts["superseded"],
+                live_streams=len(self.hub.live),  # decodes still running
+                suggestions=self.suggestions.status(),
+            ),
         )
 
     def report_server_error(self, error: Exception, source) -> None:
@@ -302,8 +304,12 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     if error:
         log.warning(error)
     experimental = params.capabilities.experimental
-    sparkls_caps = experimental.get("sparkls") if isinstance(experimental, dict) else None
-    ls.streaming = bool(isinstance(sparkls_caps, dict) and sparkls_caps.get("inlineCompletionStream"))
+    try:
+        caps = messages.receive(experimental.get("sparkls") if isinstance(experimental, dict) else None, messages.ClientCapabilities)
+    except JsonRpcInvalidParams as exc:  # a client's odd experimental capability: no streaming, and say why
+        log.warning("experimental.sparkls ignored: %s", exc)
+        caps = messages.ClientCapabilities()
+    ls.streaming = caps.inline_completion_stream
     ls.apply_options()
     ls.set_workspace()
     ls.model_path = neural_model_path(ls.options.model)
@@ -521,7 +527,7 @@ async def inline_completion(ls: SparklsServer, params: types.InlineCompletionPar
     if ls.streaming:
         version = ls.documents[uri].version if uri in ls.documents else 0
         ls.follow(StreamFollower(ls, view, request_id, uri, version, range_))
-    return convert.lsp_inline_list(text, range_, convert.lsp_accept_command(view.stream_id))
+    return messages.lsp_inline_list(text, range_, messages.lsp_accept_command(view.stream_id))
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())
@@ -534,7 +540,7 @@ async def completion(ls: SparklsServer, params: types.CompletionParams) -> types
     if found is None:
         return types.CompletionList(is_incomplete=True, items=[])
     text, range_, _ = found
-    return convert.lsp_completion_list(text, range_)
+    return messages.lsp_completion_list(text, range_)
 
 
 @SERVER.command("sparkls.selectBackend")
@@ -549,37 +555,35 @@ def select_backend(ls: SparklsServer, *args) -> dict:
     ls.pacer.backend_name = name
     log.info("backend: %s", name)
     ls.send_status()
-    return {"backend": name}
+    return messages.result(messages.SelectedBackend(backend=name))
 
 
 @SERVER.command("sparkls.listBackends")
 def list_backends(ls: SparklsServer, *args) -> list[dict]:
     """Every backend the plugin host knows, built-in or third-party, with its availability."""
     h = host()
-    return [
-        {"name": e.name, "available": e.available, "reason": e.reason or "", "active": e.name == ls.pacer.backend_name}
+    return messages.result([
+        messages.BackendInfo(name=e.name, available=e.available, reason=e.reason or "", active=e.name == ls.pacer.backend_name)
         for e in (h.entries[n] for n in h.names(available=False))
-    ]
+    ])
 
 
 @SERVER.command("sparkls.accept")
 def accept(ls: SparklsServer, *args) -> None:
-    """A suggestion (or part of it) was accepted: keep it for typeahead."""
-    info = args[0] if args else {}
-    log.debug("accepted %s", info)
-    kind = next_edit_lsp.field(info, "kind", default="full")
-    chars = next_edit_lsp.field(info, "acceptedChars", default=0)
-    ls.suggestions.accept(next_edit_lsp.field(info, "streamId"), kind, chars if isinstance(chars, int) else 0)
+    """A suggestion (or part of it) was accepted: record it in the suggestion log (docs/protocol.md, "Feedback")."""
+    accepted = messages.receive(args[0] if args else None, messages.Accepted)
+    log.debug("accepted %s", accepted)
+    ls.suggestions.accept(accepted.stream_id, accepted.kind, accepted.accepted_chars)
     ls.send_status()
 
 
 @SERVER.feature("sparkls/didDismiss")
 def did_dismiss(ls: SparklsServer, params) -> None:
     """A suggestion was dismissed: do not offer it again from the cache."""
-    stream_id = getattr(params, "streamId", None)
-    if stream_id:
-        ls.hub.forget(stream_id)
-    ls.suggestions.end(stream_id or getattr(params, "id", None), getattr(params, "reason", None) or "dismissed")
+    dismissed = messages.receive(params, messages.DidDismiss)
+    if dismissed.stream_id:
+        ls.hub.forget(dismissed.stream_id)
+    ls.suggestions.end(dismissed.key, dismissed.reason or "dismissed")
     ls.send_status()
 
 
