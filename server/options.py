@@ -75,7 +75,6 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     # Wait this long before decoding an automatic (as-you-type) request; invoked ones never wait.
     # "auto": no wait when the backend answers before the next keystroke, else wait for a pause.
     debounce_ms: Annotated[int, msgspec.Meta(ge=0, le=5000)] | Literal["auto"] = "auto"
-    max_lines: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 12
     backend: Name = "local"  # whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, …
     served_model: Name = "llama-3.1-8b"  # the model a modelled backend is imagined to serve (name or TOML)
     index: IndexOptions = msgspec.field(default_factory=IndexOptions)

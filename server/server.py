@@ -47,6 +47,7 @@ from sparkls.plugins import host
 
 log = logging.getLogger("sparkls")
 WARM_DELAY_S = 0.3  # quiet after didOpen before its document is prefilled (see SparklsServer.warm)
+SETTINGS_PULL_S = 5.0  # how long to wait for the client's workspace/configuration answer
 
 try:
     __version__ = version("sparkls")
@@ -86,6 +87,7 @@ class SparklsServer(LanguageServer):
         # Counts for sparkls/status: requests, those answered by typing along a stream, those superseded.
         self.counts = {"requests": 0, "typeahead": 0, "superseded": 0}
         self.options = Options()
+        self.pull_on_start = False  # no initializationOptions: ask the client (workspace/configuration) once initialized
         self.index_task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set once serving, for worker threads
         self.loop_thread: int | None = None
@@ -157,6 +159,43 @@ class SparklsServer(LanguageServer):
                 self.loop.call_soon_threadsafe(setattr, self.pacer, "model_spec", spec)
 
         future.add_done_callback(done)
+
+    def choose_model(self) -> None:
+        """The neural model file to load for the current settings, and the label the log and serverInfo show."""
+        self.model_path = neural_model_path(self.options.model)
+        self.engine_label = f"neural: {self.model_path.name}" if self.model_path else "ngram"
+        if self.remote_engine is not None:
+            self.engine_label = f"remote: {self.remote_engine.remote.config.model}, local: {self.engine_label}"
+
+    def apply_settings(self, raw) -> None:
+        """Settings the client sent or was asked for, from the next request on (bad ones: reported, old kept)."""
+        self.options, error = parse_options(raw, self.options)
+        if error:
+            log.warning(error)
+        self.apply_options()
+        self.set_workspace()
+        self.hub.reset()  # suggestions made under the old settings must not be served again
+        self.send_status()
+
+    def can_pull_settings(self) -> bool:
+        workspace = self.client_capabilities.workspace
+        return bool(workspace and workspace.configuration)
+
+    async def pull_settings(self) -> bool:
+        """Ask the client for the `sparkls` section (`workspace/configuration`) and apply it; whether it gave one."""
+        item = types.ConfigurationItem(section="sparkls")
+        try:
+            answer = await asyncio.wait_for(
+                self.workspace_configuration_async(types.ConfigurationParams(items=[item])), SETTINGS_PULL_S
+            )
+        except Exception as exc:  # no answer, an error, or a client that does not serve it: the settings stay
+            log.warning("workspace/configuration: no settings (%s)", exc or type(exc).__name__)
+            return False
+        section = answer[0] if isinstance(answer, (list, tuple)) and answer else None
+        if section is None:
+            return False
+        self.apply_settings(section)
+        return True
 
     def set_workspace(self) -> None:
         """Exclusions and workspace context for the current root and `exclude` setting."""
@@ -303,6 +342,7 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     ls.options, error = parse_options(params.initialization_options)
     if error:
         log.warning(error)
+    ls.pull_on_start = params.initialization_options is None
     experimental = params.capabilities.experimental
     try:
         caps = messages.receive(experimental.get("sparkls") if isinstance(experimental, dict) else None, messages.ClientCapabilities)
@@ -312,17 +352,17 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     ls.streaming = caps.inline_completion_stream
     ls.apply_options()
     ls.set_workspace()
-    ls.model_path = neural_model_path(ls.options.model)
-    ls.engine_label = f"neural: {ls.model_path.name}" if ls.model_path else "ngram"
-    if ls.remote_engine is not None:
-        ls.engine_label = f"remote: {ls.remote_engine.remote.config.model}, local: {ls.engine_label}"
+    ls.choose_model()
     log.info("sparkls %s: engine %s, position encoding %s", __version__, ls.engine_label, ls.encoding)
 
 
 @SERVER.feature(types.INITIALIZED)
 async def initialized(ls: SparklsServer, params: types.InitializedParams) -> None:
-    """Start counting the workspace's files and loading the neural model in the background."""
+    """Start counting the workspace's files and loading the neural model in the background; first, a client
+    that sent no initializationOptions is asked for its settings."""
     ls.io_pool.submit(host)  # plugins load (guarded, time-boxed) off the event loop
+    if ls.pull_on_start and ls.can_pull_settings() and await ls.pull_settings():
+        ls.choose_model()
     root = ls.root()
     if root is not None and root.is_dir() and ls.options.index.enabled:
         ls.index_task = asyncio.ensure_future(_index(ls, root))
@@ -379,14 +419,11 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
 
 @SERVER.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigurationParams) -> None:
-    """Apply settings pushed by the client (they affect the next request)."""
-    ls.options, error = parse_options(params.settings, ls.options)
-    if error:
-        log.warning(error)
-    ls.apply_options()
-    ls.set_workspace()
-    ls.hub.reset()  # suggestions made under the old settings must not be served again
-    ls.send_status()
+    """Apply settings pushed by the client; without any (``null``, the pull model), ask for them."""
+    if params.settings in (None, {}) and ls.can_pull_settings():
+        asyncio.ensure_future(ls.pull_settings())
+        return
+    ls.apply_settings(params.settings)
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -75,8 +75,12 @@ async def start_server(
     capabilities: types.ClientCapabilities = INLINE_CAPS,
     options: dict | None = None,
     root: Path = FIXTURE_PROJECT,
+    before_initialize=None,
 ) -> tuple[EditorClient, types.InitializeResult]:
+    """A server over stdio, initialized; ``before_initialize(client)`` registers client handlers first."""
     client = EditorClient()
+    if before_initialize is not None:
+        before_initialize(client)
     await client.start_io(sys.executable, "-m", "sparkls.server", "serve")
     # Drain stderr as an editor does: an unread pipe fills up and blocks the server's logging.
     client.stderr_task = asyncio.create_task(_drain(client._server.stderr, client.stderr))
