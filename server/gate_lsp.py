@@ -5,11 +5,9 @@ from __future__ import annotations
 from sparkls.decode.ngram.ngram_engine import NgramEngine
 from sparkls.server import gate as gate_mod
 from sparkls.server.completion import completion_context
-from sparkls.server.next_edit_lsp import field
+from sparkls.server import messages as m
 
 NGRAM_TOKENS = 16
-
-SUGGESTION_INFO = "sparkls/suggestionInfo"
 
 
 def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) -> bool:
@@ -57,14 +55,14 @@ def _ngram(ls, doc, cursor: int) -> str:
 
 
 def register(server) -> None:
-    @server.feature(SUGGESTION_INFO)
+    @server.feature(m.SuggestionInfoParams.METHOD)
     def suggestion_info(ls, params) -> dict | None:
         """What the server recorded about one suggestion: the gate's features and score, and its life so far."""
-        life = ls.suggestions.get(field(params, "streamId") or field(params, "id"))
+        life = ls.suggestions.get(m.receive(params, m.SuggestionInfoParams).key)
         if life is None:
             return None
         features = dict(zip(gate_mod.FEATURES, map(float, life.features))) if life.features is not None else None
-        return {
-            "id": life.id, "kind": life.kind, "features": features, "score": life.score, "gated": life.gated,
-            "shown": life.shown, "accepted": life.accepted, "acceptedChars": life.accepted_chars, "ended": life.ended,
-        }
+        return m.result(m.SuggestionInfo(
+            id=life.id, kind=life.kind, features=features, score=life.score, gated=life.gated,
+            shown=life.shown, accepted=life.accepted, accepted_chars=life.accepted_chars, ended=life.ended,
+        ))

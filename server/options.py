@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from sparkls.plugins.api import merge
+from sparkls.server.messages import plain
 from sparkls.server.user_config import USER_ONLY
 
 # Bounds: a setting outside them is refused with a message naming it (and the previous
@@ -81,7 +82,6 @@ class Options(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     # Wait this long before decoding an automatic (as-you-type) request; invoked ones never wait.
     # "auto": no wait when the backend answers before the next keystroke, else wait for a pause.
     debounce_ms: Annotated[int, msgspec.Meta(ge=0, le=5000)] | Literal["auto"] = "auto"
-    max_lines: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 12
     # Whose cadence paces the stream: local, cerebras-wse3, nvidia-blackwell, … or "auto":
     # $SPARKLS_BACKEND, else the available backend of highest priority (local unless a plugin claims more).
     backend: Name = "auto"
@@ -110,7 +110,7 @@ def parse_options(raw: Any, base: Options | None = None) -> tuple[Options, str |
     if raw is None:
         return base, None
     if hasattr(raw, "_asdict"):  # pygls hands non-LSP payloads over as namedtuples
-        raw = _plain(raw)
+        raw = plain(raw)
     if isinstance(raw, dict) and isinstance(raw.get("sparkls"), dict):
         raw = raw["sparkls"]
     if not isinstance(raw, dict):
@@ -140,9 +140,3 @@ def _without_user_only(raw: dict) -> tuple[dict, str | None]:
     return {**raw, "remote": kept}, message
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "_asdict"):
-        return {k: _plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value

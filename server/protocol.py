@@ -31,6 +31,8 @@ from pygls.io_ import run_async
 from pygls.protocol import JsonRPCProtocol, LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
+from sparkls.server import messages
+
 
 log = logging.getLogger("sparkls")
 
@@ -99,7 +101,7 @@ class SparklsProtocol(LanguageServerProtocol):
             result.capabilities.completion_provider = None
         # Streamed ghost text (docs/protocol.md) is offered to every client; it is used only
         # by those that opt in through their own experimental capability.
-        result.capabilities.experimental = {"sparkls": {"inlineCompletionStream": True, "inlineEdit": True}}
+        result.capabilities.experimental = {"sparkls": messages.result(messages.ServerCapabilities())}
         engine = getattr(self._server, "engine_label", "?")
         result.server_info = types.ServerInfo(name="sparkls", version=f"{self._server.version} (engine: {engine})")
         return result

@@ -29,7 +29,7 @@ from pygls.uris import to_fs_path
 from sparkls.decode.copy_choice import CopyChoice
 from sparkls.decode.ngram.ngram_engine import NgramEngine
 from sparkls.decode.ngram.ngram_model import CodeModel
-from sparkls.server import convert, gate_lsp, next_edit_lsp, safe_files, user_config
+from sparkls.server import gate_lsp, messages, next_edit_lsp, safe_files, user_config
 from sparkls.server.completion import completion_context, typed_word
 from sparkls.server.line_breaks import lf, lf_edit, line_break
 from sparkls.server.exclusions import Exclusions
@@ -50,6 +50,7 @@ from sparkls.plugins import builtin_models, host, registry
 log = logging.getLogger("sparkls")
 WARM_DELAY_S = 0.3  # quiet after didOpen before its document is prefilled (see SparklsServer.warm)
 CLOSE_TIMEOUT_S = 5.0  # how long SparklsServer.shutdown waits for its worker threads
+SETTINGS_PULL_S = 5.0  # how long to wait for the client's workspace/configuration answer
 
 try:
     __version__ = version("sparkls")
@@ -89,6 +90,7 @@ class SparklsServer(LanguageServer):
         # Counts for sparkls/status: requests, those answered by typing along a stream, those superseded.
         self.counts = {"requests": 0, "typeahead": 0, "superseded": 0}
         self.options = Options()
+        self.pull_on_start = False  # no initializationOptions: ask the client (workspace/configuration) once initialized
         self.index_task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # set once serving, for worker threads
         self.loop_thread: int | None = None
@@ -160,6 +162,43 @@ class SparklsServer(LanguageServer):
                 self.loop.call_soon_threadsafe(setattr, self.pacer, "model_spec", spec)
 
         future.add_done_callback(done)
+
+    def choose_model(self) -> None:
+        """The neural model file to load for the current settings, and the label the log and serverInfo show."""
+        self.model_path = neural_model_path(self.options.model)
+        self.engine_label = f"neural: {self.model_path.name}" if self.model_path else "ngram"
+        if self.remote_engine is not None:
+            self.engine_label = f"remote: {self.remote_engine.remote.config.model}, local: {self.engine_label}"
+
+    def apply_settings(self, raw) -> None:
+        """Settings the client sent or was asked for, from the next request on (bad ones: reported, old kept)."""
+        self.options, error = parse_options(raw, self.options)
+        if error:
+            log.warning(error)
+        self.apply_options()
+        self.set_workspace()
+        self.hub.reset()  # suggestions made under the old settings must not be served again
+        self.send_status()
+
+    def can_pull_settings(self) -> bool:
+        workspace = self.client_capabilities.workspace
+        return bool(workspace and workspace.configuration)
+
+    async def pull_settings(self) -> bool:
+        """Ask the client for the `sparkls` section (`workspace/configuration`) and apply it; whether it gave one."""
+        item = types.ConfigurationItem(section="sparkls")
+        try:
+            answer = await asyncio.wait_for(
+                self.workspace_configuration_async(types.ConfigurationParams(items=[item])), SETTINGS_PULL_S
+            )
+        except Exception as exc:  # no answer, an error, or a client that does not serve it: the settings stay
+            log.warning("workspace/configuration: no settings (%s)", exc or type(exc).__name__)
+            return False
+        section = answer[0] if isinstance(answer, (list, tuple)) and answer else None
+        if section is None:
+            return False
+        self.apply_settings(section)
+        return True
 
     def set_workspace(self) -> None:
         """Exclusions and workspace context for the current root and `exclude` setting."""
@@ -256,20 +295,22 @@ class SparklsServer(LanguageServer):
         s = getattr(self, "last_stream", None)
         if s is not None and s.timeline.backend != backend:
             s = None  # the last stream ran on another backend: nothing measured with this one yet
-        self.protocol.notify(
-            "sparkls/status",
-            {
-                "backend": backend,
-                "engine": self.engine.name,
-                "kernelPath": self.engine.describe().get("kernelPath"),  # neural core's kernels
-                "modelledTokensPerSecond": _finite(s.timeline.tokens_per_s) if s else None,
-                "measuredTokensPerSecond": round(s.decoded / s.decode_seconds, 1) if s and s.decoded and s.decode_seconds else None,
-                "ttftMs": round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
-                "keptUp": s.kept_up if s else True,
-                **self.counts,
-                "liveStreams": len(self.hub.live),  # decodes still running
-                "suggestions": self.suggestions.status(),
-            },
+        messages.notify(
+            self,
+            messages.Status(
+                backend=backend,
+                engine=self.engine.name,
+                kernel_path=self.engine.describe().get("kernelPath"),  # neural core's kernels
+                modelled_tokens_per_second=_finite(s.timeline.tokens_per_s) if s else None,
+                measured_tokens_per_second=round(s.decoded / s.decode_seconds, 1) if s and s.decoded and s.decode_seconds else None,
+                ttft_ms=round(s.first_shown * 1000, 1) if s and s.first_shown is not None else None,
+                kept_up=s.kept_up if s else True,
+                requests=self.counts["requests"],
+                typeahead=self.counts["typeahead"],
+                superseded=self.counts["superseded"],
+                live_streams=len(self.hub.live),  # decodes still running
+                suggestions=self.suggestions.status(),
+            ),
         )
 
     def report_server_error(self, error: Exception, source) -> None:
@@ -328,21 +369,26 @@ def initialize(ls: SparklsServer, params: types.InitializeParams) -> None:
     ls.options, error = parse_options(params.initialization_options)
     if error:
         log.warning(error)
+    ls.pull_on_start = params.initialization_options is None
     experimental = params.capabilities.experimental
-    sparkls_caps = experimental.get("sparkls") if isinstance(experimental, dict) else None
-    ls.streaming = bool(isinstance(sparkls_caps, dict) and sparkls_caps.get("inlineCompletionStream"))
+    try:
+        caps = messages.receive(experimental.get("sparkls") if isinstance(experimental, dict) else None, messages.ClientCapabilities)
+    except JsonRpcInvalidParams as exc:  # a client's odd experimental capability: no streaming, and say why
+        log.warning("experimental.sparkls ignored: %s", exc)
+        caps = messages.ClientCapabilities()
+    ls.streaming = caps.inline_completion_stream
     ls.apply_options()
     ls.set_workspace()
-    ls.model_path = neural_model_path(ls.options.model)
-    ls.engine_label = f"neural: {ls.model_path.name}" if ls.model_path else "ngram"
-    if ls.remote_engine is not None:
-        ls.engine_label = f"remote: {ls.remote_engine.remote.config.model}, local: {ls.engine_label}"
+    ls.choose_model()
     log.info("sparkls %s: engine %s, position encoding %s", __version__, ls.engine_label, ls.encoding)
 
 
 async def initialized(ls: SparklsServer, params: types.InitializedParams) -> None:
-    """Start counting the workspace's files and loading the neural model in the background."""
+    """Start counting the workspace's files and loading the neural model in the background; first, a client
+    that sent no initializationOptions is asked for its settings."""
     ls.io_pool.submit(host)  # plugins load (guarded, time-boxed) off the event loop
+    if ls.pull_on_start and ls.can_pull_settings() and await ls.pull_settings():
+        ls.choose_model()
     root = ls.root()
     if root is not None and root.is_dir() and ls.options.index.enabled:
         ls.index_task = asyncio.ensure_future(_index(ls, root))
@@ -398,14 +444,11 @@ async def _index(ls: SparklsServer, root: Path) -> IndexReport:
 
 
 def did_change_configuration(ls: SparklsServer, params: types.DidChangeConfigurationParams) -> None:
-    """Apply settings pushed by the client (they affect the next request)."""
-    ls.options, error = parse_options(params.settings, ls.options)
-    if error:
-        log.warning(error)
-    ls.apply_options()
-    ls.set_workspace()
-    ls.hub.reset()  # suggestions made under the old settings must not be served again
-    ls.send_status()
+    """Apply settings pushed by the client; without any (``null``, the pull model), ask for them."""
+    if params.settings in (None, {}) and ls.can_pull_settings():
+        asyncio.ensure_future(ls.pull_settings())
+        return
+    ls.apply_settings(params.settings)
 
 
 def did_open(ls: SparklsServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -542,7 +585,7 @@ async def inline_completion(ls: SparklsServer, params: types.InlineCompletionPar
     if ls.streaming:
         version = ls.documents[uri].version if uri in ls.documents else 0
         ls.follow(StreamFollower(ls, view, request_id, uri, version, range_))
-    return convert.lsp_inline_list(text, range_, convert.lsp_accept_command(view.stream_id))
+    return messages.lsp_inline_list(text, range_, messages.lsp_accept_command(view.stream_id))
 
 
 async def completion(ls: SparklsServer, params: types.CompletionParams) -> types.CompletionList:
@@ -554,7 +597,7 @@ async def completion(ls: SparklsServer, params: types.CompletionParams) -> types
     if found is None:
         return types.CompletionList(is_incomplete=True, items=[])
     text, range_, _ = found
-    return convert.lsp_completion_list(text, range_)
+    return messages.lsp_completion_list(text, range_)
 
 
 def select_backend(ls: SparklsServer, *args) -> dict:
@@ -568,34 +611,32 @@ def select_backend(ls: SparklsServer, *args) -> dict:
     ls.pacer.setting = name
     log.info("backend: %s", name)
     ls.send_status()
-    return {"backend": name}
+    return messages.result(messages.SelectedBackend(backend=name))
 
 
 def list_backends(ls: SparklsServer, *args) -> list[dict]:
     """Every backend the plugin host knows, built-in or third-party, with its availability."""
     h = host()
-    return [
-        {"name": e.name, "available": e.available, "reason": e.reason or "", "active": e.name == ls.pacer.backend_name}
+    return messages.result([
+        messages.BackendInfo(name=e.name, available=e.available, reason=e.reason or "", active=e.name == ls.pacer.backend_name)
         for e in (h.entries[n] for n in h.names(available=False))
-    ]
+    ])
 
 
 def accept(ls: SparklsServer, *args) -> None:
-    """A suggestion (or part of it) was accepted: keep it for typeahead."""
-    info = args[0] if args else {}
-    log.debug("accepted %s", info)
-    kind = next_edit_lsp.field(info, "kind", default="full")
-    chars = next_edit_lsp.field(info, "acceptedChars", default=0)
-    ls.suggestions.accept(next_edit_lsp.field(info, "streamId"), kind, chars if isinstance(chars, int) else 0)
+    """A suggestion (or part of it) was accepted: record it in the suggestion log (docs/protocol.md, "Feedback")."""
+    accepted = messages.receive(args[0] if args else None, messages.Accepted)
+    log.debug("accepted %s", accepted)
+    ls.suggestions.accept(accepted.stream_id, accepted.kind, accepted.accepted_chars)
     ls.send_status()
 
 
 def did_dismiss(ls: SparklsServer, params) -> None:
     """A suggestion was dismissed: do not offer it again from the cache."""
-    stream_id = getattr(params, "streamId", None)
-    if stream_id:
-        ls.hub.forget(stream_id)
-    ls.suggestions.end(stream_id or getattr(params, "id", None), getattr(params, "reason", None) or "dismissed")
+    dismissed = messages.receive(params, messages.DidDismiss)
+    if dismissed.stream_id:
+        ls.hub.forget(dismissed.stream_id)
+    ls.suggestions.end(dismissed.key, dismissed.reason or "dismissed")
     ls.send_status()
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 
 from sparkls.decode.engine import CompletionContext, Engine, Scored
 from sparkls.plugins.api import Timeline
+from sparkls.server import messages
 from sparkls.server.cadence import RealClock, in_thread, pace
 
 log = logging.getLogger("sparkls")
@@ -203,13 +204,6 @@ def _timed(snapshots: Iterator[str], s: Stream) -> Iterator[str]:
         yield text
 
 
-def _range(r) -> dict:
-    return {
-        "start": {"line": r.start.line, "character": r.start.character},
-        "end": {"line": r.end.line, "character": r.end.character},
-    }
-
-
 class StreamFollower:
     """Sends `sparkls/inlineCompletionStream` notifications as a view's text grows (docs/protocol.md)."""
 
@@ -219,7 +213,7 @@ class StreamFollower:
         self.request_id = request_id
         self.uri = uri
         self.version = version
-        self.range = _range(range_)
+        self.range = messages.Range.of(range_)
         self.sent = view.insert_text()  # the response carried this much
         self.arrived = time.monotonic()
         self.finished = False
@@ -260,21 +254,21 @@ class StreamFollower:
         self.sent = text
         stream = self.view.stream
         timeline = stream.timeline
-        self.server.protocol.notify(
-            "sparkls/inlineCompletionStream",
-            {
-                "streamId": self.view.stream_id,
-                "requestId": self.request_id,
-                "uri": self.uri,
-                "version": self.version,
-                "index": 0,
-                "range": self.range,
-                "text": text,
-                "done": done,
-                "cancelled": cancelled,
-                "backend": timeline.backend,
-                "tokensPerSecond": timeline.tokens_per_s if timeline.tokens_per_s != float("inf") else None,
-                "keptUp": stream.kept_up,
-                "elapsedMs": round((time.monotonic() - self.arrived) * 1000, 1),
-            },
+        messages.notify(
+            self.server,
+            messages.StreamNotification(
+                stream_id=self.view.stream_id,
+                request_id=self.request_id,
+                uri=self.uri,
+                version=self.version,
+                index=0,
+                range=self.range,
+                text=text,
+                done=done,
+                cancelled=cancelled,
+                backend=timeline.backend,
+                tokens_per_second=timeline.tokens_per_s if timeline.tokens_per_s != float("inf") else None,
+                kept_up=stream.kept_up,
+                elapsed_ms=round((time.monotonic() - self.arrived) * 1000, 1),
+            ),
         )

@@ -15,6 +15,10 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+import msgspec
+
+from sparkls.server.messages import SuggestionCounts
+
 KEEP = 1024  # suggestions remembered
 RECENT = 20  # shown suggestions per document the recent accept rate is taken over
 ENDINGS = ("typedPast", "dismissed", "superseded")
@@ -122,12 +126,12 @@ class SuggestionLog:
         recent = self.recent.get(uri)
         return sum(recent) / len(recent) if recent else None
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, SuggestionCounts]:
         """Counts and accept rates (accepted in full or in part, over shown), per kind."""
         out = {}
         for kind, c in self.counts.items():
             accepted = c["accepted"] + c["partiallyAccepted"]
-            out[kind] = {**c, "acceptRate": round(accepted / c["shown"], 3) if c["shown"] else None}
+            out[kind] = msgspec.convert({**c, "acceptRate": round(accepted / c["shown"], 3) if c["shown"] else None}, SuggestionCounts)
         return out
 
     def forget(self, uri: str) -> None:
@@ -137,5 +141,4 @@ class SuggestionLog:
 
 
 def _zero() -> dict:
-    return {"offered": 0, "gated": 0, "shown": 0, "accepted": 0, "partiallyAccepted": 0, "acceptedChars": 0,
-            **{e: 0 for e in ENDINGS}}
+    return {k: 0 for k in SuggestionCounts.__struct_encode_fields__ if k != "acceptRate"}

@@ -22,15 +22,18 @@ def _ngram_engine(request, monkeypatch):
 
 @pytest.fixture
 async def sparkls_server():
-    """``client, init = await sparkls_server(capabilities=VSCODE, options=None, root=FIXTURE_PROJECT)``
+    """``client, init = await sparkls_server(capabilities=VSCODE, options=None, root=FIXTURE_PROJECT, setup=None)``
     starts `sparkls serve` as an editor would. At teardown every server the test started and did not
     stop is shut down, or killed with its whole process group: a failed assert leaves no process."""
     started: list[EditorClient] = []
 
     async def start(
-        capabilities: types.ClientCapabilities = VSCODE, options: dict | None = None, root: Path = FIXTURE_PROJECT
+        capabilities: types.ClientCapabilities = VSCODE,
+        options: dict | None = None,
+        root: Path = FIXTURE_PROJECT,
+        setup=None,
     ) -> tuple[EditorClient, types.InitializeResult]:
-        client, init = await start_server(capabilities, root, options)
+        client, init = await start_server(capabilities, root, options, setup=setup)
         started.append(client)
         return client, init
 

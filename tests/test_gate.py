@@ -78,8 +78,8 @@ def test_suggestion_log_counts_each_life():
     log.end("s4", "typedPast")
     log.offer("s5", "completion", "u", gated=True)
     c = log.status()["completion"]
-    assert (c["offered"], c["gated"], c["shown"], c["accepted"], c["partiallyAccepted"]) == (4, 1, 3, 1, 0)
-    assert (c["superseded"], c["typedPast"], c["acceptedChars"], c["acceptRate"]) == (1, 1, 8, round(1 / 3, 3))
+    assert (c.offered, c.gated, c.shown, c.accepted, c.partially_accepted) == (4, 1, 3, 1, 0)
+    assert (c.superseded, c.typed_past, c.accepted_chars, c.accept_rate) == (1, 1, 8, round(1 / 3, 3))
     assert outcomes == [("s1", True), ("s3", False), ("s4", False)]
     assert log.accept_rate("u") == pytest.approx(1 / 3)
 

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from lsprotocol import types
 from lsprotocol.converters import get_converter
@@ -95,10 +95,17 @@ class EditorClient(LanguageClient):
 
 
 async def start_server(
-    capabilities: types.ClientCapabilities, root: Path, options: dict | None = None, command: Sequence[str] = SERVE
+    capabilities: types.ClientCapabilities,
+    root: Path,
+    options: dict | None = None,
+    command: Sequence[str] = SERVE,
+    setup: Callable[[EditorClient], None] | None = None,
 ) -> tuple[EditorClient, types.InitializeResult]:
-    """Spawn the server, ``initialize`` it for the workspace ``root``, send ``initialized``."""
+    """Spawn the server, ``initialize`` it for the workspace ``root``, send ``initialized``;
+    ``setup(client)`` first registers handlers for what the server asks the client."""
     client = EditorClient()
+    if setup is not None:
+        setup(client)
     await client.spawn(command)
     try:
         result = await client.initialize_async(

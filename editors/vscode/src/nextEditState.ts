@@ -3,7 +3,7 @@
 import type { Pos, Rng, Stream } from './stream';
 import { samePos } from './stream';
 
-/** One edit of the server's `{edits: [...]}` answer. */
+/** One edit of the server's `{edits: [...]}` answer (server/messages.py `InlineEdit`). */
 export interface InlineEdit {
   text: string;
   range: Rng;

@@ -1,15 +1,34 @@
 // The status bar's text and tooltip from `sparkls/status` (docs/protocol.md). Pure, tested under node.
 
-/** Params of the `sparkls/status` notification. */
+/** Params of the `sparkls/status` notification (server/messages.py `Status`). */
 export interface Status {
   backend?: string;
   engine?: string;
+  kernelPath?: string | null;
   modelledTokensPerSecond?: number | null;
   measuredTokensPerSecond?: number | null;
   ttftMs?: number | null;
   keptUp?: boolean;
+  requests?: number;
+  typeahead?: number;
+  superseded?: number;
+  liveStreams?: number;
   /** Per kind (`completion`, `nextEdit`): what became of the suggestions (docs/protocol.md, "Status"). */
-  suggestions?: Record<string, { shown?: number; accepted?: number; partiallyAccepted?: number; acceptRate?: number | null }>;
+  suggestions?: Record<string, SuggestionCounts>;
+}
+
+/** One kind's counts in `sparkls/status` (server/messages.py `SuggestionCounts`). */
+export interface SuggestionCounts {
+  offered?: number;
+  gated?: number;
+  shown?: number;
+  accepted?: number;
+  partiallyAccepted?: number;
+  acceptedChars?: number;
+  typedPast?: number;
+  dismissed?: number;
+  superseded?: number;
+  acceptRate?: number | null;
 }
 
 export interface StatusView {

@@ -11,7 +11,7 @@ export interface Rng {
   end: Pos;
 }
 
-/** Params of the `sparkls/inlineCompletionStream` notification. */
+/** Params of the `sparkls/inlineCompletionStream` notification (server/messages.py `StreamNotification`). */
 export interface StreamNotification {
   streamId: string;
   requestId?: number | string;
