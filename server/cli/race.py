@@ -15,7 +15,7 @@ import json
 import sys
 import threading
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable, Iterator
+from typing import AsyncIterator, Callable
 
 from sparkls.plugins.api import ModelSpec, Request, SpecError, Timeline, load_model
 from sparkls.server.cli.common import TOOL_LOGS, host, integer, parse_position
@@ -50,58 +50,6 @@ def add_to(sub, common: argparse.ArgumentParser) -> None:
     race.add_argument("--plain", action="store_true", help="line output even on a terminal")
     race.add_argument("--json", action="store_true", help="no live view: one JSON object per lane when done")
     race.set_defaults(run=run, logs=TOOL_LOGS)
-
-
-class _Feed:
-    """Snapshots of a blocking decode engine running in a worker thread, for several readers."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.items: list[str] = []
-        self.times: list[float] = []  # loop time each snapshot arrived
-        self.done = False
-        self.error: BaseException | None = None
-        self._changed = asyncio.Event()
-
-    def start(self, snapshots: Iterator[str]) -> threading.Thread:
-        def work() -> None:
-            err = None
-            try:
-                for text in snapshots:
-                    self.loop.call_soon_threadsafe(self._push, text)
-            except BaseException as e:  # re-raised by every reader on the event loop
-                err = e
-            finally:
-                try:
-                    self.loop.call_soon_threadsafe(self._finish, err)
-                except RuntimeError:
-                    pass  # the loop is gone (interrupted)
-
-        t = threading.Thread(target=work, name="sparkls-race", daemon=True)
-        t.start()
-        return t
-
-    def _push(self, text: str) -> None:
-        self.items.append(text)
-        self.times.append(self.loop.time())
-        self._changed.set()
-
-    def _finish(self, err: BaseException | None) -> None:
-        self.error, self.done = err, True
-        self._changed.set()
-
-    async def follow(self) -> AsyncIterator[str]:
-        i = 0
-        while True:
-            while i < len(self.items):
-                yield self.items[i]
-                i += 1
-            if self.done:
-                if self.error is not None:
-                    raise self.error
-                return
-            self._changed.clear()
-            await self._changed.wait()
 
 
 @dataclass
@@ -222,21 +170,20 @@ def run(args: argparse.Namespace) -> int:
 
 async def _race(lanes: list[Lane], decoded: Decoded, remote, ctx, header: str, live: bool, quiet: bool,
                 stop: threading.Event) -> None:
-    from sparkls.server.cadence import RealClock, pace
+    from sparkls.server.cadence import RealClock, in_thread, pace
 
     loop = asyncio.get_running_loop()
     clock = RealClock()
     start = clock.now()
-    far = _Feed(loop) if remote else None
-    if far is not None:
-        far.start(remote.complete(ctx, stop.is_set))
     out = sys.stdout
     verbose = not live and not quiet
 
     async def run(r: Lane) -> None:
         try:
             if r.kind == "remote":
-                source, tl = far.follow(), Timeline(backend="remote", token_times=(0.0,), as_produced=True)
+                # Its real tokens, as they arrive (the thread stops with `stop` when the lane ends early).
+                source = in_thread(remote.complete(ctx, stop.is_set), stop=stop)
+                tl = Timeline(backend="remote", token_times=(0.0,), as_produced=True)
             else:
                 source, tl = _replay(decoded.snapshots), r.timeline
             async for em in pace(tl, source, clock, start):
@@ -263,9 +210,9 @@ async def _race(lanes: list[Lane], decoded: Decoded, remote, ctx, header: str, l
             print(file=out)
             print_summary(lanes, out)
             print(f"\ncompletion (local decode core): {json.dumps(decoded.text)}", file=out)
-            if far is not None:
-                print(f"completion (remote {remote.config.model}): {json.dumps(far.items[-1] if far.items else '')}",
-                      file=out)
+            for r in lanes:
+                if r.kind == "remote":
+                    print(f"completion (remote {remote.config.model}): {json.dumps(r.text)}", file=out)
         return
 
     from rich.console import Console
