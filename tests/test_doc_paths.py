@@ -1,7 +1,7 @@
 """Every repository path the README and docs/*.md cite exists, so a move or rename cannot leave them stale.
 
-Checked: backticked paths that start with a top-level folder (`server/x.py`, `decode/neural/y.py`,
-`docs/z.md`, `bench/quality.py --split test`: the first word; a glob must match something), and
+Checked: backticked paths that start with a top-level folder (`server/server.py`, `decode/neural/llama.py`,
+`docs/protocol.md`, `bench/quality.py --split test`: the first word; a glob must match something), and
 relative Markdown links.
 """
 
