@@ -1,6 +1,7 @@
 """Context from other open documents: the windows most similar to the code around the cursor.
 
-As Copilot does (shared/notes/anchors.md): slide a window of lines over each other
+As Copilot does (described in Parth Thakkar's "Copilot Internals",
+thakkarparth007.github.io/copilot-explorer/posts/copilot-internals): slide a window of lines over each other
 document, score it by Jaccard similarity of identifier sets with the lines before the
 cursor, and keep the best few, each headed by its file's path.
 """

@@ -2,8 +2,10 @@
 
 pygls's own store splits lines on form feeds and other Unicode breaks, clamps an insert
 past the end of the last line one character short and costs O(document) per edit
-(see shared/notes/lsp.md), so sparkls keeps its own. Only ``\\n``, ``\\r\\n`` and ``\\r``
-end a line, as LSP says; line starts are spliced, not recomputed, on each edit.
+(pygls/workspace/text_document.py in github.com/openlawlibrary/pygls; it splits with
+``str.splitlines``), so sparkls keeps its own. Only ``\\n``, ``\\r\\n`` and ``\\r``
+end a line, as LSP says (specification 3.17, "Text Documents"); line starts are spliced,
+not recomputed, on each edit.
 """
 
 from __future__ import annotations

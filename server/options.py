@@ -135,7 +135,7 @@ def _without_user_only(raw: dict) -> tuple[dict, str | None]:
     message = (
         f"ignored remote.{', remote.'.join(banned)} from the editor's settings: where completions are sent "
         "and with which key come only from the user's configuration (~/.config/sparkls/config.toml or "
-        "$SPARKLS_REMOTE_URL; see README, Security)"
+        "$SPARKLS_REMOTE_URL; see docs/security.md)"
     )
     return {**raw, "remote": kept}, message
 

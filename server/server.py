@@ -41,7 +41,7 @@ from sparkls.server.gate import Gate
 from sparkls.server.next_edit import NextEdits
 from sparkls.server.options import Options, parse_options
 from sparkls.server.protocol import SparklsProtocol, shutdown_received
-from sparkls.server.scheduling import Pacer, TypingRate, adaptive_debounce, served_model_file
+from sparkls.server.cadence import Pacer, TypingRate, adaptive_debounce, served_model_file
 from sparkls.server.streams import Stream, StreamFollower, StreamHub, View
 from sparkls.server.suggestion_log import SuggestionLog
 from sparkls.server.workspace import WorkspaceContext, uri_path

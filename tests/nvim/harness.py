@@ -1,6 +1,6 @@
 """Real headless Neovims (the PyPI wheels) under pynvim, as LSP clients of `sparkls serve`.
 
-See /work/shared/notes/neovim-e2e.md: `--embed --headless --clean`, the python3 provider
+The recipe: `--embed --headless --clean` (Neovim's `:help --embed`), the python3 provider
 probe turned off, XDG dirs isolated, polling with a timeout instead of sleeping.
 """
 

@@ -1,6 +1,6 @@
 """Find what .ci/vscode.sh installed, and run code-server (the real VS Code workbench) for one test.
 
-The recipe and its pitfalls are in shared/notes/vscode-e2e.md: a fresh user-data dir, extensions dir, XDG dirs and port
+The recipe and its pitfalls: a fresh user-data dir, extensions dir, XDG dirs and port
 per test; no `--stdio` for the server; code-server in its own process group, killed whole.
 """
 
