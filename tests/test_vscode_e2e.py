@@ -13,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from vscode.harness import REPO, CodeServer, copy_fixture, packaged_extension, tools
+from vscode.harness import COMPLETION, DRAFT, GHOST_SELECTOR, REPO, CodeServer, copy_fixture, packaged_extension, tools
 
 pytestmark = pytest.mark.e2e
 
-DRAFT = (
-    "def handle_delete(request, store):\n"
-    "    payload = request.json()\n"
-    "    record = store.delete(payload)\n"
-    '    log.info("deleted %s", record.id)\n'
-)
 TYPED = "    ret"
-COMPLETION = 'return {"status": "ok", "id": record.id}'
 GHOST = COMPLETION[len("ret"):]  # shown after the cursor; the item's range covers the typed "ret"
-GHOST_SELECTOR = ".ghost-text-decoration, .ghost-text"
 
 # Records every ghost text the editor shows, as it changes (a stream makes it grow).
 WATCH_GHOST = """() => {

@@ -16,18 +16,10 @@ from pathlib import Path
 import pytest
 
 from rename_fixture import RENAMED, SRC
-from vscode.harness import REPO, CodeServer, copy_fixture, packaged_extension, tools
+from vscode.harness import COMPLETION, DRAFT, GHOST_SELECTOR, REPO, CodeServer, copy_fixture, packaged_extension, tools
 
 pytestmark = pytest.mark.e2e
 
-DRAFT = (
-    "def handle_delete(request, store):\n"
-    "    payload = request.json()\n"
-    "    record = store.delete(payload)\n"
-    '    log.info("deleted %s", record.id)\n'
-)
-COMPLETION = 'return {"status": "ok", "id": record.id}'
-GHOST_SELECTOR = ".ghost-text-decoration, .ghost-text"
 
 TEE = '''#!{python}
 """Runs `python -m sparkls.server ARGS`, appending every JSON-RPC frame the editor sends to {log}."""

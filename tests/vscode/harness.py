@@ -26,6 +26,17 @@ CACHE = Path(os.environ.get("SPARKLS_CI_CACHE", Path.home() / ".cache" / "sparkl
 TOOLS_FILE = CACHE / "vscode-e2e.json"
 SETUP_HINT = "run `bash .ci/vscode.sh` (installs code-server, node 24, chromium, playwright; builds the extension)"
 
+# The fixture document both e2e files type into, the completion the n-gram core gives at its end, and the
+# editor's ghost-text elements.
+DRAFT = (
+    "def handle_delete(request, store):\n"
+    "    payload = request.json()\n"
+    "    record = store.delete(payload)\n"
+    '    log.info("deleted %s", record.id)\n'
+)
+COMPLETION = 'return {"status": "ok", "id": record.id}'
+GHOST_SELECTOR = ".ghost-text-decoration, .ghost-text"
+
 # VS Code settings for a quiet, deterministic workbench (notes §4): no suggest widget to take Tab, no auto-closed
 # brackets or quotes to change what is typed, no gallery, telemetry or trust prompts.
 WORKBENCH_SETTINGS = {
