@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from lsprotocol import types
 
 from sparkls.decode.engine import CompletionContext, Engine
+from sparkls.decode.neural.compiled import kernels_cached
 from sparkls.decode.ngram.ngram_engine import NgramEngine
 from sparkls.decode.ngram.ngram_model import CodeModel
 from sparkls.server.completion import completion_context
@@ -47,6 +49,9 @@ def prepare_at(
     if engine != "ngram":
         model_path = neural_model_path(ModelOptions(engine=engine))
         if model_path is not None:
+            if not kernels_cached():  # otherwise the first run is silent for half a minute
+                print("sparkls: compiling the neural decode core for this CPU (first run only, about half a minute)",
+                      file=sys.stderr, flush=True)
             completer = load_neural_engine(model_path)
     log.info("engine: %s", completer.name)
     return completer, ctx, model
