@@ -108,7 +108,7 @@ class GpuCost:
         gpu = max(mem, compute) + b.comm(self.req, self.tp, tokens) + m.layers * s.layer_overhead_s
         if m.moe:  # the k expert outputs per token are written out and summed by a separate, memory-bound
             # kernel, on every tensor-parallel GPU (the activations are replicated)
-            gpu += m.layers * tokens * (m.experts_per_token or 1) * m.hidden * 2 / (s.bw_efficiency * s.hbm_bw)
+            gpu += m.layers * tokens * (m.experts_per_token or 1) * m.hidden * 2 / (eta_m * s.hbm_bw)
         host = s.step_overhead_s + decode * s.sequence_overhead_s
         if s.async_scheduling:
             hidden = host * s.async_hidden
