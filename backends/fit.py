@@ -24,7 +24,6 @@ FREE: dict[str, dict[str, tuple[float, float]]] = {
         "attention_efficiency": (0.1, 0.8),
         "layer_overhead_s": (3e-6, 1e-4),
         "sequence_overhead_s": (1e-6, 2e-4),
-        "reserved_bytes": (1e9, 1.2e10),
         "admit_s": (1e-5, 0.05),
     },
     "nvidia-blackwell": {

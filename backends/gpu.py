@@ -51,8 +51,14 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     bw_efficiency: Frac  # η_m: achieved / nominal HBM bandwidth in decode
     compute_efficiency: Frac  # η_c: achieved / dense peak in prefill and large-batch decode
     weight_fraction: Frac  # share of HBM the weights may take when choosing the GPU count
+    hbm_usable_bytes: NonNeg = 0.0  # per GPU, the total CUDA reports (torch.cuda.mem_get_info); 0: hbm_bytes
     memory_fraction: Frac = 0.9  # share of HBM the engine allocates (vLLM gpu_memory_utilization)
-    reserved_bytes: NonNeg = 6e9  # per GPU, of that share: activations, CUDA graphs, comm buffers
+    reserved_bytes: NonNeg = 1e9  # per GPU, of that share, memory outside PyTorch's allocator the profile run
+    # sees grow: cuBLAS workspaces, NCCL and custom all-reduce buffers (0.1-0.2 GiB on one GPU in vLLM's logs,
+    # more with tensor parallelism). Activations are computed from the model (GpuBackend.activation_peak);
+    # CUDA graph pools are captured after the KV cache is sized and sit outside the fraction (vLLM < 0.21)
+    sampler_bytes_per_logit: NonNeg = 22.0  # live bytes per logit at the sampler's peak: BF16 logits, their
+    # FP32 copy, top-k/top-p sort (FP32 values, int64 indices), FP32 probabilities
     attention_efficiency: Frac = 0.5  # η_a: achieved / dense peak in prompt attention (FlashAttention)
     sequence_overhead_s: NonNeg = 0.0  # host scheduling and sampling per running stream per step
     async_scheduling: bool = False  # schedule the next step while the GPU runs this one (vLLM --async-scheduling)
@@ -86,14 +92,23 @@ class GpuCost:
         acc = m.speculative.accept
         prefill = sum(c for c, _ in chunks)
         tokens = decode * acc + prefill
-        attn = decode_ctx * acc + sum(c * ctx + c * c / 2 for c, ctx in chunks)
+        w = m.sliding_window
+        attn = m.attention_flops(decode_ctx * acc, decode * acc * w, decode=True)
+        attn += m.attention_flops(sum(c * ctx + c * c / 2 for c, ctx in chunks),
+                                  sum(c * min(w, ctx + c / 2) for c, ctx in chunks))
         kv = (decode_ctx + sum(ctx for _, ctx in chunks)) * m.kv_per_token
         eta_m, eta_c = (s.moe_bw_efficiency, s.moe_compute_efficiency) if m.moe else (s.bw_efficiency,
                                                                                     s.compute_efficiency)
-        mem = (b.weights_read(self.req, tokens) + kv) / (eta_m * s.hbm_bw * self.tp)
+        # each GPU reads its share of the weights and of the KV cache (all of it where tensor
+        # parallelism outnumbers the KV heads: MLA's one latent is read whole on every GPU)
+        mem = b.weights_read(self.req, tokens) / (eta_m * s.hbm_bw * self.tp)
+        mem += kv / (eta_m * s.hbm_bw * m.kv_shards(self.tp))
         compute = 2 * m.active * tokens / (eta_c * b.flops(m.precision) * self.tp)
-        compute += 4 * m.layers * m.hidden * attn / (s.attention_efficiency * b.flops("bf16") * self.tp)
+        compute += attn / (s.attention_efficiency * b.flops("bf16") * self.tp)
         gpu = max(mem, compute) + b.comm(self.req, self.tp, tokens) + m.layers * s.layer_overhead_s
+        if m.moe:  # the k expert outputs per token are written out and summed by a separate, memory-bound
+            # kernel, on every tensor-parallel GPU (the activations are replicated)
+            gpu += m.layers * tokens * (m.experts_per_token or 1) * m.hidden * 2 / (eta_m * s.hbm_bw)
         host = s.step_overhead_s + decode * s.sequence_overhead_s
         if s.async_scheduling:
             hidden = host * s.async_hidden
@@ -150,10 +165,35 @@ class GpuBackend(ServedBackend):
             return m.weight_bytes
         return m.weight_bytes * (1 - (1 - m.active / m.params) ** max(tokens, 1))
 
+    def activation_peak(self, req: Request, tp: int) -> float:
+        """Bytes per GPU the engine's profile run peaks at beyond the weights (vLLM sizes the KV
+        cache from it): a dummy pass of ``chunk_tokens`` tokens, whose widest moment is the MLP
+        (residual and normed input, the gate/up projection and its activation; for a mixture of
+        experts the k routed copies of each token, fused-MoE's intermediate caches), then the
+        sampler on ``min(max_batch, chunk_tokens)`` rows of logits over the whole vocabulary (every
+        tensor-parallel rank gathers them and samples), the pass's hidden states held throughout."""
+        s, m = self.spec, req.model
+        t, h = s.chunk_tokens, m.hidden
+        ffn = m.ffn or 4 * h
+        mlp = (m.experts_per_token or 1) * (3 * ffn / tp + h) if m.moe else 3 * ffn / tp
+        forward = t * 2 * (2 * h + mlp)
+        sampler = min(s.max_batch, t) * m.vocab * s.sampler_bytes_per_logit
+        return t * h * 2 + max(forward, sampler)
+
+    def kv_room(self, req: Request, n: int) -> float:
+        """KV cache room of the replica, in bytes of unreplicated KV (what ``kv_per_token`` counts):
+        per GPU, memory × fraction − its weights − non-PyTorch buffers − the profile run's peak
+        (vLLM's gpu_worker), over the GPUs one token's KV is split across."""
+        s, m = self.spec, req.model
+        stages = max(1, math.ceil(n / s.nvlink_domain))
+        tp = max(1, n // stages)
+        per_gpu = ((s.hbm_usable_bytes or s.hbm_bytes) * s.memory_fraction - m.weight_bytes / n - s.reserved_bytes
+                   - self.activation_peak(req, tp))
+        return max(per_gpu, 0.02 * s.hbm_bytes) * stages * m.kv_shards(tp)
+
     def replica(self, request: Request) -> Replica:
-        s, m = self.spec, request.model
+        s = self.spec
         n = self.gpus(request)
-        kv_room = max(n * (s.hbm_bytes * s.memory_fraction - s.reserved_bytes) - m.weight_bytes,
-                      0.02 * n * s.hbm_bytes)
+        kv_room = self.kv_room(request, n)
         cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.chunk_tokens, kv_bytes=kv_room, admit_s=s.admit_s)
         return Replica(GpuCost(self, request, n), cap, n)

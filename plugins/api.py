@@ -68,10 +68,17 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     experts_per_token: Count = 0  # routed experts per token (mixture of experts); 0 = dense
     bytes_per_param: Positive = 2.0  # 2 BF16, 1 FP8, ~0.5 FP4
     kv_bytes_per_token: NonNeg = 0.0  # all layers, K and V; 0 = estimate as full MHA in BF16
-    heads: Count = 0  # informational: query heads
-    kv_heads: Count = 0  # informational: key/value heads (GQA)
-    ffn: Count = 0  # informational: feed-forward width
-    vocab: Count = 0  # informational
+    heads: Count = 0  # query heads (0: attention costed as 4·hidden FLOPs per token pair per layer)
+    kv_heads: Count = 0  # key/value heads (GQA; 1 for MLA's shared latent): tensor parallelism past this
+    # many GPUs replicates the KV cache rather than splitting it (vLLM keeps max(1, kv_heads/tp) per GPU)
+    head_dim: Count = 0  # query/key dims per head in prompt attention (0: hidden / heads); MLA: nope + rope
+    v_head_dim: Count = 0  # value dims per head (0: head_dim)
+    kv_lora_rank: Count = 0  # MLA: latent width; decode attends in the latent (absorbed) space, rank + rope
+    rope_head_dim: Count = 0  # MLA: the decoupled rotary key dims carried beside the latent
+    sliding_window: Count = 0  # tokens a sliding-window layer attends to (0: none)
+    sliding_layers: Count = 0  # of the layers, how many use the sliding window
+    ffn: Count = 0  # feed-forward width (per expert for a mixture of experts)
+    vocab: Count = 0  # vocabulary: the sampler's logits per sequence
     speculative: Speculative = Speculative()
     deployment: Deployment = Deployment()
     source: str = ""  # where the architecture figures come from
@@ -91,6 +98,26 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     @property
     def kv_per_token(self) -> float:
         return self.kv_bytes_per_token or 2 * self.layers * self.hidden * 2.0
+
+    def attention_flops(self, pairs: float, window_pairs: float = -1.0, decode: bool = False) -> float:
+        """FLOPs of attention over ``pairs`` (query token, context token) pairs summed over a pass,
+        ``window_pairs`` of them within the sliding window (<0: all), all layers: QK^T and PV,
+        2·heads·(d_qk + d_v) per pair per layer. MLA prefill attends in the decompressed heads
+        (d_qk = nope + rope, d_v); its decode attends in the latent (d_qk = rank + rope, d_v = rank)."""
+        if not self.heads:
+            return 4 * self.layers * self.hidden * pairs
+        dqk = self.head_dim or self.hidden / self.heads
+        dv = self.v_head_dim or dqk
+        if decode and self.kv_lora_rank:
+            dqk, dv = self.kv_lora_rank + self.rope_head_dim, self.kv_lora_rank
+        per_pair = 2 * self.heads * (dqk + dv)
+        windowed = min(self.sliding_layers, self.layers) if self.sliding_window else 0
+        window_pairs = pairs if window_pairs < 0 else window_pairs
+        return per_pair * ((self.layers - windowed) * pairs + windowed * window_pairs)
+
+    def kv_shards(self, tp: int) -> int:
+        """Over how many of ``tp`` tensor-parallel GPUs one token's KV cache is split (the rest replicate)."""
+        return max(1, min(tp, self.kv_heads)) if self.kv_heads else tp
 
     @property
     def precision(self) -> str:
