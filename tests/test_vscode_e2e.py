@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vscode.harness import COMPLETION, DRAFT, GHOST_SELECTOR, REPO, CodeServer, copy_fixture, packaged_extension, tools
+from vscode.harness import COMPLETION, DRAFT, GHOST_SELECTOR, REPO, CodeServer, copy_fixture, open_workbench, packaged_extension, tools
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ WATCH_GHOST = """() => {
 def workbench(tmp_path: Path):
     """VS Code with the extension, `pkg/delete.py` open and the server running (its backend in the status bar)."""
     t = tools()  # skips with the install command before anything imports playwright
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import sync_playwright
 
     vsix = packaged_extension(t)
     ws = copy_fixture(REPO / "tests" / "fixtures" / "project", tmp_path / "ws")
@@ -56,18 +56,7 @@ def workbench(tmp_path: Path):
     url = cs.start()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(t.chromium), headless=True)
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.goto(url)
-            page.wait_for_selector(".monaco-workbench .explorer-folders-view", timeout=60_000)
-            page.keyboard.press("Control+P")
-            page.wait_for_selector(".quick-input-widget input", state="visible")
-            page.keyboard.type("delete.py")
-            page.wait_for_selector(".quick-input-list .monaco-list-row")
-            page.keyboard.press("Enter")
-            editor = page.locator(".editor-instance .monaco-editor").first
-            expect(editor.locator(".view-lines")).to_contain_text("handle_delete", timeout=30_000)
-            expect(_status(page)).to_contain_text("nvidia-hopper", timeout=30_000)
+            browser, page, editor = open_workbench(p, t, url, "delete.py", "handle_delete")
             yield cs, page, editor
             browser.close()
     finally:
@@ -84,13 +73,14 @@ def test_ghost_text_streams_then_tab_accepts(workbench) -> None:
     ghost = editor.locator(GHOST_SELECTOR)
     expect(ghost.first).to_be_visible(timeout=20_000)
     deadline = time.monotonic() + 20
-    while _ghost(ghost) != GHOST and time.monotonic() < deadline:
+    # Read once per turn: while a stream grows the editor re-renders it, and a second read may fall in between.
+    while (shown := _ghost(ghost)) != GHOST and time.monotonic() < deadline:
         time.sleep(0.05)
     page.screenshot(path=str(cs.root / "ghost.png"))
     ghosts = page.evaluate("window.__ghosts")
     seen = [g["text"] for g in ghosts if g["text"]]
     print(f"ghost texts shown (ms after typing began): {[(g['ms'], g['text']) for g in ghosts]}")
-    assert _ghost(ghost) == GHOST, f"ghost text {_ghost(ghost)!r}; seen {seen}\n{cs.extension_log()}"
+    assert shown == GHOST, f"ghost text {shown!r}; seen {seen}\n{cs.extension_log()}"
     assert "streamed ghost text on" in cs.extension_log(), "the server did not confirm inlineCompletionStream"
     # Each text the editor showed is a prefix of the next: the ghost text grew, and never went back.
     grown = [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
@@ -121,10 +111,10 @@ def test_next_line_at_a_line_end_then_tab(workbench) -> None:
     ghost = editor.locator(GHOST_SELECTOR)
     expect(ghost.first).to_be_visible(timeout=20_000)
     deadline = time.monotonic() + 45  # a loaded machine: the header's keystrokes each ask, the last one wins
-    while NEXT_LINE.strip() not in _ghost(ghost) and time.monotonic() < deadline:
+    while NEXT_LINE.strip() not in (shown := _ghost(ghost)) and time.monotonic() < deadline:
         time.sleep(0.05)
     page.screenshot(path=str(cs.root / "next-line.png"))
-    assert NEXT_LINE.strip() in _ghost(ghost), f"ghost text {_ghost(ghost)!r}\n{cs.extension_log()}"
+    assert NEXT_LINE.strip() in shown, f"ghost text {shown!r}\n{cs.extension_log()}"
     time.sleep(1)  # the stream's last lines
     page.keyboard.press("Tab")
     expect(ghost).to_have_count(0)

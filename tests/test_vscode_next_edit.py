@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rename_fixture import RENAMED, SRC
-from vscode.harness import COMPLETION, DRAFT, GHOST_SELECTOR, REPO, CodeServer, copy_fixture, packaged_extension, tools
+from vscode.harness import COMPLETION, DRAFT, GHOST_SELECTOR, REPO, CodeServer, copy_fixture, open_workbench, packaged_extension, tools
 
 pytestmark = pytest.mark.e2e
 
@@ -56,25 +56,6 @@ def sent(log: Path, method: str) -> list[dict]:
     if not log.exists():
         return []
     return [m for m in map(json.loads, log.read_text().splitlines()) if m.get("method") == method]
-
-
-def open_workbench(p, t, url: str, name: str, marker: str):
-    from playwright.sync_api import expect
-
-    browser = p.chromium.launch(executable_path=str(t.chromium), headless=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.goto(url)
-    page.wait_for_selector(".monaco-workbench .explorer-folders-view", timeout=60_000)
-    page.keyboard.press("Control+P")
-    page.wait_for_selector(".quick-input-widget input", state="visible")
-    page.keyboard.type(name)
-    page.wait_for_selector(".quick-input-list .monaco-list-row")
-    page.keyboard.press("Enter")
-    editor = page.locator(".editor-instance .monaco-editor").first
-    expect(editor.locator(".view-lines")).to_contain_text(marker, timeout=30_000)
-    status = page.locator(".statusbar").get_by_role("button", name=re.compile("^sparkls status:"))
-    expect(status).to_contain_text("nvidia-hopper", timeout=30_000)  # the server runs
-    return browser, page, editor
 
 
 @pytest.fixture
@@ -171,17 +152,18 @@ def test_partial_accept_sends_no_new_request_in_vscode(vscode) -> None:
             page.keyboard.insert_text("    ret")
             ghost = editor.locator(GHOST_SELECTOR)
             deadline = time.monotonic() + 20
-            while _ghost(ghost) != COMPLETION[3:] and time.monotonic() < deadline:
+            # Read once per turn: a growing stream is re-rendered, and a second read may fall in between.
+            while (shown := _ghost(ghost)) != COMPLETION[3:] and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert _ghost(ghost) == COMPLETION[3:], f"{_ghost(ghost)!r}\n{cs.extension_log()}"
+            assert shown == COMPLETION[3:], f"{shown!r}\n{cs.extension_log()}"
             time.sleep(0.3)
             before = len(sent(wire, "textDocument/inlineCompletion"))
             page.keyboard.press("Control+ArrowRight")  # editor.action.inlineSuggest.acceptNextWord
             expect(editor.locator(".view-lines")).to_contain_text("    return", timeout=5_000)
             deadline = time.monotonic() + 5
-            while _ghost(ghost) != COMPLETION[len("return"):] and time.monotonic() < deadline:
+            while (shown := _ghost(ghost)) != COMPLETION[len("return"):] and time.monotonic() < deadline:
                 time.sleep(0.05)
-            assert _ghost(ghost) == COMPLETION[len("return"):]
+            assert shown == COMPLETION[len("return"):]
             time.sleep(1.0)  # any request the change would cause has long been sent
             after = sent(wire, "textDocument/inlineCompletion")
             assert len(after) == before, [m["params"]["position"] for m in after[before:]]

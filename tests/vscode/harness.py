@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -176,3 +177,24 @@ class CodeServer:
 def copy_fixture(source: Path, dest: Path) -> Path:
     shutil.copytree(source, dest)
     return dest
+
+
+def open_workbench(p, t, url: str, name: str, marker: str):
+    """Chromium on code-server at ``url``, the file ``name`` opened (Ctrl+P) until ``marker`` shows and the sparkls
+    status item says the server runs; (browser, page, editor)."""
+    from playwright.sync_api import expect
+
+    browser = p.chromium.launch(executable_path=str(t.chromium), headless=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(url)
+    page.wait_for_selector(".monaco-workbench .explorer-folders-view", timeout=60_000)
+    page.keyboard.press("Control+P")
+    page.wait_for_selector(".quick-input-widget input", state="visible")
+    page.keyboard.type(name)
+    page.wait_for_selector(".quick-input-list .monaco-list-row")
+    page.keyboard.press("Enter")
+    editor = page.locator(".editor-instance .monaco-editor").first
+    expect(editor.locator(".view-lines")).to_contain_text(marker, timeout=30_000)
+    status = page.locator(".statusbar").get_by_role("button", name=re.compile("^sparkls status:"))
+    expect(status).to_contain_text("nvidia-hopper", timeout=30_000)  # the server runs
+    return browser, page, editor
