@@ -56,7 +56,7 @@ def workbench(tmp_path: Path):
     url = cs.start()
     try:
         with sync_playwright() as p:
-            browser, page, editor = open_workbench(p, t, url, "delete.py", "handle_delete")
+            browser, page, editor = open_workbench(p, t, cs, url, "delete.py", "handle_delete")
             yield cs, page, editor
             browser.close()
     finally:

@@ -95,7 +95,7 @@ def test_rename_then_tab_tab_in_vscode(vscode) -> None:
     cs = start({"editor.inlineSuggest.enabled": False})
     url = cs.start()
     with sync_playwright() as p:
-        browser, page, editor = open_workbench(p, t, url, "rename.py", "total_of")
+        browser, page, editor = open_workbench(p, t, cs, url, "rename.py", "total_of")
         lines = editor.locator(".view-lines")
         try:
             lines.click()
@@ -145,7 +145,7 @@ def test_partial_accept_sends_no_new_request_in_vscode(vscode) -> None:
     cs = start({})
     url = cs.start()
     with sync_playwright() as p:
-        browser, page, editor = open_workbench(p, t, url, "delete.py", "handle_delete")
+        browser, page, editor = open_workbench(p, t, cs, url, "delete.py", "handle_delete")
         try:
             editor.locator(".view-lines").click()
             page.keyboard.press("Control+End")

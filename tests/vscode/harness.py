@@ -179,9 +179,9 @@ def copy_fixture(source: Path, dest: Path) -> Path:
     return dest
 
 
-def open_workbench(p, t, url: str, name: str, marker: str):
+def open_workbench(p, t, cs: CodeServer, url: str, name: str, marker: str):
     """Chromium on code-server at ``url``, the file ``name`` opened (Ctrl+P) until ``marker`` shows and the sparkls
-    status item says the server runs; (browser, page, editor)."""
+    status item says the server runs and has indexed the workspace; (browser, page, editor)."""
     from playwright.sync_api import expect
 
     browser = p.chromium.launch(executable_path=str(t.chromium), headless=True)
@@ -197,4 +197,9 @@ def open_workbench(p, t, url: str, name: str, marker: str):
     expect(editor.locator(".view-lines")).to_contain_text(marker, timeout=30_000)
     status = page.locator(".statusbar").get_by_role("button", name=re.compile("^sparkls status:"))
     expect(status).to_contain_text("nvidia-hopper", timeout=30_000)  # the server runs
+    # The completions the tests expect come from the other files: typing before the index is done would get an
+    # empty answer, and the editor asks again only on the next keystroke.
+    deadline = time.monotonic() + 30
+    while "indexed " not in cs.extension_log() and time.monotonic() < deadline:
+        time.sleep(0.1)
     return browser, page, editor
