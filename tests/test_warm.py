@@ -105,14 +105,3 @@ async def test_server_prefills_an_opened_document(monkeypatch, sparkls_server) -
     result = await asyncio.wait_for(client.text_document_inline_completion_async(client.inline_params(uri, n - 2, 4)), 60)
     assert result.items and result.items[0].insert_text.strip()
     assert await stop_server(client) == 0
-
-
-def test_the_default_window_reaches_as_far_up_as_the_quality_reference(engine) -> None:
-    """Ensure a cold document's prompt, with the default `context.window`, holds the code ~2.5k
-    characters above the cursor: on the quality bench (docs/quality.md), a 512 window (~1.3k
-    characters) lost to llama.cpp's 1,024-token prompt where the answer's text was that far up."""
-    from sparkls.server.options import ContextOptions
-
-    text = "MARKER = 0\n" + "x = 1\n" * 415  # ~2.5k characters
-    ctx = CompletionContext(text, "", path="file:///w/far.py", window=ContextOptions().window)
-    assert engine.prompt(ctx).startswith("MARKER = 0\n")
