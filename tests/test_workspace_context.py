@@ -166,3 +166,19 @@ def test_copy_choice_answers_with_a_strong_copy_else_the_model() -> None:
     assert list(CopyChoice(silent, _Fake("weak()", [(2, 1, 3)])).complete(ctx, lambda: False)) == ["weak()"], \
         "a model with nothing to say leaves the answer to the copy"
     assert list(CopyChoice(silent, _Fake("weak()", [(2, 1, 3)])).complete(off, lambda: False)) == []
+
+
+def test_copy_choice_leaves_a_blank_line_to_the_model() -> None:
+    """Ensure a strong copy does not replace the model's line on a blank, indented line (a block's
+    next statement, where copies were measured worse than the model), yet still answers there when
+    the model has nothing to show; after code on the line, it still answers."""
+    from sparkls.decode.copy_choice import CopyChoice
+    from sparkls.decode.engine import CompletionContext
+
+    block = CompletionContext("def f(x):\n    y = x\n    ", "\n    return y\n")
+    neural = _Fake("z = y")
+    copier = _Fake("copied()", [(8, 4, 4), (6, 2, 2)])
+    assert list(CopyChoice(neural, copier).complete(block, lambda: False)) == ["z = y"]
+    assert list(CopyChoice(_Fake(""), copier).complete(block, lambda: False)) == ["copied()"]
+    after_code = CompletionContext("def f(x):\n    y = ", "\n    return y\n")
+    assert list(CopyChoice(neural, copier).complete(after_code, lambda: False)) == ["copied()"]
