@@ -14,6 +14,11 @@ than the model's line, edit similarity 36.4 -> 33.4 %; TEST, 30 cases: -3.3 exac
 was a line from elsewhere (a docstring's first line, another branch's statement): with no code before the cursor
 on its line, the n-gram contexts that matched are the lines above, which many places share.
 There the copy only answers when the model has nothing to show.
+
+A copy that opens the next line after a block header must fit under it (:func:`.stops.fits_after`): deeper than
+the header, by no more than the file's indentation step. A line copied from elsewhere keeps that place's
+indentation (TUNE: one copied with 20 spaces under an 8-space header, edit similarity 0.79 -> 0.39 against the
+model's line); such a copy is never offered, not even when the model has nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import math
 from typing import Callable, Iterator
 
 from sparkls.decode.engine import CompletionContext, Engine
+from sparkls.decode.stops import fits_after
 
 MIN_ORDER = 6
 MIN_PROB = 0.5
@@ -70,6 +76,8 @@ class CopyChoice(Engine):
         copy = ""
         if ctx.copy:
             copy, evidence = self.ngram.copy(ctx, cancelled)
+            if not fits_after(ctx.prefix, copy):
+                copy = ""  # a next line indented where the header's body cannot be
             if copy.strip() and strong(evidence) and not on_blank_line(ctx.prefix):
                 yield copy
                 return

@@ -270,3 +270,50 @@ class StopRules:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         return "\n".join(lines).rstrip(" \t")
+
+
+def indent_unit(text: str, default: str = "    ") -> str:
+    """The indentation step the code in ``text`` uses: a tab if its indented lines start with tabs,
+    else the most common increase in spaces from one code line to a deeper next one."""
+    steps: dict[int, int] = {}
+    tabs = spaces = 0
+    last = None
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        lead = line[: _indent(line)]
+        tabs += lead.startswith("\t")
+        spaces += lead.startswith(" ")
+        if last is not None and len(lead) > last:
+            steps[len(lead) - last] = steps.get(len(lead) - last, 0) + 1
+        last = len(lead)
+    if tabs > spaces:
+        return "\t"
+    if not steps:
+        return default
+    # The commonest step; ties go to the smaller (a continuation line's deep step is rarer).
+    return " " * max(steps, key=lambda k: (steps[k], -k))
+
+
+def header_body_indent(prefix: str) -> str | None:
+    """At the end of a block header (``...:`` with the cursor after it), the indentation its body's
+    first line takes: the header's own plus one step of the file's (:func:`indent_unit`); else None."""
+    line = prefix[prefix.rfind("\n") + 1 :]
+    if not line.strip() or not line.rstrip().endswith(":"):
+        return None
+    lead = line[: _indent(line)]
+    unit = indent_unit(prefix[-4000:])
+    return lead + ("\t" if lead.startswith("\t") and unit != "\t" else unit)
+
+
+def fits_after(prefix: str, text: str) -> bool:
+    """Whether a completion ``text`` that opens the next line (``"\\n" + line``) may follow ``prefix``
+    where its indentation is concerned: after a block header its first line must be deeper than the
+    header and no deeper than the header plus one step (:func:`header_body_indent`). Anything else
+    (not a next line, not after a header) fits."""
+    body = header_body_indent(prefix)
+    if body is None or not text.startswith("\n"):
+        return True
+    first = next((ln for ln in text[1:].split("\n") if ln.strip()), "")
+    line = prefix[prefix.rfind("\n") + 1 :]
+    return _indent(line) < _indent(first) <= len(body)

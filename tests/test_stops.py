@@ -119,3 +119,18 @@ def test_header_body_must_be_indented() -> None:
     assert rules.cut("\n    y = 1\n") == ("", True)
     assert rules.cut("\n\n        y = 1\n") == ("", True)
     assert StopRules("    if x:", "\n", open_next_line=False).cut("\n        y = 1\n") == ("", True)
+
+
+def test_indent_unit_and_header_body_indent() -> None:
+    """Ensure the file's indentation step is its commonest increase (tabs if it indents with tabs),
+    and a header's body indentation is the header's plus that step, only at a header's end."""
+    from sparkls.decode.stops import fits_after, header_body_indent, indent_unit
+
+    two = "def f(x):\n  if x:\n    return f(\n            x)\n  return 1\n"
+    assert indent_unit(two) == "  "
+    assert indent_unit("x = 1\n") == "    "
+    assert indent_unit("def f():\n\tif x:\n\t\treturn 1\n") == "\t"
+    assert header_body_indent(two + "  for y in x:") == "    "
+    assert header_body_indent(two + "  y = 1") is None
+    assert fits_after("    if x:", "\n        y = 1") and not fits_after("    if x:", "\n            y = 1")
+    assert not fits_after("    if x:", "\n    y = 1") and fits_after("    x = 1", "\n            y = 1")

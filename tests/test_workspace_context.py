@@ -182,3 +182,23 @@ def test_copy_choice_leaves_a_blank_line_to_the_model() -> None:
     assert list(CopyChoice(_Fake(""), copier).complete(block, lambda: False)) == ["copied()"]
     after_code = CompletionContext("def f(x):\n    y = ", "\n    return y\n")
     assert list(CopyChoice(neural, copier).complete(after_code, lambda: False)) == ["copied()"]
+
+
+def test_copy_choice_never_offers_a_next_line_that_does_not_fit_under_its_header() -> None:
+    """Ensure a copied next line after a block header is offered only when indented one step of the
+    file's indentation under it: a line copied with another place's deeper indentation, or one not
+    indented under the header, neither replaces the model's line nor answers for a silent model."""
+    from sparkls.decode.copy_choice import CopyChoice
+    from sparkls.decode.engine import CompletionContext
+
+    prefix = "class A:\n    def f(self, x):\n        if x:"
+    ctx = CompletionContext(prefix, "\n        return x\n")
+    strong_evidence = [(8, 4, 4), (6, 2, 2)]
+    neural = _Fake("\n            y = x")
+    too_deep = _Fake("\n                    y = copied(x)", strong_evidence)
+    assert list(CopyChoice(neural, too_deep).complete(ctx, lambda: False)) == ["\n            y = x"]
+    assert list(CopyChoice(_Fake(""), too_deep).complete(ctx, lambda: False)) == []
+    not_under = _Fake("\n        y = copied(x)", strong_evidence)
+    assert list(CopyChoice(_Fake(""), not_under).complete(ctx, lambda: False)) == []
+    fits = _Fake("\n            y = copied(x)", strong_evidence)
+    assert list(CopyChoice(neural, fits).complete(ctx, lambda: False)) == ["\n            y = copied(x)"]
