@@ -144,3 +144,23 @@ def test_a_request_waits_for_the_documents_session_and_gives_up_when_cancelled()
     assert not waiter.is_alive() and got == [[]]
     session.lock.release()
     assert list(engine.complete(ctx, lambda: False)), "the session should be free again"
+
+
+def test_a_withheld_header_body_is_asked_again_with_its_indentation_typed() -> None:
+    """Ensure that when the model's body after a header is withheld (its first line not indented
+    under the header), the engine answers with the model's block after the header's indentation
+    plus one step, instead of nothing; never the line already below; with the next line turned off,
+    nothing."""
+    script = {
+        "def f():": ["\n"],
+        "():\n": ["return", "    "],  # unindented first; the indentation is its second choice
+        "():\n    ": ["return"],
+        "return": [" 1"],
+        " 1": ["\n"],
+    }
+    assert complete(script, "x = 1\ndef f():", "\n")[-1] == "\n    return 1"
+    assert complete(script, "x = 1\ndef f():", "\n\nreturn 1\n") == [], "the line already below, again"
+    assert complete(script, "x = 1\ndef f():", "\n\nreturn 1 + x\n") == ["\n    return 1"], "a start of it"
+    off = NeuralEngine(ScriptedModel(script), speculative=False)
+    ctx = CompletionContext("x = 1\ndef f():", "\n", path="file:///w/a.py", next_line=False)
+    assert list(off.complete(ctx, lambda: False)) == [], "the next-line setting off: nothing"

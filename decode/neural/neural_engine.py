@@ -3,10 +3,15 @@
 SmolLM2's vocabulary has no fill-in-the-middle tokens, so the prompt is the code before the
 cursor (with similar snippets of other open documents as comments above it) and the
 suffix is used only to stop and to avoid repeating what follows the cursor.
+
+At the end of a block header (``...:``), a body the stop rules withhold (its first line not indented under
+the header, or the line already below) is not the last word: the model is asked once more with the body's
+first indentation typed for it (the header's plus the file's step), which is where the body must start.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Callable, Iterator
 
@@ -16,7 +21,7 @@ from sparkls.decode.engine import CompletionContext, Engine, Scored
 from sparkls.decode.neural.llama import LlamaModel, SessionPool
 from sparkls.decode.snippets import render_snippets
 from sparkls.decode.neural.speculation import MAX_DRAFT, Draft, match_draft
-from sparkls.decode.stops import StopRules
+from sparkls.decode.stops import StopRules, header_body_indent
 
 CHARS_PER_TOKEN = 3  # conservative for code, to size the prompt window in characters
 FIRST_ROOM = 0.125  # a document's first window: nearly all of it context (room to type is cheap to make later)
@@ -99,6 +104,39 @@ class NeuralEngine(Engine):
         return ids[-(self.n_ctx - ctx.max_tokens - self.draft_tokens - 2) :], healed
 
     def complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
+        said = False
+        for said in self._complete(ctx, cancelled):
+            yield said
+        body = header_body_indent(ctx.prefix) if ctx.next_line and not said else None
+        if body is not None and not cancelled():
+            yield from self._complete_body(ctx, body, cancelled)
+
+    def _complete_body(self, ctx: CompletionContext, body: str, cancelled: Callable[[], bool]) -> Iterator[str]:
+        """After a header whose body the stop rules withheld: the model's block with its first line's
+        indentation ``body`` forced (typed into the prompt), shown as ``"\n" + body + block``. The
+        session keeps the header's prompt, so only the typed line break and indentation are new."""
+        forced = dataclasses.replace(ctx, prefix=ctx.prefix + "\n" + body)
+        below = next((ln.strip() for ln in ctx.suffix.split("\n")[1:] if ln.strip()), "")
+        last, held = "", ""
+        for text in self._complete(forced, cancelled):
+            first = text.split("\n", 1)[0]
+            if first[:1] in (" ", "\t"):
+                # Healing let the indentation grow deeper than forced: its first line, at the forced depth.
+                text = first = first.lstrip(" \t")
+            if below and below.startswith(first.strip()):
+                # Not shown while it may still be the line already below (never repeated).
+                if "\n" in text and first.strip() == below:
+                    return
+                held = text
+                continue
+            held = ""
+            if text != last and text.strip():
+                last = text
+                yield Scored("\n" + body + text, getattr(text, "logprobs", ()))
+        if held.strip() and held.split("\n", 1)[0].strip() != below and not cancelled():
+            yield Scored("\n" + body + held, getattr(held, "logprobs", ()))
+
+    def _complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
         ids, healed = self.prompt_ids(ctx)
         if cancelled() or len(ids) == 0:
             return
