@@ -76,7 +76,7 @@ class CopyChoice(Engine):
         copy = ""
         if ctx.copy:
             copy, evidence = self.ngram.copy(ctx, cancelled)
-            if not fits_after(ctx.prefix, copy):
+            if not fits_after(ctx.prefix, copy, ctx.suffix):
                 copy = ""  # a next line indented where the header's body cannot be
             if copy.strip() and strong(evidence) and not on_blank_line(ctx.prefix):
                 yield copy

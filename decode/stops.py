@@ -295,23 +295,24 @@ def indent_unit(text: str, default: str = "    ") -> str:
     return " " * max(steps, key=lambda k: (steps[k], -k))
 
 
-def header_body_indent(prefix: str) -> str | None:
-    """At the end of a block header (``...:`` with the cursor after it), the indentation its body's
-    first line takes: the header's own plus one step of the file's (:func:`indent_unit`); else None."""
+def header_body_indent(prefix: str, suffix: str = "") -> str | None:
+    """At the end of a block header (``...:`` with the cursor after it and nothing after the cursor on
+    its line), the indentation its body's first line takes: the header's own plus one step of the
+    file's (:func:`indent_unit`); else None."""
     line = prefix[prefix.rfind("\n") + 1 :]
-    if not line.strip() or not line.rstrip().endswith(":"):
+    if not line.strip() or not line.rstrip().endswith(":") or suffix.split("\n", 1)[0].strip():
         return None
     lead = line[: _indent(line)]
     unit = indent_unit(prefix[-4000:])
     return lead + ("\t" if lead.startswith("\t") and unit != "\t" else unit)
 
 
-def fits_after(prefix: str, text: str) -> bool:
+def fits_after(prefix: str, text: str, suffix: str = "") -> bool:
     """Whether a completion ``text`` that opens the next line (``"\\n" + line``) may follow ``prefix``
     where its indentation is concerned: after a block header its first line must be deeper than the
     header and no deeper than the header plus one step (:func:`header_body_indent`). Anything else
     (not a next line, not after a header) fits."""
-    body = header_body_indent(prefix)
+    body = header_body_indent(prefix, suffix)
     if body is None or not text.startswith("\n"):
         return True
     first = next((ln for ln in text[1:].split("\n") if ln.strip()), "")

@@ -132,5 +132,6 @@ def test_indent_unit_and_header_body_indent() -> None:
     assert indent_unit("def f():\n\tif x:\n\t\treturn 1\n") == "\t"
     assert header_body_indent(two + "  for y in x:") == "    "
     assert header_body_indent(two + "  y = 1") is None
+    assert header_body_indent("    x = a[1:", "]\n") is None, "a colon in the middle of a line"
     assert fits_after("    if x:", "\n        y = 1") and not fits_after("    if x:", "\n            y = 1")
     assert not fits_after("    if x:", "\n    y = 1") and fits_after("    x = 1", "\n            y = 1")

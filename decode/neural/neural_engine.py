@@ -107,7 +107,7 @@ class NeuralEngine(Engine):
         said = False
         for said in self._complete(ctx, cancelled):
             yield said
-        body = header_body_indent(ctx.prefix) if ctx.next_line and not said else None
+        body = header_body_indent(ctx.prefix, ctx.suffix) if ctx.next_line and not said else None
         if body is not None and not cancelled():
             yield from self._complete_body(ctx, body, cancelled)
 
