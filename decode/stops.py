@@ -134,6 +134,8 @@ class StopRules:
         # At the end of a line with code: a completion that opens with a line break is the next lines.
         self.line_end = self.open_next_line and not self.block and not self.line_suffix and bool(line_prefix.strip())
         self.header = line_prefix.rstrip().endswith(":")
+        # A header split over lines: its body is indented under the line where it began.
+        self.header_indent = _indent(statement_line(self.prefix)) if self.header and self.line_end else self.line_indent
 
     def cut(self, text: str) -> tuple[str, bool]:
         """Return ``(visible, done)`` for the completion ``text`` produced so far."""
@@ -209,7 +211,8 @@ class StopRules:
     def _cut_next(self, text: str, brk: int, bad: int) -> tuple[str, bool]:
         """The completion at a line's end opens a new line (``text[brk]``): show the break and the
         lines after it, cut by the block rules. After a header (``...:``) the first line must be
-        indented deeper than the header, else nothing is shown."""
+        indented deeper than the header (than the line where it began, if split over lines), else
+        nothing is shown."""
         body = text[brk + 1 : bad if bad >= 0 else len(text)]
         lines = body.split("\n")
         first = lines[0]
@@ -217,7 +220,7 @@ class StopRules:
         if not first.strip():
             return "", not growing  # a blank line first: the statement is done, not a suggestion
         indent = _indent(first)
-        if self.header and indent <= self.line_indent:
+        if self.header and indent <= self.header_indent:
             return "", True  # a header's body is indented deeper
         if growing:
             # Not shown while it may still turn out to be the line that already follows.
@@ -295,6 +298,28 @@ def indent_unit(text: str, default: str = "    ") -> str:
     return " " * max(steps, key=lambda k: (steps[k], -k))
 
 
+def statement_line(prefix: str) -> str:
+    """The line where the statement that the prefix's last line ends began: that line itself, or,
+    when it closes brackets opened on lines above (a header split over lines), the line that
+    opened them (Python's lexing of strings and comments; looked for in the last 4,000 characters)."""
+    start = prefix.rfind("\n") + 1
+    if not any(ch in prefix[start:] for ch in ")]}"):
+        return prefix[start:]
+    window = prefix[-4000:]
+    depth, begin = 0, 0
+    for m in _lexer("a.py").finditer(window):
+        tok = m.group()
+        if tok == "\n":
+            if depth == 0:
+                begin = m.end()
+        elif tok in _OPENS:
+            depth += 1
+        elif tok in _CLOSES:
+            depth = max(0, depth - 1)
+    line = window[begin:]
+    return line[: line.find("\n")] if "\n" in line else line
+
+
 def header_body_indent(prefix: str, suffix: str = "") -> str | None:
     """At the end of a block header (``...:`` with the cursor after it and nothing after the cursor on
     its line), the indentation its body's first line takes: the header's own plus one step of the
@@ -302,7 +327,8 @@ def header_body_indent(prefix: str, suffix: str = "") -> str | None:
     line = prefix[prefix.rfind("\n") + 1 :]
     if not line.strip() or not line.rstrip().endswith(":") or suffix.split("\n", 1)[0].strip():
         return None
-    lead = line[: _indent(line)]
+    start = statement_line(prefix)
+    lead = start[: _indent(start)]
     unit = indent_unit(prefix[-4000:])
     return lead + ("\t" if lead.startswith("\t") and unit != "\t" else unit)
 
@@ -316,5 +342,4 @@ def fits_after(prefix: str, text: str, suffix: str = "") -> bool:
     if body is None or not text.startswith("\n"):
         return True
     first = next((ln for ln in text[1:].split("\n") if ln.strip()), "")
-    line = prefix[prefix.rfind("\n") + 1 :]
-    return _indent(line) < _indent(first) <= len(body)
+    return _indent(statement_line(prefix)) < _indent(first) <= len(body)

@@ -135,3 +135,18 @@ def test_indent_unit_and_header_body_indent() -> None:
     assert header_body_indent("    x = a[1:", "]\n") is None, "a colon in the middle of a line"
     assert fits_after("    if x:", "\n        y = 1") and not fits_after("    if x:", "\n            y = 1")
     assert not fits_after("    if x:", "\n    y = 1") and fits_after("    x = 1", "\n            y = 1")
+
+
+def test_a_header_split_over_lines_is_indented_under_its_first_line() -> None:
+    """Ensure a header whose last line is a continuation (``for ... in (a,\\n      b):``) takes its
+    body's indentation from the line where it began: that body is shown, and is where the body of
+    a withheld answer or a copy is expected; deeper is not."""
+    from sparkls.decode.stops import fits_after, header_body_indent
+
+    prefix = "def f(xs):\n    for a, b in zip(xs,\n                    xs[1:]):"
+    rules = StopRules(prefix, "\n    return xs\n", path="a.py")
+    assert rules.cut("\n        y = a\n    z = 1\n") == ("\n        y = a", True)
+    assert rules.cut("\n    y = a\n") == ("", True)
+    assert header_body_indent(prefix) == "        "
+    assert fits_after(prefix, "\n        y = a") and not fits_after(prefix, "\n                        y = a")
+    assert header_body_indent('    s = ")"\n    if s:') == "        ", "a bracket in a string"
