@@ -301,23 +301,21 @@ def indent_unit(text: str, default: str = "    ") -> str:
 def statement_line(prefix: str) -> str:
     """The line where the statement that the prefix's last line ends began: that line itself, or,
     when it closes brackets opened on lines above (a header split over lines), the line that
-    opened them (Python's lexing of strings and comments; looked for in the last 4,000 characters)."""
-    start = prefix.rfind("\n") + 1
-    if not any(ch in prefix[start:] for ch in ")]}"):
-        return prefix[start:]
-    window = prefix[-4000:]
-    depth, begin = 0, 0
-    for m in _lexer("a.py").finditer(window):
-        tok = m.group()
-        if tok == "\n":
-            if depth == 0:
-                begin = m.end()
-        elif tok in _OPENS:
-            depth += 1
-        elif tok in _CLOSES:
-            depth = max(0, depth - 1)
-    line = window[begin:]
-    return line[: line.find("\n")] if "\n" in line else line
+    opened them (up to 20 lines up; Python's strings and comments are skipped)."""
+    lines = prefix[-4000:].split("\n")
+    lexer = _lexer("a.py")
+    for k in range(1, min(len(lines), 20) + 1):
+        depth = low = 0
+        for m in lexer.finditer("\n".join(lines[-k:])):
+            tok = m.group()
+            if tok in _OPENS:
+                depth += 1
+            elif tok in _CLOSES:
+                depth -= 1
+                low = min(low, depth)
+        if low >= 0:  # no bracket closed here was opened above
+            return lines[-k]
+    return lines[-1]
 
 
 def header_body_indent(prefix: str, suffix: str = "") -> str | None:

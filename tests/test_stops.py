@@ -150,3 +150,5 @@ def test_a_header_split_over_lines_is_indented_under_its_first_line() -> None:
     assert header_body_indent(prefix) == "        "
     assert fits_after(prefix, "\n        y = a") and not fits_after(prefix, "\n                        y = a")
     assert header_body_indent('    s = ")"\n    if s:') == "        ", "a bracket in a string"
+    docstring = '    def f(self):\n        """Why it\'d (not) be.\n        """\n\n    def close(self) -> None:'
+    assert header_body_indent(docstring) == "        ", "brackets balanced on the header's own line"
