@@ -113,7 +113,7 @@ class NeuralEngine(Engine):
 
     def _complete_body(self, ctx: CompletionContext, body: str, cancelled: Callable[[], bool]) -> Iterator[str]:
         """After a header whose body the stop rules withheld: the model's block with its first line's
-        indentation ``body`` forced (typed into the prompt), shown as ``"\n" + body + block``. The
+        indentation ``body`` forced (typed into the prompt), shown as ``"\\n" + body + block``. The
         session keeps the header's prompt, so only the typed line break and indentation are new."""
         forced = dataclasses.replace(ctx, prefix=ctx.prefix + "\n" + body)
         below = next((ln.strip() for ln in ctx.suffix.split("\n")[1:] if ln.strip()), "")
