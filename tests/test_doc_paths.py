@@ -43,8 +43,8 @@ def test_cited_paths_exist():
 def test_a_stale_path_is_caught(tmp_path):
     # The check must be able to fail: a doc citing a removed module and a dead link is reported.
     doc = tmp_path / "x.md"
-    doc.write_text("See `decode/llama.py`, `server/server.py` and [notes](../shared/notes/lsp.md).\n")
-    assert missing(doc) == ["decode/llama.py", "../shared/notes/lsp.md"]
+    doc.write_text("See `decode/llama.py`, `server/server.py` and [notes](../gone/notes.md).\n")
+    assert missing(doc) == ["decode/llama.py", "../gone/notes.md"]
 
 
 def test_scans_what_it_should():
