@@ -236,9 +236,10 @@ print(json.dumps(r))
 """
 
 
-def bench_llama_cpp(path: Path, ids) -> dict | None:
-    """llama.cpp on the same GGUF (llama-cpp-python, 2 threads) in its own process: decode and 1k prefill
-    (medians of REPEATS), or None if llama-cpp-python is not installed (.ci/engine.sh installs it)."""
+def run_llama_cpp(script: str, path: Path, ids, *args: str) -> dict | None:
+    """Run a llama-cpp-python ``script`` on the GGUF and prompt ``ids`` in its own process (its thread pool must not
+    share ours) and return the JSON of its last line, or None if llama-cpp-python is not installed
+    (.ci/engine.sh installs it)."""
     try:
         import llama_cpp  # noqa: F401
     except ImportError:
@@ -246,11 +247,17 @@ def bench_llama_cpp(path: Path, ids) -> dict | None:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump([int(i) for i in ids], f)
     try:
-        out = subprocess.run([sys.executable, "-c", LLAMA_CPP, str(path), f.name, str(REPEATS)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", script, str(path), f.name, *args], capture_output=True, text=True, check=True)
     finally:
         os.unlink(f.name)
-    r = json.loads(out.stdout.strip().splitlines()[-1])
-    r["decode"], r["prefill"] = float(np.median(r["decode_runs"])), float(np.median(r["prefill_runs"]))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_llama_cpp(path: Path, ids) -> dict | None:
+    """llama.cpp on the same GGUF (2 threads): decode and 1k prefill, medians of REPEATS."""
+    r = run_llama_cpp(LLAMA_CPP, path, ids, str(REPEATS))
+    if r is not None:
+        r["decode"], r["prefill"] = float(np.median(r["decode_runs"])), float(np.median(r["prefill_runs"]))
     return r
 
 

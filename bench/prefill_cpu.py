@@ -14,11 +14,7 @@ wall-clock speed is at most twice these. Not a test.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from decode import code_prompt  # noqa: E402
+from decode import code_prompt, run_llama_cpp  # noqa: E402
 
 from sparkls.decode.neural import int8  # noqa: E402
 from sparkls.decode.neural.llama import PATH_INT8, PATH_INT16, LlamaModel  # noqa: E402
@@ -51,17 +47,7 @@ print(json.dumps({"prefill": prefill, "decode": 64 / (time.process_time() - t)})
 
 
 def llama_cpp(path: Path, ids) -> dict | None:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return None
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump([int(i) for i in ids], f)
-    try:
-        out = subprocess.run([sys.executable, "-c", LLAMA_CPP, str(path), f.name], capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(f.name)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_llama_cpp(LLAMA_CPP, path, ids)
 
 
 def numba_prefill(model: LlamaModel, ids, path: int) -> float:
