@@ -6,20 +6,12 @@ from sparkls.server.code_spans import family, scan
 from sparkls.server.edit_history import EditHistory
 from sparkls.server.next_edit import NextEdits
 
+from rename_fixture import SRC
+
 URI = "file:///w/mod.py"
 
-RENAME_SRC = '''\
-def total_of(items):
-    count = 0
-    for item in items:
-        count += item.price  # count each
-    print("count", count)
-    return count
-
-
-def other(count):
-    return count + 1
-'''
+# The shared rename fixture, and another function whose parameter has the same name (a different scope).
+RENAME_SRC = SRC + "\n\ndef other(count):\n    return count + 1\n"
 
 CALLS_SRC = '''\
 def report(rows, out):
