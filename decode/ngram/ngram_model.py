@@ -143,10 +143,6 @@ class CodeModel:
                 counts.add(tokens, i0, i0 + len(middle) + reach)
             doc.text, doc.tokens, doc.starts = new_text, tokens, starts
 
-    def document_text(self, key: str) -> str | None:
-        doc = self.docs.get(key)
-        return None if doc is None else doc.text
-
     def _lex(self, text: str) -> _Doc:
         return _Doc(text, self.lexer.encode(text), _offsets(self.lexer, text))
 

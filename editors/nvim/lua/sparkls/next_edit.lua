@@ -25,8 +25,7 @@ M.METHOD = 'textDocument/copilotInlineEdit'
 local state = {}
 ---@type table<integer, integer> the id of the request in flight, by buffer
 local pending = {}
----@type table<integer, uv.uv_timer_t>
-local timers = {}
+local timers = require('sparkls.debounce').new()
 
 local function version(buf)
   return vim.lsp.util.buf_versions[buf] or api.nvim_buf_get_changedtick(buf)
@@ -163,17 +162,11 @@ end
 --- (Re)start the pause before asking.
 ---@param buf integer
 local function schedule(buf)
-  local t = timers[buf]
-  if not t then
-    t = assert(vim.uv.new_timer())
-    timers[buf] = t
-  end
-  t:stop()
-  t:start(config.get().next_edit.debounce_ms, 0, vim.schedule_wrap(function()
+  timers:run(buf, config.get().next_edit.debounce_ms, function()
     if api.nvim_buf_is_valid(buf) and api.nvim_get_current_buf() == buf then
       M.request(buf)
     end
-  end))
+  end)
 end
 
 --- <Tab> while a next edit is shown: jump to it, or, with the cursor on it, apply it and ask for the next.
@@ -256,12 +249,7 @@ end
 function M.detach(buf)
   M.clear(buf)
   pcall(api.nvim_del_augroup_by_name, 'sparkls.next_edit.' .. buf)
-  local t = timers[buf]
-  timers[buf] = nil
-  if t and not t:is_closing() then
-    t:stop()
-    t:close()
-  end
+  timers:close(buf)
   pending[buf] = nil
 end
 

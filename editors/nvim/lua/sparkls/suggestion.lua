@@ -29,8 +29,7 @@ local MAX_TYPED_AHEAD = 200 -- characters typed past the suggestion's start befo
 local state = {}
 ---@type table<integer, {client_id: integer, id: integer, early: table[]}>
 local pending = {}
----@type table<integer, uv.uv_timer_t>
-local timers = {}
+local timers = require('sparkls.debounce').new()
 --- Per buffer: the changedtick and cursor seen last, to tell a pure cursor move from typing.
 ---@type table<integer, {tick: integer, cursor: integer[]}>
 local seen = {}
@@ -66,13 +65,6 @@ local function cancel_pending(buf)
   end
 end
 
-local function stop_timer(buf)
-  local t = timers[buf]
-  if t then
-    t:stop()
-  end
-end
-
 --- Remove the ghost of `buf` without telling the server anything.
 ---@param buf integer
 local function hide(buf)
@@ -92,7 +84,7 @@ end
 function M.dismiss(buf, reason)
   buf = buf or api.nvim_get_current_buf()
   local s = state[buf]
-  stop_timer(buf)
+  timers:stop(buf)
   cancel_pending(buf)
   hide(buf)
   if s and s.stream_id and s.shown ~= nil then
@@ -279,17 +271,11 @@ local function schedule(buf)
   if not M.enabled or not opts.auto_trigger then
     return
   end
-  local t = timers[buf]
-  if not t then
-    t = assert(vim.uv.new_timer())
-    timers[buf] = t
-  end
-  t:stop()
-  t:start(opts.debounce_ms, 0, vim.schedule_wrap(function()
+  timers:run(buf, opts.debounce_ms, function()
     if api.nvim_buf_is_valid(buf) and api.nvim_get_current_buf() == buf and api.nvim_get_mode().mode:find('^i') then
       M.request(2)
     end
-  end))
+  end)
 end
 
 ---@param buf? integer
@@ -331,7 +317,7 @@ function M.accept(kind)
   end
   local part = part_of(s.shown, kind)
   local all = part == s.shown
-  stop_timer(buf)
+  timers:stop(buf)
   local cursor = api.nvim_win_get_cursor(0)
   local row, col = cursor[1] - 1, cursor[2]
   local lines = vim.split(part, '\n', { plain = true })
@@ -393,12 +379,7 @@ end
 function M.detach(buf)
   M.dismiss(buf)
   pcall(api.nvim_del_augroup_by_name, 'sparkls.buf.' .. buf)
-  local t = timers[buf]
-  timers[buf] = nil
-  if t and not t:is_closing() then
-    t:stop()
-    t:close()
-  end
+  timers:close(buf)
   seen[buf] = nil
   partial_tick[buf] = nil
 end
