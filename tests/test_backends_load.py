@@ -144,6 +144,17 @@ def test_api_server_queue_is_processor_shared():
     assert api.advance(2.0) == [(pytest.approx(1.5), "c")]
 
 
+def test_api_server_tokenises_first_come_first_served():
+    """Ensure tokenising (one worker thread) keeps the burst's order: a long prompt ahead of a
+    short one holds it up, rather than the short one overtaking."""
+    api = ApiServer(FrontendCost(request_s=0.001, token_s=1e-3))
+    api.arrive(0.0, "long", 1000)
+    api.arrive(0.0, "short", 10)
+    done = api.advance(5.0)
+    assert [p for _, p in done] == ["long", "short"]
+    assert done[0][0] == pytest.approx(0.002 + 1.0) and done[1][0] == pytest.approx(0.002 + 1.01)
+
+
 def test_harmony_models_skip_the_chat_template_cost():
     """Ensure the per-request Jinja template cost applies to templated models and not to gpt-oss,
     whose chat format the server renders natively (Harmony)."""
