@@ -55,6 +55,7 @@ class Figure(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     lengths: Literal["fixed", "sharegpt"] = "fixed"  # the request lengths' spread: the source's dataset
     assumed: str = ""
     known_miss: str = ""  # why a figure is missed by more than the tolerance
+    excluded: str = ""  # why an in-fit figure does not steer the fit (the model lacks its mechanism)
     model_overrides: dict = {}
     hardware_overrides: dict = {}
 

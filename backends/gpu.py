@@ -18,7 +18,8 @@ domain. Past one NVLink domain the layers split into pipeline stages and every p
 hop per stage boundary (latency + the tokens' hidden states over the scale-out link).
 
 Queueing, continuous batching, chunked prefill and the KV room (HBM × memory fraction −
-reserved − weights) come from :mod:`sparkls.backends.load`.
+reserved − weights) come from :mod:`sparkls.backends.load`; the API server's queue in front
+(per-request, per-token and per-chunk CPU work) from :mod:`sparkls.backends.frontend`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Annotated
 
 import msgspec
 
+from sparkls.backends.frontend import FrontendCost
 from sparkls.backends.load import Capacity
 from sparkls.backends.served import Replica, ServedBackend
 from sparkls.plugins.api import Fraction, NonNeg, Positive, Request
@@ -64,8 +66,13 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     async_scheduling: bool = False  # schedule the next step while the GPU runs this one (vLLM --async-scheduling)
     async_hidden: Frac = 0.5  # share of the host work per step that async scheduling hides (the rest is
     # output processing that still waits for the step)
-    frontend_s: NonNeg = 0.02  # API server: parse, tokenise, stream the first chunk (there even on localhost)
-    admit_s: NonNeg = 0.0  # of which serial per request: a burst of prompts queues for the API server
+    frontend_s: NonNeg = 0.02  # API server latency every request sees, uncontended (sockets, inter-process hops)
+    # The API server's serial CPU work (backends/frontend.py): a burst of prompts shares it, streams are capped by it
+    admit_s: NonNeg = 0.0  # per request: HTTP, validation, hand-over to the engine
+    template_s: NonNeg = 0.0  # per request whose model's chat format is a Jinja template (parsed and rendered in
+    # Python); models the server renders natively (gpt-oss's Harmony, in Rust) skip it
+    tokenize_s: NonNeg = 0.0  # per prompt token
+    chunk_s: NonNeg = 0.0  # per streamed chunk: detokenise, build and write the server-sent event
     moe_bw_efficiency: Frac = 1.0  # η_m for mixture-of-experts weights (grouped GEMMs, dequantisation)
     moe_compute_efficiency: Frac = 1.0  # η_c likewise
     layer_overhead_s: NonNeg  # kernel launches and small-GEMM inefficiency per layer per step
@@ -195,5 +202,7 @@ class GpuBackend(ServedBackend):
         s = self.spec
         n = self.gpus(request)
         kv_room = self.kv_room(request, n)
-        cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.chunk_tokens, kv_bytes=kv_room, admit_s=s.admit_s)
+        template = s.template_s if request.model.chat_format == "jinja" else 0.0
+        front = FrontendCost(request_s=s.admit_s + template, token_s=s.tokenize_s, chunk_s=s.chunk_s)
+        cap = Capacity(max_batch=s.max_batch, chunk_tokens=s.chunk_tokens, kv_bytes=kv_room, front=front)
         return Replica(GpuCost(self, request, n), cap, n)

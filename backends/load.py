@@ -28,6 +28,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sparkls.backends.frontend import ApiServer, FrontendCost
+
 JITTER_CLIP = 3.0
 ROUNDS = 6  # requests per client in one simulated benchmark
 
@@ -60,14 +62,14 @@ class Capacity:
     max_batch: int  # streams decoding together
     chunk_tokens: int  # token budget per iteration
     decode_in_budget: bool = True  # decode tokens count against it (GPU engines), or ride along (a pipeline)
-    admit_s: float = 0.0  # serial work per request before the engine sees it (API server: parse, tokenise)
+    front: FrontendCost = FrontendCost()  # the API server's serial work per request and per streamed chunk
     kv_bytes: float = math.inf  # KV cache room
 
 
 @dataclass(eq=False)
 class _Req:
     arrival: float
-    ready: float  # when the API server hands it to the engine
+    ready: float  # when the API server handed it to the engine (inf until then)
     prompt: int
     cached: int
     new: int
@@ -120,7 +122,7 @@ class _Replica:
         self.kv_used = 0.0
         self.issued = 0
         self.tie = 0
-        self.front_free = 0.0  # when the API server is next free
+        self.api = ApiServer(cap.front)
         self.out = Run(probe_times=[])
 
     def lengths(self) -> tuple[int, int]:
@@ -133,12 +135,17 @@ class _Replica:
 
     def arrive(self, probe: bool = False) -> _Req:
         prompt, new = (self.shape.prompt, self.shape.new) if probe else self.lengths()
-        self.front_free = max(self.t, self.front_free) + self.cap.admit_s
-        r = _Req(arrival=self.t, ready=self.front_free, prompt=prompt, cached=self.shape.cached, new=new, probe=probe,
+        r = _Req(arrival=self.t, ready=math.inf, prompt=prompt, cached=self.shape.cached, new=new, probe=probe,
                  seq=self.issued)
         self.issued += 1
-        self.waiting.append(r)
+        self.hand_over(self.api.arrive(self.t, r, prompt))
         return r
+
+    def hand_over(self, done: list) -> None:
+        """Requests the API server finished preprocessing join the engine's queue, in that order."""
+        for t, r in done:
+            r.ready = t
+            self.waiting.append(r)
 
     def decode(self, r: _Req, ctx: float, tokens_left: int) -> None:
         """Start ``r`` decoding at context ``ctx`` with ``tokens_left`` tokens still to emit."""
@@ -187,7 +194,7 @@ class _Replica:
         kv_tok = self.shape.kv_per_token
         chunks, owners = [], []
         for r in self.waiting:
-            if left <= 0 or slots <= 0 or r.ready > self.t:
+            if left <= 0 or slots <= 0:
                 break
             take = min(r.fresh - r.done_prefill, left)
             need = (take + (0 if r.admitted else r.cached)) * kv_tok
@@ -234,20 +241,25 @@ def run(cost: Cost, shape: Shape, concurrency: int, cap: Capacity, *, jitter: fl
         issue()
     batch_sum, iterations = 0.0, 0
     while True:
+        rep.hand_over(rep.api.advance(rep.t))
         chunks, owners = rep.schedule()
         if not rep.running and not owners:
             if not rep.waiting:
-                break
-            r = rep.waiting[0]
-            if r.ready > rep.t:  # idle until the API server hands over the next request
-                rep.t = r.ready
+                if not rep.api.busy:
+                    break
+                rep.t = rep.api.next_done()  # idle until the API server hands over the next request
                 continue
+            r = rep.waiting[0]
             # a fully cached prompt: its first token costs one token's pass
             if not r.admitted:
                 rep.kv_used += r.cached * rep.shape.kv_per_token
                 r.admitted = True
             owners, chunks = [(r, 0)], [(1, r.prompt)]
-        rep.t += cost.iteration(len(rep.running), rep.decode_ctx, chunks) * jitter_factor(rng, jitter)
+        step = cost.iteration(len(rep.running), rep.decode_ctx, chunks) * jitter_factor(rng, jitter)
+        # every stream that gets a token this step is a chunk for the API server to stream out: the
+        # step's tokens reach their users no faster than it can (a CPU-bound server caps the rate)
+        firsts = sum(r.done_prefill + take >= r.fresh for r, take in owners)
+        rep.t += max(step, rep.api.stream(len(rep.running) + firsts))
         iterations += 1
         batch_sum += len(rep.running)
         if rep.running:

@@ -37,7 +37,7 @@ class ServedBackend(TomlBackend):
     queueing, continuous batching and chunked prefill come from :func:`load.run`.
 
     The spec must have ``network_rtt_s`` (client round trip, added to the first token),
-    ``frontend_s`` (the API server's own work before it), ``rtt_jitter`` (the round trip's
+    ``frontend_s`` (the API server's fixed latency; its queue under load is the replica's ``capacity.front``), ``rtt_jitter`` (the round trip's
     lognormal sigma) and ``jitter`` (a step's).
     """
 

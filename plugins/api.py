@@ -79,6 +79,8 @@ class ModelSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     sliding_layers: Count = 0  # of the layers, how many use the sliding window
     ffn: Count = 0  # feed-forward width (per expert for a mixture of experts)
     vocab: Count = 0  # vocabulary: the sampler's logits per sequence
+    chat_format: Literal["jinja", "harmony"] = "jinja"  # how a chat request becomes a prompt: the model's Jinja
+    # chat template (rendered in the API server's Python), or OpenAI's Harmony format (rendered in Rust; gpt-oss)
     speculative: Speculative = Speculative()
     deployment: Deployment = Deployment()
     source: str = ""  # where the architecture figures come from

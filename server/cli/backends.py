@@ -73,6 +73,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         for p in preds:
             if p.figure.known_miss:
                 print(f"known miss {p.figure.id}: {p.figure.known_miss}")
+                if p.figure.excluded:
+                    print(f"  (left out of the fit: {p.figure.excluded})")
         misses = target_failures(preds)
         print("held-out targets: " + ("met" if not misses else "not met:\n  " + "\n  ".join(misses)))
     return 1 if bad else 0
