@@ -150,5 +150,6 @@ def test_race_shows_a_remote_row_with_real_tokens(engine_url, capsys):
     assert set(rows) == {"local", "cerebras-wse3", "remote"}
     assert "real tokens, measured cadence" in rows["remote"]
     ttft = float(rows["remote"].split()[1])
-    assert 0 < ttft < 10
+    # A measured time, not a timestamp or a modelled figure; loose, as a shared host can slow the engine many-fold.
+    assert 0 < ttft < 120
     assert "completion (remote smollm2):" in out
