@@ -40,6 +40,7 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from .bf16 import float_from_bits
+from .native import Kernel, caller
 from .q8 import _FEATURES, FORCED_FLOAT
 
 KEY_TILE = 64  # positions per key tile
@@ -433,3 +434,21 @@ def _combine(out, part_m, part_l, part_o, pos0, T):
             inv = np.float32(1.0) / total
             for i in range(hs):
                 out[t, h * hs + i] = acc[i] * inv
+
+
+# The forward pass calls attention by address (see .native): compiled once, on its own.
+ARGS = (
+    types.Array(types.float32, 2, "C"),  # out
+    types.Array(types.uint32, 3, "C"),  # q
+    types.Array(types.uint16, 5, "C"),  # key_cache
+    types.Array(types.uint16, 4, "C"),  # value_cache
+    types.int64,  # layer
+    types.int64,  # pos0
+    types.int64,  # kv_mul
+    types.Array(types.float32, 3, "C"),  # sbuf
+    types.Array(types.float32, 3, "C"),  # part_m
+    types.Array(types.float32, 3, "C"),  # part_l
+    types.Array(types.float32, 4, "C"),  # part_o
+)
+KERNEL = Kernel(attention, ARGS)
+call = caller(ARGS)

@@ -45,12 +45,16 @@ _V32I8, _V16I16, _V8I32, _V8F16, _V8F32 = (ir.VectorType(_I8, 32), ir.VectorType
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
-def linear_q4(out, x, q, d, m, xq, xs, xsum):
-    """out (T, rows) = x (T, n) @ W.T for a row-interleaved Q4_1 W: :func:`quantize` then :func:`matmul_q4`,
-    as one parallel function (one compilation instead of two: 0.3 s of a cold start, measured)."""
-    for t in prange(x.shape[0]):
-        quantize_row(x, xq, xs, xsum, t, np.float32(127.0))
-    _products(out, q, d, m, xq, xs, xsum)
+def linear(out, x, q, d, m, half, xq16, xq, xs, xsum, wbuf):
+    """out (T, rows) = x (T, n) @ W.T for a row-interleaved Q4_1 W: :func:`quantize` into xq[:T, :n] (scales
+    xs, block sums xsum), then :func:`matmul_q4`, as one parallel function (one compilation instead of two:
+    0.3 s of a cold start, measured). The arguments are :mod:`.linear`'s for every kernel (``half``, ``xq16``,
+    ``wbuf`` are other kernels' scratch)."""
+    T, n = x.shape
+    xi, s, sums = xq[:T, :n], xs[:T, : n // BLOCK], xsum[:T, : n // BLOCK]
+    for t in prange(T):
+        quantize_row(x, xi, s, sums, t, np.float32(127.0))
+    _products(out, q, d, m, xi, s, sums)
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", parallel=True)

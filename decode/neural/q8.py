@@ -26,8 +26,8 @@ so a token's logits do not depend on how many tokens were verified with it.
 
 CPUs without AVX2 (and non-x86 ones) keep the float kernels of :mod:`.llama`:
 ``AVAILABLE`` says which is in use (``SPARKLS_FLOAT_KERNELS=1`` forces the float ones).
-Numba's cache does not notice edits to this file in the functions of :mod:`.llama` that
-inline it: clear ``decode/neural/__pycache__`` after editing.
+Numba's cache does not notice edits to this file in the functions of other modules that
+inline it (:mod:`.int8` inlines :func:`quantize_row`): clear ``decode/neural/__pycache__`` after editing.
 """
 
 from __future__ import annotations
@@ -120,14 +120,6 @@ def quantize_row(x, xq, xs, xsum, t, top):
             xq[t, o + j] = v
             total += v
         xsum[t, b] = np.float32(total) * xs[t, b]
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def quantize(x, xq, xs, xsum):
-    """Rows of x (T, n) float32 -> int16 blocks xq (T, n), their scales xs (T, n/32) and the
-    dequantized sums of the blocks xsum (T, n/32)."""
-    for t in range(x.shape[0]):
-        quantize_row(x, xq, xs, xsum, t, np.float32(32767.0))
 
 
 def _group_dot(n_tokens: int, q4: bool):
@@ -247,16 +239,22 @@ _group_q8 = _group_tiles(*(_group_dot(n, False) for n in range(1, 9)))
 _group_q4 = _group_tiles(*(_group_dot(n, True) for n in range(1, 9)))
 
 
-@njit(cache=True, parallel=True)
-def matmul(out, q, d, m, xq, xs, xsum):
-    """out (T, rows) = activations (T, n) @ W.T, W row-interleaved Q4_1 (K = 8 words per block) or Q8_0 (K = 16).
+@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
+def linear(out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
+    """out (T, rows) = x (T, n) @ W.T, W row-interleaved Q4_1 (K = 8 words per block) or Q8_0 (K = 16): x is
+    quantized to int16 blocks in xq[:T, :n] (scales xs, block sums xsum), then multiplied by the weights.
 
-    Each group of 8 weight rows is read from memory once; tiles of up to 8 tokens share every load.
+    Each group of 8 weight rows is read from memory once; tiles of up to 8 tokens share every load. The
+    arguments are :mod:`.linear`'s for every kernel (``half``, ``xq8``, ``wbuf`` are other kernels' scratch).
     """
-    T, G = xq.shape[0], q.shape[0]
+    T, n = x.shape
+    xi, s, sums = xq[:T, :n], xs[:T, : n // BLOCK], xsum[:T, : n // BLOCK]
+    for t in range(T):  # a few microseconds: not worth a thread launch
+        quantize_row(x, xi, s, sums, t, np.float32(32767.0))
+    G = q.shape[0]
     if q.shape[2] == 8:
         for g in prange(G):
-            _group_q4(out, q, d, m, xq, xs, xsum, g, T)
+            _group_q4(out, q, d, m, xi, s, sums, g, T)
     else:
         for g in prange(G):
-            _group_q8(out, q, d, m, xq, xs, xsum, g, T)
+            _group_q8(out, q, d, m, xi, s, sums, g, T)

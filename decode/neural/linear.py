@@ -1,0 +1,124 @@
+"""The linear layers' kernels, one signature for all of them, and which ones this CPU runs.
+
+Every linear-layer kernel takes the same arguments (:data:`ARGS`: output, input rows, the weight blocks of
+:mod:`.blocks`, and every kernel's scratch buffers of the session), so the forward pass is compiled once and the
+kernel is data: the forward pass receives the addresses of the kernels its path uses (:mod:`.native`) and calls
+them without compiling them again. Each kernel compiles, on its own, the first time a path asks for it, so a
+CPU compiles only what it runs: the float kernel only where :mod:`.q8`'s integer kernels cannot run, the int8
+one only where prompts use it, the AMX one only where it passed its self-test.
+
+Kernels by path (``PATH_*``, the prompt batches' choice; decode steps and verification always use
+:data:`DECODE`): int16 activations (:mod:`.q8`), int8 ones (:mod:`.int8`), int8 on AMX tiles (:mod:`.amx`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+
+from . import amx, int8, q8
+from .attention import BF16_DOT
+from .native import Kernel, caller
+
+PATH_INT16, PATH_INT8, PATH_AMX = 0, 1, 2
+
+_F32 = types.float32
+ARGS = (
+    types.Array(_F32, 2, "C"),  # out (T, rows)
+    types.Array(_F32, 2, "C"),  # x (T, n)
+    types.Array(types.uint16, 4, "C"),  # q, d, m: the weight matrix (see .blocks)
+    types.Array(types.uint16, 3, "C"),
+    types.Array(types.uint16, 3, "C"),
+    types.Array(_F32, 1, "C", readonly=True),  # half: fp16 bits -> float32
+    types.Array(types.int16, 2, "C"),  # xq (>= T, >= n): int16 input blocks (q8)
+    types.Array(types.int8, 2, "C"),  # xq8 (>= T, >= n): int8 input blocks (int8)
+    types.Array(_F32, 2, "C"),  # xs (>= T, >= n/32): their scales
+    types.Array(_F32, 2, "C"),  # xsum (>= T, >= n/32): their blocks' dequantized sums
+    types.Array(_F32, 3, "C"),  # wbuf (threads, 4, >= n): dequantized weight rows (float kernel)
+)
+call = caller(ARGS)  # call(address, *ARGS) from compiled code
+
+
+@njit(cache=True, fastmath=True)
+def dequantize_row(q, d, m, half, r, out):
+    """out (n,) = row r of a row-interleaved weight matrix, Q4_1 or Q8_0 (see :mod:`.blocks`)."""
+    g, i = r // 8, r % 8
+    nb, K = q.shape[1], q.shape[2]
+    for b in range(nb):
+        scale = half[d[g, b, i]]
+        o = b * 32
+        if K == 8:  # word k: packed bytes 2k, 2k+1 = values (2k, 2k+16), (2k+1, 2k+17)
+            low = half[m[g, b, i]]
+            for k in range(8):
+                word = np.int32(q[g, b, k, i])
+                lo, hi = word & 0xFF, word >> 8
+                out[o + 2 * k] = scale * np.float32(lo & 15) + low
+                out[o + 2 * k + 16] = scale * np.float32(lo >> 4) + low
+                out[o + 2 * k + 1] = scale * np.float32(hi & 15) + low
+                out[o + 2 * k + 17] = scale * np.float32(hi >> 4) + low
+        else:  # word k: int8 values 2k, 2k+1
+            for k in range(16):
+                word = np.int32(q[g, b, k, i])
+                lo, hi = word & 0xFF, word >> 8
+                out[o + 2 * k] = np.float32(lo - 256 if lo > 127 else lo) * scale
+                out[o + 2 * k + 1] = np.float32(hi - 256 if hi > 127 else hi) * scale
+
+
+@njit(cache=True, parallel=True, fastmath=True)
+def linear_float(out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
+    """x (T,n) @ W.T -> out (T,rows) in float32, for CPUs without the integer kernels of :mod:`.q8`.
+
+    Each thread dequantizes 4 weight rows into ``wbuf[thread]`` (4, >=n) and reuses them
+    for all T rows of x: the dequantization is paid once per weight read.
+    """
+    T, n = x.shape
+    rows = out.shape[1]
+    for rb in prange((rows + 3) // 4):
+        w = wbuf[numba.get_thread_id()]
+        r0 = rb * 4
+        k = min(4, rows - r0)
+        for r in range(k):
+            dequantize_row(q, d, m, half, r0 + r, w[r])
+        for t in range(T):
+            xt = x[t]
+            for r in range(k):
+                wr = w[r]
+                acc = np.float32(0.0)
+                for j in range(n):
+                    acc += wr[j] * xt[j]
+                out[t, r0 + r] = acc
+
+
+FLOAT = Kernel(linear_float, ARGS)
+INT16 = Kernel(q8.linear, ARGS)
+INT8 = Kernel(int8.linear, ARGS)
+AMX = Kernel(amx.linear, ARGS)
+DECODE = INT16 if q8.AVAILABLE else FLOAT  # decode steps, verification, short prompt batches, the LM head
+
+
+def kernel_for(path: int) -> Kernel:
+    """The kernel of prompt batches (of at least ``int8.MIN_TOKENS`` tokens, Q4_1 weights) on ``path``."""
+    return {PATH_INT8: INT8, PATH_AMX: AMX}.get(path, DECODE)
+
+
+def kernel_paths() -> tuple[int, str]:
+    """(path for prompt batches, a description of the kernels in use) for this CPU.
+
+    AMX tiles where the CPU has them, Linux grants them and a self-test in a child process
+    agrees with the vpdpbusd kernel; else vpdpbusd; else int16. ``SPARKLS_PREFILL=int16``
+    (or ``int8``) caps the choice."""
+    attn = "bf16 attention " + ("vdpbf16ps" if BF16_DOT else "fma")
+    if not q8.AVAILABLE:
+        return PATH_INT16, f"float linear; {attn}"
+    isa = "avx512-vnni" if q8.VNNI else "avx2"
+    cap = os.environ.get("SPARKLS_PREFILL", "")
+    decode = f"decode int16 {isa}; {attn}"
+    if not int8.AVAILABLE or cap == "int16":
+        return PATH_INT16, f"prefill int16 {isa}; {decode}"
+    why = amx.why_not() or (cap == "int8" and "SPARKLS_PREFILL=int8")
+    if not why:
+        return PATH_AMX, f"prefill int8 amx-tdpbusd{' (emulated)' if amx.EMULATED else ''}; {decode}"
+    return PATH_INT8, f"prefill int8 vpdpbusd (no AMX: {why}); {decode}"
