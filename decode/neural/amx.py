@@ -202,8 +202,8 @@ def linear_q4(out, x, q, d, m, half):
 
 
 @njit(cache=True)
-def linear(out, x, q, d, m, half, xq16, xq8, xs, xsum, wbuf):
-    """:func:`linear_q4` with the arguments of :mod:`.linear`'s kernels (the session's scratch goes unused)."""
+def linear(i, n, out, x, q, d, m, half, xq16, xq8, xs, xsum, wbuf):
+    """:func:`linear_q4` as a part of :mod:`.linear`'s kernels, run whole (i = 0, n = 1; it is parallel inside)."""
     linear_q4(out, x, q, d, m, half)
 
 

@@ -167,23 +167,33 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
 
 
 class Kernels(NamedTuple):
-    """Addresses of the compiled kernels a forward pass calls (see :mod:`.native`): compiled on their own, once."""
+    """The compiled kernels a forward pass calls by address (see :mod:`.native`), each compiled once, on its own."""
 
-    linear: int  # decode steps, verification, short batches, Q8_0 matrices (:data:`.linear.DECODE`)
-    batch: int  # batches of >= int8.MIN_TOKENS tokens through Q4_1 matrices (the path's kernel)
+    linear: lin.Steps  # decode steps, verification, short batches, Q8_0 matrices (:data:`.linear.DECODE`)
+    batch: lin.Steps  # batches of >= int8.MIN_TOKENS tokens through Q4_1 matrices (the path's kernel)
+    launch: int  # :func:`.linear.launch`
     attention: int  # :func:`.attention.attention`
+    threads: int  # parts a split step is cut into (<= NUMBA_NUM_THREADS: the float kernel's scratch rows)
 
 
 @njit(cache=True)
 def _linear(k, out, x, q, d, m, half, st):
     """x (T,n) @ W.T -> out (T,rows) through the kernel ``k`` (:class:`Kernels`) picks for T and W's format."""
-    address = k.batch if x.shape[0] >= int8.MIN_TOKENS and q.shape[2] == 8 else k.linear
-    lin.call(address, out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
+    s = k.batch if x.shape[0] >= int8.MIN_TOKENS and q.shape[2] == 8 else k.linear
+    if s.quantize:
+        n = min(k.threads, x.shape[0]) if s.quantize_split else 1
+        lin.call(k.launch, s.quantize, n, out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
+    n = k.threads if s.products_split else 1
+    lin.call(k.launch, s.products, n, out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
 
 
 def linear(out, x, q, d, m, half, st: RunState) -> None:
     """x (T,n) @ W.T -> out (T,rows) through the decode steps' kernel, called from Python (benches)."""
-    lin.DECODE.dispatcher(out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
+    steps = lin.DECODE.steps()
+    for part, split in ((steps.quantize, steps.quantize_split), (steps.products, steps.products_split)):
+        if part:
+            n = min(numba.get_num_threads(), len(x)) if split else 1
+            lin.LAUNCH.dispatcher(part, n, out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
 
 
 @njit(cache=True, fastmath=True)
@@ -248,7 +258,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits, k):
         first = T - n_logits
         for r in range(n_logits):
             rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
-        lin.call(k.linear, st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
+        _linear(k, st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
 
 
 # --- model and sessions --------------------------------------------------------------------
@@ -302,7 +312,9 @@ class LlamaModel:
         compiled (or loaded from Numba's cache) the first time a path is used."""
         k = self._kernels.get(path)
         if k is None:
-            k = self._kernels[path] = Kernels(lin.DECODE.address(), lin.kernel_for(path).address(), attn.KERNEL.address())
+            k = Kernels(lin.DECODE.steps(), lin.kernel_for(path).steps(), lin.LAUNCH.address(), attn.KERNEL.address(),
+                        numba.get_num_threads())
+            self._kernels[path] = k
         return k
 
     def warmup(self) -> None:

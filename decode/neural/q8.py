@@ -38,7 +38,7 @@ import tempfile
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 
 from .cpu import FEATURES as _FEATURES
 from .blocks import GROUP
@@ -239,22 +239,29 @@ _group_q8 = _group_tiles(*(_group_dot(n, False) for n in range(1, 9)))
 _group_q4 = _group_tiles(*(_group_dot(n, True) for n in range(1, 9)))
 
 
-@njit(cache=True, parallel=True, fastmath=True, error_model="numpy")
-def linear(out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
-    """out (T, rows) = x (T, n) @ W.T, W row-interleaved Q4_1 (K = 8 words per block) or Q8_0 (K = 16): x is
-    quantized to int16 blocks in xq[:T, :n] (scales xs, block sums xsum), then multiplied by the weights.
-
-    Each group of 8 weight rows is read from memory once; tiles of up to 8 tokens share every load. The
-    arguments are :mod:`.linear`'s for every kernel (``half``, ``xq8``, ``wbuf`` are other kernels' scratch).
-    """
-    T, n = x.shape
-    xi, s, sums = xq[:T, :n], xs[:T, : n // BLOCK], xsum[:T, : n // BLOCK]
-    for t in range(T):  # a few microseconds: not worth a thread launch
+@njit(cache=True, fastmath=True, error_model="numpy")
+def quantize_part(i, n, out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
+    """Part i of n of a linear layer's first step: rows of x (T, n) float32 -> int16 blocks xq[:T, :n], their
+    scales xs and the dequantized sums of the blocks xsum. Arguments as every kernel's (see :mod:`.linear`)."""
+    T, cols = x.shape
+    xi, s, sums = xq[:T, :cols], xs[:T, : cols // BLOCK], xsum[:T, : cols // BLOCK]
+    for t in range(i * T // n, (i + 1) * T // n):
         quantize_row(x, xi, s, sums, t, np.float32(32767.0))
+
+
+@njit(cache=True)
+def products_part(i, n, out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
+    """Part i of n of the second step: out (T, rows) = the int16 activations @ W.T, for consecutive groups
+    of 8 rows of a row-interleaved Q4_1 (K = 8 words per block) or Q8_0 (K = 16) W.
+
+    Each group of 8 weight rows is read from memory once; tiles of up to 8 tokens share every load.
+    """
+    T, cols = x.shape
+    xi, s, sums = xq[:T, :cols], xs[:T, : cols // BLOCK], xsum[:T, : cols // BLOCK]
     G = q.shape[0]
     if q.shape[2] == 8:
-        for g in prange(G):
+        for g in range(i * G // n, (i + 1) * G // n):
             _group_q4(out, q, d, m, xi, s, sums, g, T)
     else:
-        for g in prange(G):
+        for g in range(i * G // n, (i + 1) * G // n):
             _group_q8(out, q, d, m, xi, s, sums, g, T)
