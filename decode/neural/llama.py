@@ -172,7 +172,9 @@ class Kernels(NamedTuple):
     linear: lin.Steps  # decode steps, verification, short batches, Q8_0 matrices (:data:`.linear.DECODE`)
     batch: lin.Steps  # batches of >= int8.MIN_TOKENS tokens through Q4_1 matrices (the path's kernel)
     launch: int  # :func:`.linear.launch`
-    attention: int  # :func:`.attention.attention`
+    attention: int  # :func:`.attention.launch`
+    chunks: int  # attention's steps: :func:`.attention.chunks_part`,
+    combine: int  # :func:`.attention.combine_part`
     threads: int  # parts a split step is cut into (<= NUMBA_NUM_THREADS: the float kernel's scratch rows)
 
 
@@ -220,6 +222,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits, k):
     q = st.q[:T]
     kv_mul = cfg.n_heads // cfg.n_kv_heads
     scale = np.float32(1.0 / np.sqrt(hs))
+    combine_parts = min(k.threads, T) if T >= attn.COMBINE_SPLIT else 1
 
     for t in range(T):  # token embeddings
         dequantize_row(w.emb_q, w.emb_d, w.emb_m, w.half, tokens[t], x[t])
@@ -240,7 +243,8 @@ def forward(cfg, w, st, tokens, pos0, n_logits, k):
             for h in range(cfg.n_heads):
                 for j in range(hs // 2):
                     q[t, h, j] = bf16_pair(qkv[t, h * hs + 2 * j] * scale, qkv[t, h * hs + 2 * j + 1] * scale)
-        attn.call(k.attention, att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
+        attn.call(k.attention, k.chunks, k.threads, att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
+        attn.call(k.attention, k.combine, combine_parts, att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
         _linear(k, xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
         x += xb
 
@@ -312,8 +316,8 @@ class LlamaModel:
         compiled (or loaded from Numba's cache) the first time a path is used."""
         k = self._kernels.get(path)
         if k is None:
-            k = Kernels(lin.DECODE.steps(), lin.kernel_for(path).steps(), lin.LAUNCH.address(), attn.KERNEL.address(),
-                        numba.get_num_threads())
+            k = Kernels(lin.DECODE.steps(), lin.kernel_for(path).steps(), lin.LAUNCH.address(), attn.LAUNCH.address(),
+                        attn.CHUNKS.address(), attn.COMBINE.address(), numba.get_num_threads())
             self._kernels[path] = k
         return k
 
