@@ -470,7 +470,7 @@ ARGS = (
 )
 PART = (types.int64, types.int64) + ARGS  # part(i, n, *ARGS) and launch(part, n, *ARGS)
 call = caller(PART)
-COMBINE_SPLIT = 8  # rows from which the combine step runs on every thread
+COMBINE_SPLIT = 32  # rows from which the combine step runs on every thread (prompt batches, not verification)
 
 
 @njit(cache=True, parallel=True)

@@ -131,19 +131,17 @@ def matmul_q4(out, q, d, m, xq, xs, xsum):
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def quantize_part(i, n, out, x, q, d, m, half, xq16, xq, xs, xsum, wbuf):
-    """Part i of n of :func:`quantize` into xq[:T, :cols], xs, xsum (arguments as every kernel's, see :mod:`.linear`)."""
-    T, cols = x.shape
-    xi, s, sums = xq[:T, :cols], xs[:T, : cols // BLOCK], xsum[:T, : cols // BLOCK]
+    """Part i of n of :func:`quantize` into xq, xs, xsum (arguments as every kernel's, see :mod:`.linear`)."""
+    T = x.shape[0]
     for t in range(i * T // n, (i + 1) * T // n):
-        quantize_row(x, xi, s, sums, t, np.float32(127.0))
+        quantize_row(x, xq, xs, xsum, t, np.float32(127.0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def products_part(i, n, out, x, q, d, m, half, xq16, xq, xs, xsum, wbuf):
     """Part i of n of :func:`matmul_q4`: consecutive groups of 8 rows of a row-interleaved Q4_1 W, every token."""
-    T, cols = x.shape
-    xi, s, sums = xq[:T, :cols], xs[:T, : cols // BLOCK], xsum[:T, : cols // BLOCK]
+    T = x.shape[0]
     G = q.shape[0]
     for g in range(i * G // n, (i + 1) * G // n):
         for t0 in range(0, T, TILE):
-            _tile_q4(out, q, d, m, xi, s, sums, g, t0, T)
+            _tile_q4(out, q, d, m, xq, xs, xsum, g, t0, T)

@@ -176,26 +176,33 @@ class Kernels(NamedTuple):
     chunks: int  # attention's steps: :func:`.attention.chunks_part`,
     combine: int  # :func:`.attention.combine_part`
     threads: int  # parts a split step is cut into (<= NUMBA_NUM_THREADS: the float kernel's scratch rows)
+    combine_split: int  # rows from which attention's combine step is split too (:data:`.attention.COMBINE_SPLIT`)
+    batch_from: int  # tokens from which a batch takes ``batch`` (:data:`.int8.MIN_TOKENS`)
+    abi: int  # :data:`.linear.ABI` of the kernels (the compiled forward pass checks it has the same)
 
 
 @njit(cache=True)
 def _linear(k, out, x, q, d, m, half, st):
     """x (T,n) @ W.T -> out (T,rows) through the kernel ``k`` (:class:`Kernels`) picks for T and W's format."""
-    s = k.batch if x.shape[0] >= int8.MIN_TOKENS and q.shape[2] == 8 else k.linear
+    T, cols = x.shape
+    s = k.batch if T >= k.batch_from and q.shape[2] == 8 else k.linear
+    xq, xq8, xs, xsum = st.xq[:T, :cols], st.xq8[:T, :cols], st.xs[:T, : cols // 32], st.xsum[:T, : cols // 32]
     if s.quantize:
-        n = min(k.threads, x.shape[0]) if s.quantize_split else 1
-        lin.call(k.launch, s.quantize, n, out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
+        n = min(k.threads, T) if s.quantize_split else 1
+        lin.call(k.launch, s.quantize, n, out, x, q, d, m, half, xq, xq8, xs, xsum, st.wbuf)
     n = k.threads if s.products_split else 1
-    lin.call(k.launch, s.products, n, out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
+    lin.call(k.launch, s.products, n, out, x, q, d, m, half, xq, xq8, xs, xsum, st.wbuf)
 
 
 def linear(out, x, q, d, m, half, st: RunState) -> None:
     """x (T,n) @ W.T -> out (T,rows) through the decode steps' kernel, called from Python (benches)."""
     steps = lin.DECODE.steps()
+    T, cols = x.shape
+    scratch = st.xq[:T, :cols], st.xq8[:T, :cols], st.xs[:T, : cols // 32], st.xsum[:T, : cols // 32], st.wbuf
     for part, split in ((steps.quantize, steps.quantize_split), (steps.products, steps.products_split)):
         if part:
-            n = min(numba.get_num_threads(), len(x)) if split else 1
-            lin.LAUNCH.dispatcher(part, n, out, x, q, d, m, half, st.xq, st.xq8, st.xs, st.xsum, st.wbuf)
+            n = min(numba.get_num_threads(), T) if split else 1
+            lin.LAUNCH.dispatcher(part, n, out, x, q, d, m, half, *scratch)
 
 
 @njit(cache=True, fastmath=True)
@@ -208,6 +215,8 @@ def forward(cfg, w, st, tokens, pos0, n_logits, k):
     ``k`` (:class:`Kernels`) holds the kernels: a prompt's batch kernel only for prompts, never to verify
     drafts (a verified token's logits must equal a decoded one's).
     """
+    if k.abi != lin.ABI:  # Numba's cache of this file outlived an edit of the kernels' signatures: never call them
+        raise RuntimeError("stale compiled forward pass: clear the Numba cache (decode/neural/__pycache__/*.nb[ic])")
     T = tokens.shape[0]
     D = cfg.dim
     F = cfg.hidden_dim
@@ -222,7 +231,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits, k):
     q = st.q[:T]
     kv_mul = cfg.n_heads // cfg.n_kv_heads
     scale = np.float32(1.0 / np.sqrt(hs))
-    combine_parts = min(k.threads, T) if T >= attn.COMBINE_SPLIT else 1
+    combine_parts = min(k.threads, T) if T >= k.combine_split else 1
 
     for t in range(T):  # token embeddings
         dequantize_row(w.emb_q, w.emb_d, w.emb_m, w.half, tokens[t], x[t])
@@ -317,7 +326,8 @@ class LlamaModel:
         k = self._kernels.get(path)
         if k is None:
             k = Kernels(lin.DECODE.steps(), lin.kernel_for(path).steps(), lin.LAUNCH.address(), attn.LAUNCH.address(),
-                        attn.CHUNKS.address(), attn.COMBINE.address(), numba.get_num_threads())
+                        attn.CHUNKS.address(), attn.COMBINE.address(), numba.get_num_threads(), attn.COMBINE_SPLIT,
+                        int8.MIN_TOKENS, lin.ABI)
             self._kernels[path] = k
         return k
 

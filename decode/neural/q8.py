@@ -241,27 +241,25 @@ _group_q4 = _group_tiles(*(_group_dot(n, True) for n in range(1, 9)))
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def quantize_part(i, n, out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
-    """Part i of n of a linear layer's first step: rows of x (T, n) float32 -> int16 blocks xq[:T, :n], their
+    """Part i of n of a linear layer's first step: rows of x (T, n) float32 -> int16 blocks xq (T, n), their
     scales xs and the dequantized sums of the blocks xsum. Arguments as every kernel's (see :mod:`.linear`)."""
-    T, cols = x.shape
-    xi, s, sums = xq[:T, :cols], xs[:T, : cols // BLOCK], xsum[:T, : cols // BLOCK]
+    T = x.shape[0]
     for t in range(i * T // n, (i + 1) * T // n):
-        quantize_row(x, xi, s, sums, t, np.float32(32767.0))
+        quantize_row(x, xq, xs, xsum, t, np.float32(32767.0))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def products_part(i, n, out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
     """Part i of n of the second step: out (T, rows) = the int16 activations @ W.T, for consecutive groups
     of 8 rows of a row-interleaved Q4_1 (K = 8 words per block) or Q8_0 (K = 16) W.
 
     Each group of 8 weight rows is read from memory once; tiles of up to 8 tokens share every load.
     """
-    T, cols = x.shape
-    xi, s, sums = xq[:T, :cols], xs[:T, : cols // BLOCK], xsum[:T, : cols // BLOCK]
+    T = x.shape[0]
     G = q.shape[0]
     if q.shape[2] == 8:
         for g in range(i * G // n, (i + 1) * G // n):
-            _group_q4(out, q, d, m, xi, s, sums, g, T)
+            _group_q4(out, q, d, m, xq, xs, xsum, g, T)
     else:
         for g in range(i * G // n, (i + 1) * G // n):
-            _group_q8(out, q, d, m, xi, s, sums, g, T)
+            _group_q8(out, q, d, m, xq, xs, xsum, g, T)
