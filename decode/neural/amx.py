@@ -10,8 +10,8 @@ batch: each block's nibbles are unpacked once into a tile and used for all token
 
 Where it runs: :data:`AVAILABLE` needs the CPU's ``amx_tile``/``amx_int8`` flags, LLVM's
 ``amx-tile``/``amx-int8`` host features, and Linux's permission for the tile state
-(:func:`.cpu.request_amx`); :mod:`.llama` then runs :func:`self_test` in a child process
-when imported (:func:`why_not`), and compiles the tile kernel into its forward pass only if
+(:func:`.cpu.request_amx`); :mod:`.linear` then runs :func:`self_test` in a child process
+when a model loads (:func:`why_not`), and compiles the tile kernel for prompts only if
 it passed: a wrong or crashing kernel leaves :mod:`.int8`'s in use, never takes the server
 down. Nothing here is compiled on other CPUs: LLVM cannot select tile instructions for them.
 
@@ -199,6 +199,12 @@ def linear_q4(out, x, q, d, m, half):
     xsum = np.zeros((n // K, tiles * TOKENS), np.float32)
     quantize_tiles(x, xb, xs, xsum)
     matmul_q4(out, q, d, m, half, xb, xs, xsum, T)
+
+
+@njit(cache=True)
+def linear(i, n, out, x, q, d, m, half, xq16, xq8, xs, xsum, wbuf):
+    """:func:`linear_q4` as a part of :mod:`.linear`'s kernels, run whole (i = 0, n = 1; it is parallel inside)."""
+    linear_q4(out, x, q, d, m, half)
 
 
 SELF_TEST = """

@@ -40,6 +40,7 @@ from numba.core import cgutils
 from numba.core.extending import intrinsic
 
 from .bf16 import float_from_bits
+from .native import Kernel, caller
 from .q8 import _FEATURES, FORCED_FLOAT
 
 KEY_TILE = 64  # positions per key tile
@@ -377,44 +378,62 @@ def _chunk(key_tiles, values, q, s, e, part_m, part_l, part_o, g, kv_mul, c, p0,
             _weigh_slab(values, e, o, h0, nh, d0, False, i0, count)
 
 
-@njit(cache=True, parallel=True, fastmath=True)
-def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o):
-    """Causal grouped-query attention of T query rows at positions pos0.., all heads.
+def attention(out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o) -> None:
+    """Causal grouped-query attention of T query rows at positions pos0.., all heads (from Python: tests, benches).
 
     out (T, heads*hs); q (T, heads, hs/2) bf16 pairs of the queries, scaled by 1/sqrt(hs);
     key_cache and value_cache as in the module docstring, filled for positions < pos0 + T.
     Row t attends to positions 0..pos0+t. Scratch: sbuf (threads, >= min(kv_mul,
     MAX_HEADS) * 2, CHUNK + 1) float32, each thread's scores, then weights; part_m, part_l (>= T, heads,
     ctx/CHUNK) and part_o (>= T, heads, ctx/CHUNK, hs) each chunk's softmax max, sum and
-    weighted values.
+    weighted values. The forward pass runs the same two steps from compiled code (see :data:`ARGS`).
     """
-    T, n_heads, n_pairs = q.shape
-    hs = 2 * n_pairs
-    n_kv = n_heads // kv_mul
-    n_last = pos0 + T
-    chunks = (n_last + CHUNK - 1) // CHUNK
-    for item in prange(chunks * n_kv):
-        g, c = item // chunks, item % chunks  # a thread walks through consecutive chunks: the prefetcher streams them
-        p0 = c * CHUNK
-        rows = sbuf.shape[1] // 2
-        s, e = sbuf[numba.get_thread_id(), :rows], sbuf[numba.get_thread_id(), rows:]
-        for t in range(max(p0 - pos0, 0), T):  # rows that see part of this chunk
-            n = min(CHUNK, pos0 + t + 1 - p0)
-            _chunk(key_cache[layer, g], value_cache[layer, g], q[t], s, e, part_m[t], part_l[t], part_o[t], g, kv_mul, c, p0, n)
-    _combine(out, part_m, part_l, part_o, pos0, T)
+    threads = numba.get_num_threads()
+    args = (out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o)
+    launch(CHUNKS.address(), threads, *args)
+    launch(COMBINE.address(), combine_parts(threads, q.shape[0]), *args)
 
 
 @njit(cache=True, fastmath=True)
-def _combine(out, part_m, part_l, part_o, pos0, T):
-    """Each row combines its chunks, in chunk order: out = sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c.
+def chunks_part(i, n, out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o):
+    """Part i of n of attention's first step: its share of the items (KV head, chunk of CHUNK positions), in
+    order, with the scratch rows ``sbuf[i]``. A thread walks through consecutive chunks: the prefetcher streams them."""
+    T, n_heads, n_pairs = q.shape
+    n_kv = n_heads // kv_mul
+    chunks = (pos0 + T + CHUNK - 1) // CHUNK
+    items = chunks * n_kv
+    rows = sbuf.shape[1] // 2
+    s, e = sbuf[i, :rows], sbuf[i, rows:]
+    for item in range(i * items // n, (i + 1) * items // n):
+        g, c = item // chunks, item % chunks
+        p0 = c * CHUNK
+        for t in range(max(p0 - pos0, 0), T):  # rows that see part of this chunk
+            count = min(CHUNK, pos0 + t + 1 - p0)
+            _chunk(key_cache[layer, g], value_cache[layer, g], q[t], s, e, part_m[t], part_l[t], part_o[t], g, kv_mul, c, p0, count)
 
-    Its own function, not the tail of :func:`attention`: under ``parallel=True`` Numba turns
-    the array expressions of a loop body into parallel regions, one thread launch each
-    (that made a 9-row layer 2x slower, measured)."""
+
+@njit(cache=True, fastmath=True)
+def combine_part(i, n, out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o):
+    """Part i of n of the second step: rows i*T//n.. combine their chunks (:func:`_combine`)."""
+    T = q.shape[0]
+    _combine(out, part_m, part_l, part_o, pos0, i * T // n, (i + 1) * T // n)
+
+
+def combine_parts(threads: int, T: int) -> int:
+    """How many parts the combine step takes: one for a few rows (a thread launch costs more than it saves)."""
+    return min(threads, T) if T >= COMBINE_SPLIT else 1
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def _combine(out, part_m, part_l, part_o, pos0, t0, t1):
+    """Rows t0..t1-1 combine their chunks, in chunk order: out = sum_c exp(m_c - M) o_c / sum_c exp(m_c - M) l_c.
+
+    Never inside a ``parallel=True`` function: there Numba turns the array expressions of a loop body into
+    parallel regions, one thread launch each (that made a 9-row layer 2x slower, measured)."""
     n_heads, hs = part_o.shape[1], part_o.shape[3]
     weights = np.empty(part_o.shape[2], np.float32)
     acc = np.empty(hs, np.float32)
-    for t in range(T):
+    for t in range(t0, t1):
         seen = (pos0 + t) // CHUNK + 1
         for h in range(n_heads):
             top = np.float32(-3.0e38)
@@ -433,3 +452,37 @@ def _combine(out, part_m, part_l, part_o, pos0, T):
             inv = np.float32(1.0) / total
             for i in range(hs):
                 out[t, h * hs + i] = acc[i] * inv
+
+
+# The forward pass runs attention's two steps by address (see .native and .linear's parts): compiled once, on their own.
+ARGS = (
+    types.Array(types.float32, 2, "C"),  # out
+    types.Array(types.uint32, 3, "C"),  # q
+    types.Array(types.uint16, 5, "C"),  # key_cache
+    types.Array(types.uint16, 4, "C"),  # value_cache
+    types.int64,  # layer
+    types.int64,  # pos0
+    types.int64,  # kv_mul
+    types.Array(types.float32, 3, "C"),  # sbuf
+    types.Array(types.float32, 3, "C"),  # part_m
+    types.Array(types.float32, 3, "C"),  # part_l
+    types.Array(types.float32, 4, "C"),  # part_o
+)
+PART = (types.int64, types.int64) + ARGS  # part(i, n, *ARGS) and launch(part, n, *ARGS)
+call = caller(PART)
+COMBINE_SPLIT = 32  # rows from which the combine step runs on every thread (prompt batches, not verification)
+
+
+@njit(cache=True, parallel=True)
+def launch(part, n, out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o):
+    """Run ``part(i, n, ...)`` (an address) for every i < n on the thread pool, or directly if n == 1 (no launch)."""
+    if n == 1:
+        call(part, 0, 1, out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o)
+    else:
+        for i in prange(n):
+            call(part, i, n, out, q, key_cache, value_cache, layer, pos0, kv_mul, sbuf, part_m, part_l, part_o)
+
+
+LAUNCH = Kernel(launch, PART)
+CHUNKS = Kernel(chunks_part, PART)
+COMBINE = Kernel(combine_part, PART)

@@ -1,12 +1,12 @@
 """Whether the neural core's kernels are already compiled on this machine (Numba's on-disk cache), so a
-command can tell the user that its first run spends about half a minute compiling them."""
+command can tell the user that its first run spends a while compiling them."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-# The forward pass is compiled last and only whole, so its index file marks a finished compile.
+# Warm-up compiles the forward pass after the kernels it calls (LlamaModel.warmup), so its index file marks a finished compile.
 _MARK = "llama.forward-*.nbi"
 
 

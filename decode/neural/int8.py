@@ -45,15 +45,6 @@ _V32I8, _V16I16, _V8I32, _V8F16, _V8F32 = (ir.VectorType(_I8, 32), ir.VectorType
 
 
 @njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
-def linear_q4(out, x, q, d, m, xq, xs, xsum):
-    """out (T, rows) = x (T, n) @ W.T for a row-interleaved Q4_1 W: :func:`quantize` then :func:`matmul_q4`,
-    as one parallel function (one compilation instead of two: 0.3 s of a cold start, measured)."""
-    for t in prange(x.shape[0]):
-        quantize_row(x, xq, xs, xsum, t, np.float32(127.0))
-    _products(out, q, d, m, xq, xs, xsum)
-
-
-@njit(cache=True, fastmath=True, error_model="numpy", parallel=True)
 def quantize(x, xq, xs, xsum):
     """Rows of x (T, n) float32 -> int8 blocks xq (T, n), their scales xs (T, n/32) and the
     dequantized sums of the blocks xsum (T, n/32), rows in parallel."""
@@ -133,3 +124,24 @@ def matmul_q4(out, q, d, m, xq, xs, xsum):
     """out (T, rows) = int8 activations (T, n) @ W.T, W row-interleaved Q4_1; each thread takes
     consecutive groups of 8 rows, and each group's weights are read from memory once."""
     _products(out, q, d, m, xq, xs, xsum)
+
+
+# The prompt path's linear layer (see .linear): quantize, then products, each split in parts run in parallel.
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def quantize_part(i, n, out, x, q, d, m, half, xq16, xq, xs, xsum, wbuf):
+    """Part i of n of :func:`quantize` into xq, xs, xsum (arguments as every kernel's, see :mod:`.linear`)."""
+    T = x.shape[0]
+    for t in range(i * T // n, (i + 1) * T // n):
+        quantize_row(x, xq, xs, xsum, t, np.float32(127.0))
+
+
+@njit(cache=True, error_model="numpy")
+def products_part(i, n, out, x, q, d, m, half, xq16, xq, xs, xsum, wbuf):
+    """Part i of n of :func:`matmul_q4`: consecutive groups of 8 rows of a row-interleaved Q4_1 W, every token."""
+    T = x.shape[0]
+    G = q.shape[0]
+    for g in range(i * G // n, (i + 1) * G // n):
+        for t0 in range(0, T, TILE):
+            _tile_q4(out, q, d, m, xq, xs, xsum, g, t0, T)

@@ -1,24 +1,25 @@
 """A llama forward pass in Numba, laid out like llama2.c's ``run.c``.
 
-Sections, in data-path order: kernels (block-quantized matrix products, RMSNorm, RoPE;
-attention over the bf16 KV cache is :mod:`.attention`) → forward → model and sessions (KV cache reuse across keystrokes) →
+Sections, in data-path order: kernels (RMSNorm, RoPE, SwiGLU; the linear layers are :mod:`.linear`'s, attention
+over the bf16 KV cache is :mod:`.attention`) → forward → model and sessions (KV cache reuse across keystrokes) →
 sampling → generation with speculative verification (drafts and their budget: :mod:`.speculation`).
 
 Weights stay in GGUF's Q4_1 or Q8_0 blocks of 32 (see :mod:`.blocks`). On x86 CPUs
 with AVX2, each linear layer quantizes its input rows to int16 blocks and sums integer
 products (:mod:`.q8`): a weight is read once per forward pass and costs a few
 instructions per token, so verifying drafted tokens costs little more than one decode
-step. Elsewhere, float kernels dequantize four weight rows into a per-thread buffer and
+step. Prompt batches take int8 activations where the CPU has vpdpbusd (:mod:`.int8`, :mod:`.amx`).
+Elsewhere, float kernels dequantize four weight rows into a per-thread buffer and
 reuse them for all T tokens.
 
-Every kernel is ``cache=True``; all matrix products share one signature per block
-format, so a cold start compiles a handful of functions once.
+Every kernel is ``cache=True`` and compiled on its own: the forward pass calls the linear layers and
+attention by address (:mod:`.native`), so a cold start compiles each kernel once, and only those its
+CPU and paths use.
 """
 
 from __future__ import annotations
 
 import mmap
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -27,20 +28,22 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from . import amx, int8, q8
+from . import attention as attn
+from . import int8
+from . import linear as lin
 from .bpe import BpeTokenizer
 from .gguf_header import ModelLoadError
 from .loader import Config, Weights, load_gguf
-from .attention import BF16_DOT, CHUNK, KEY_TILE, MAX_HEADS, attention, fast_exp
+from .attention import CHUNK, KEY_TILE, MAX_HEADS, fast_exp
 from .bf16 import bf16_pair, to_bf16
 from .kv_shift import MIN_MATCH, find_shift, shift_kv
+from .linear import PATH_AMX, PATH_INT8, PATH_INT16, dequantize_row, kernel_paths  # noqa: F401 (PATH_AMX, PATH_INT8: re-exported)
 from .model_path import default_model_path
 from .speculation import MAX_DRAFT, Draft, DraftBudget
 
-# Linear layers of a prompt's batches (forward's ``path``): int16 activations, int8 ones, int8 on AMX tiles.
-PATH_INT16, PATH_INT8, PATH_AMX = 0, 1, 2
+__all__ = ["PATH_AMX", "PATH_INT8", "PATH_INT16", "LlamaModel", "Session", "SessionPool", "linear", "sample"]
 PREFILL_CHUNK = 64  # tokens per batched forward: the activations of a chunk stay in L2
 DEFAULT_CTX = 2048  # tokens a session may hold (prompt + generated)
 
@@ -56,112 +59,6 @@ def rmsnorm(out, x, weight, eps):
     inv = np.float32(1.0) / np.sqrt(ss / np.float32(x.shape[0]) + np.float32(eps))
     for i in range(x.shape[0]):
         out[i] = x[i] * inv * weight[i]
-
-
-@njit(cache=True, fastmath=True)
-def dequantize_row(q, d, m, half, r, out):
-    """out (n,) = row r of a row-interleaved weight matrix, Q4_1 or Q8_0 (see :mod:`.blocks`)."""
-    g, i = r // 8, r % 8
-    nb, K = q.shape[1], q.shape[2]
-    for b in range(nb):
-        scale = half[d[g, b, i]]
-        o = b * 32
-        if K == 8:  # word k: packed bytes 2k, 2k+1 = values (2k, 2k+16), (2k+1, 2k+17)
-            low = half[m[g, b, i]]
-            for k in range(8):
-                word = np.int32(q[g, b, k, i])
-                lo, hi = word & 0xFF, word >> 8
-                out[o + 2 * k] = scale * np.float32(lo & 15) + low
-                out[o + 2 * k + 16] = scale * np.float32(lo >> 4) + low
-                out[o + 2 * k + 1] = scale * np.float32(hi & 15) + low
-                out[o + 2 * k + 17] = scale * np.float32(hi >> 4) + low
-        else:  # word k: int8 values 2k, 2k+1
-            for k in range(16):
-                word = np.int32(q[g, b, k, i])
-                lo, hi = word & 0xFF, word >> 8
-                out[o + 2 * k] = np.float32(lo - 256 if lo > 127 else lo) * scale
-                out[o + 2 * k + 1] = np.float32(hi - 256 if hi > 127 else hi) * scale
-
-
-@njit(cache=True, parallel=True, fastmath=True)
-def matmul_float(out, x, q, d, m, half, scratch):
-    """x (T,n) @ W.T -> out (T,rows) in float32, for CPUs without the integer kernels of :mod:`.q8`.
-
-    Each thread dequantizes 4 weight rows into ``scratch[thread]`` (4, >=n) and reuses them
-    for all T rows of x: the dequantization is paid once per weight read.
-    """
-    T, n = x.shape
-    rows = out.shape[1]
-    for rb in prange((rows + 3) // 4):
-        w = scratch[numba.get_thread_id()]
-        r0 = rb * 4
-        k = min(4, rows - r0)
-        for r in range(k):
-            dequantize_row(q, d, m, half, r0 + r, w[r])
-        for t in range(T):
-            xt = x[t]
-            for r in range(k):
-                wr = w[r]
-                acc = np.float32(0.0)
-                for j in range(n):
-                    acc += wr[j] * xt[j]
-                out[t, r0 + r] = acc
-
-
-if q8.AVAILABLE:
-
-    @njit(cache=True)
-    def linear(out, x, q, d, m, half, st):
-        """x (T,n) @ W.T -> out (T,rows): quantize x to int16 blocks, then integer products."""
-        T, n = x.shape
-        xq, xs, xsum = st.xq[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32]
-        q8.quantize(x, xq, xs, xsum)
-        q8.matmul(out, q, d, m, xq, xs, xsum)
-
-else:
-
-    @njit(cache=True)
-    def linear(out, x, q, d, m, half, st):
-        """x (T,n) @ W.T -> out (T,rows) with the float kernel."""
-        matmul_float(out, x, q, d, m, half, st.wbuf)
-
-
-# Tile instructions are compiled only where they passed their self-test: LLVM cannot select them
-# on other CPUs, and a kernel that failed it must not even be compiled into the server's forward pass.
-AMX_WHY_NOT = amx.why_not()
-
-if not AMX_WHY_NOT:
-
-    @njit(cache=True)
-    def linear_batch(out, x, q, d, m, half, st, path):
-        """:func:`linear` for a batch of prompt tokens: int8 activations on AMX tiles (:mod:`.amx`) or
-        in vpdpbusd (:mod:`.int8`) as ``path`` says, when the batch is large enough and W is Q4_1."""
-        T, n = x.shape
-        if path == PATH_AMX and T >= int8.MIN_TOKENS and q.shape[2] == 8:
-            amx.linear_q4(out, x, q, d, m, half)
-        elif path == PATH_INT8 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
-            int8.linear_q4(out, x, q, d, m, st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32])
-        else:
-            linear(out, x, q, d, m, half, st)
-
-elif int8.AVAILABLE:
-
-    @njit(cache=True)
-    def linear_batch(out, x, q, d, m, half, st, path):
-        """:func:`linear` for a batch of prompt tokens: int8 activations (:mod:`.int8`) when
-        ``path`` is PATH_INT8 (or PATH_AMX), the batch is large enough and W is Q4_1; else :func:`linear`."""
-        T, n = x.shape
-        if path != PATH_INT16 and T >= int8.MIN_TOKENS and q.shape[2] == 8:
-            int8.linear_q4(out, x, q, d, m, st.xq8[:T, :n], st.xs[:T, : n // 32], st.xsum[:T, : n // 32])
-        else:
-            linear(out, x, q, d, m, half, st)
-
-else:  # no vpdpbusd: never compile the int8 kernels (LLVM cannot select them for this CPU)
-
-    @njit(cache=True)
-    def linear_batch(out, x, q, d, m, half, st, path):
-        """:func:`linear`, whatever ``path`` says."""
-        linear(out, x, q, d, m, half, st)
 
 
 @njit(cache=True, fastmath=True)
@@ -269,16 +166,57 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
     )
 
 
+class Kernels(NamedTuple):
+    """The compiled kernels a forward pass calls by address (see :mod:`.native`), each compiled once, on its own."""
+
+    linear: lin.Steps  # decode steps, verification, short batches, Q8_0 matrices (:data:`.linear.DECODE`)
+    batch: lin.Steps  # batches of >= int8.MIN_TOKENS tokens through Q4_1 matrices (the path's kernel)
+    launch: int  # :func:`.linear.launch`
+    attention: int  # :func:`.attention.launch`
+    chunks: int  # attention's steps: :func:`.attention.chunks_part`,
+    combine: int  # :func:`.attention.combine_part`
+    threads: int  # parts a split step is cut into (<= NUMBA_NUM_THREADS: the float kernel's scratch rows)
+    combine_split: int  # rows from which attention's combine step is split too (:data:`.attention.COMBINE_SPLIT`)
+    batch_from: int  # tokens from which a batch takes ``batch`` (:data:`.int8.MIN_TOKENS`)
+    abi: int  # :data:`.linear.ABI` of the kernels (the compiled forward pass checks it has the same)
+
+
+@njit(cache=True)
+def _linear(k, out, x, q, d, m, half, st):
+    """x (T,n) @ W.T -> out (T,rows) through the kernel ``k`` (:class:`Kernels`) picks for T and W's format."""
+    T, cols = x.shape
+    s = k.batch if T >= k.batch_from and q.shape[2] == 8 else k.linear
+    xq, xq8, xs, xsum = st.xq[:T, :cols], st.xq8[:T, :cols], st.xs[:T, : cols // 32], st.xsum[:T, : cols // 32]
+    if s.quantize:
+        n = min(k.threads, T) if s.quantize_split else 1
+        lin.call(k.launch, s.quantize, n, out, x, q, d, m, half, xq, xq8, xs, xsum, st.wbuf)
+    n = k.threads if s.products_split else 1
+    lin.call(k.launch, s.products, n, out, x, q, d, m, half, xq, xq8, xs, xsum, st.wbuf)
+
+
+def linear(out, x, q, d, m, half, st: RunState) -> None:
+    """x (T,n) @ W.T -> out (T,rows) through the decode steps' kernel, called from Python (benches)."""
+    steps = lin.DECODE.steps()
+    T, cols = x.shape
+    scratch = st.xq[:T, :cols], st.xq8[:T, :cols], st.xs[:T, : cols // 32], st.xsum[:T, : cols // 32], st.wbuf
+    for part, split in ((steps.quantize, steps.quantize_split), (steps.products, steps.products_split)):
+        if part:
+            n = min(numba.get_num_threads(), T) if split else 1
+            lin.LAUNCH.dispatcher(part, n, out, x, q, d, m, half, *scratch)
+
+
 @njit(cache=True, fastmath=True)
-def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
+def forward(cfg, w, st, tokens, pos0, n_logits, k):
     """Run T = len(tokens) tokens at positions pos0.. through the model.
 
     Writes keys/values of those positions into the cache, and the logits of the last
     ``n_logits`` rows into ``st.logits[:n_logits]`` (1 for prefill, T to verify drafts, 0 for
-    a prompt's chunks before its last). The caller guarantees T <= chunk, pos0 + T <= ctx, 0 <= n_logits <= T. ``path``
-    picks the linear layers' kernels for batches (:func:`linear_batch`): PATH_INT8 only for
-    prompts, never to verify drafts (a verified token's logits must equal a decoded one's).
+    a prompt's chunks before its last). The caller guarantees T <= chunk, pos0 + T <= ctx, 0 <= n_logits <= T.
+    ``k`` (:class:`Kernels`) holds the kernels: a prompt's batch kernel only for prompts, never to verify
+    drafts (a verified token's logits must equal a decoded one's).
     """
+    if k.abi != lin.ABI:  # Numba's cache of this file outlived an edit of the kernels' signatures: never call them
+        raise RuntimeError("stale compiled forward pass: clear the Numba cache (decode/neural/__pycache__/*.nb[ic])")
     T = tokens.shape[0]
     D = cfg.dim
     F = cfg.hidden_dim
@@ -293,6 +231,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
     q = st.q[:T]
     kv_mul = cfg.n_heads // cfg.n_kv_heads
     scale = np.float32(1.0 / np.sqrt(hs))
+    combine_parts = min(k.threads, T) if T >= k.combine_split else 1
 
     for t in range(T):  # token embeddings
         dequantize_row(w.emb_q, w.emb_d, w.emb_m, w.half, tokens[t], x[t])
@@ -301,7 +240,7 @@ def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
         # Attention: rmsnorm -> fused q,k,v projection -> RoPE -> cache -> attention -> wo.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.attn_norm[layer], cfg.rms_eps)
-        linear_batch(qkv, xb, w.wqkv_q[layer], w.wqkv_d[layer], w.wqkv_m[layer], w.half, st, path)
+        _linear(k, qkv, xb, w.wqkv_q[layer], w.wqkv_d[layer], w.wqkv_m[layer], w.half, st)
         for t in range(T):
             pos = pos0 + t
             rope(qkv[t, :D], w.rope_cos[pos], w.rope_sin[pos], cfg.n_heads, hs)
@@ -313,16 +252,17 @@ def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
             for h in range(cfg.n_heads):
                 for j in range(hs // 2):
                     q[t, h, j] = bf16_pair(qkv[t, h * hs + 2 * j] * scale, qkv[t, h * hs + 2 * j + 1] * scale)
-        attention(att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
-        linear_batch(xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st, path)
+        attn.call(k.attention, k.chunks, k.threads, att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
+        attn.call(k.attention, k.combine, combine_parts, att, q, st.key_cache, st.value_cache, layer, pos0, kv_mul, st.sbuf, st.part_m, st.part_l, st.part_o)
+        _linear(k, xb, att, w.wo_q[layer], w.wo_d[layer], w.wo_m[layer], w.half, st)
         x += xb
 
         # Feed-forward: rmsnorm -> fused gate/up -> SwiGLU -> down.
         for t in range(T):
             rmsnorm(xb[t], x[t], w.ffn_norm[layer], cfg.rms_eps)
-        linear_batch(hb, xb, w.w13_q[layer], w.w13_d[layer], w.w13_m[layer], w.half, st, path)
+        _linear(k, hb, xb, w.w13_q[layer], w.w13_d[layer], w.w13_m[layer], w.half, st)
         swiglu(hb2, hb, F)
-        linear_batch(xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st, path)
+        _linear(k, xb, hb2, w.w2_q[layer], w.w2_d[layer], w.w2_m[layer], w.half, st)
         x += xb
 
     # Only the rows whose logits are wanted go through the final norm and the LM head (none
@@ -331,30 +271,10 @@ def forward(cfg, w, st, tokens, pos0, n_logits, path=PATH_INT16):
         first = T - n_logits
         for r in range(n_logits):
             rmsnorm(xb[r], x[first + r], w.out_norm, cfg.rms_eps)
-        linear(st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
+        _linear(k, st.logits[:n_logits], xb[:n_logits], w.out_q, w.out_d, w.out_m, w.half, st)
 
 
 # --- model and sessions --------------------------------------------------------------------
-
-
-def kernel_paths() -> tuple[int, str]:
-    """(path for prompt batches, a description of the kernels in use) for this CPU.
-
-    AMX tiles where the CPU has them, Linux grants them and a self-test in a child process
-    agrees with the vpdpbusd kernel; else vpdpbusd; else int16. ``SPARKLS_PREFILL=int16``
-    (or ``int8``) caps the choice."""
-    attn = "bf16 attention " + ("vdpbf16ps" if BF16_DOT else "fma")
-    if not q8.AVAILABLE:
-        return PATH_INT16, f"float linear; {attn}"
-    isa = "avx512-vnni" if q8.VNNI else "avx2"
-    cap = os.environ.get("SPARKLS_PREFILL", "")
-    decode = f"decode int16 {isa}; {attn}"
-    if not int8.AVAILABLE or cap == "int16":
-        return PATH_INT16, f"prefill int16 {isa}; {decode}"
-    why = AMX_WHY_NOT or (cap == "int8" and "SPARKLS_PREFILL=int8")
-    if not why:
-        return PATH_AMX, f"prefill int8 amx-tdpbusd{' (emulated)' if amx.EMULATED else ''}; {decode}"
-    return PATH_INT8, f"prefill int8 vpdpbusd (no AMX: {why}); {decode}"
 
 
 class LlamaModel:
@@ -373,6 +293,7 @@ class LlamaModel:
         self.draft_budget = DraftBudget()  # how many drafts a verification should take
         # Linear layers of prompt batches (PATH_INT8 / PATH_INT16), and what runs, for status and benches.
         self.prefill_path, self.kernel_path = kernel_paths()
+        self._kernels: dict[int, Kernels] = {}
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LlamaModel:
@@ -399,8 +320,22 @@ class LlamaModel:
     def new_session(self, n_ctx: int = DEFAULT_CTX) -> Session:
         return Session(self, n_ctx)
 
+    def kernels(self, path: int) -> Kernels:
+        """The kernels of a forward pass whose batches take ``path`` (PATH_INT16 for decode steps and verification),
+        compiled (or loaded from Numba's cache) the first time a path is used."""
+        k = self._kernels.get(path)
+        if k is None:
+            k = Kernels(lin.DECODE.steps(), lin.kernel_for(path).steps(), lin.LAUNCH.address(), attn.LAUNCH.address(),
+                        attn.CHUNKS.address(), attn.COMBINE.address(), numba.get_num_threads(), attn.COMBINE_SPLIT,
+                        int8.MIN_TOKENS, lin.ABI)
+            self._kernels[path] = k
+        return k
+
     def warmup(self) -> None:
-        """Compile (or load from cache) every kernel: one decode step and one batched step."""
+        """Compile (or load from cache) what a completion runs: the prompt's and the decode steps' kernels, then
+        the forward pass (last: its cache entry marks a finished compile, see :mod:`.compiled`)."""
+        self.kernels(self.prefill_path)
+        self.kernels(PATH_INT16)
         s = self.new_session(8)
         s.feed(np.array([0, 0], np.int32))
         s.step(0)
@@ -524,9 +459,9 @@ class Session:
         pos0 = self.n_cached
         # Verification wants every row's logits and must match decoding bit for bit: int16. A prompt's
         # chunk wants one row's or none: the model's prefill path (a decode step is too short for it).
-        path = m.prefill_path if n_logits <= 1 else PATH_INT16
+        kernels = m.kernels(m.prefill_path if n_logits <= 1 else PATH_INT16)
         with m.lock:
-            forward(m.config, m.weights, self.state, tokens, pos0, n_logits, path)
+            forward(m.config, m.weights, self.state, tokens, pos0, n_logits, kernels)
         self._ids[pos0 : pos0 + len(tokens)] = tokens
         self.n_cached = pos0 + len(tokens)
         self._logits = self.state.logits[n_logits - 1].copy() if n_logits else None

@@ -26,8 +26,8 @@ so a token's logits do not depend on how many tokens were verified with it.
 
 CPUs without AVX2 (and non-x86 ones) keep the float kernels of :mod:`.llama`:
 ``AVAILABLE`` says which is in use (``SPARKLS_FLOAT_KERNELS=1`` forces the float ones).
-Numba's cache does not notice edits to this file in the functions of :mod:`.llama` that
-inline it: clear ``decode/neural/__pycache__`` after editing.
+Numba's cache does not notice edits to this file in the functions of other modules that
+inline it (:mod:`.int8` inlines :func:`quantize_row`): clear ``decode/neural/__pycache__`` after editing.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import tempfile
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 
 from .cpu import FEATURES as _FEATURES
 from .blocks import GROUP
@@ -120,14 +120,6 @@ def quantize_row(x, xq, xs, xsum, t, top):
             xq[t, o + j] = v
             total += v
         xsum[t, b] = np.float32(total) * xs[t, b]
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def quantize(x, xq, xs, xsum):
-    """Rows of x (T, n) float32 -> int16 blocks xq (T, n), their scales xs (T, n/32) and the
-    dequantized sums of the blocks xsum (T, n/32)."""
-    for t in range(x.shape[0]):
-        quantize_row(x, xq, xs, xsum, t, np.float32(32767.0))
 
 
 def _group_dot(n_tokens: int, q4: bool):
@@ -247,16 +239,27 @@ _group_q8 = _group_tiles(*(_group_dot(n, False) for n in range(1, 9)))
 _group_q4 = _group_tiles(*(_group_dot(n, True) for n in range(1, 9)))
 
 
-@njit(cache=True, parallel=True)
-def matmul(out, q, d, m, xq, xs, xsum):
-    """out (T, rows) = activations (T, n) @ W.T, W row-interleaved Q4_1 (K = 8 words per block) or Q8_0 (K = 16).
+@njit(cache=True, fastmath=True, error_model="numpy")
+def quantize_part(i, n, out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
+    """Part i of n of a linear layer's first step: rows of x (T, n) float32 -> int16 blocks xq (T, n), their
+    scales xs and the dequantized sums of the blocks xsum. Arguments as every kernel's (see :mod:`.linear`)."""
+    T = x.shape[0]
+    for t in range(i * T // n, (i + 1) * T // n):
+        quantize_row(x, xq, xs, xsum, t, np.float32(32767.0))
+
+
+@njit(cache=True, error_model="numpy")
+def products_part(i, n, out, x, q, d, m, half, xq, xq8, xs, xsum, wbuf):
+    """Part i of n of the second step: out (T, rows) = the int16 activations @ W.T, for consecutive groups
+    of 8 rows of a row-interleaved Q4_1 (K = 8 words per block) or Q8_0 (K = 16) W.
 
     Each group of 8 weight rows is read from memory once; tiles of up to 8 tokens share every load.
     """
-    T, G = xq.shape[0], q.shape[0]
+    T = x.shape[0]
+    G = q.shape[0]
     if q.shape[2] == 8:
-        for g in prange(G):
+        for g in range(i * G // n, (i + 1) * G // n):
             _group_q4(out, q, d, m, xq, xs, xsum, g, T)
     else:
-        for g in prange(G):
+        for g in range(i * G // n, (i + 1) * G // n):
             _group_q8(out, q, d, m, xq, xs, xsum, g, T)
