@@ -32,6 +32,8 @@ def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) 
         since_key=since_key,
         accept_rate=ls.suggestions.accept_rate(uri),
         ngram=_ngram(ls, doc, cursor) if stream.logprobs else None,
+        margins=stream.margins,
+        previous_line=doc.text[slice(*doc.line_span(position.line - 1))] if 0 < position.line < doc.line_count else "",
     )
     x = gate_mod.features(situation)
     score = ls.gate.score(x)
