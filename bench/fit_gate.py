@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from lsprotocol import types
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

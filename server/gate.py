@@ -142,17 +142,18 @@ class Gate:
         self.updates = 0
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS) -> "Gate":
-        """The fitted weights; with none (or a file for other features) a gate that shows everything."""
+    def load(cls, path: Path = WEIGHTS, names: tuple[str, ...] = FEATURES, otherwise_show: bool = True) -> "Gate":
+        """The fitted weights for the features ``names``; with none (or a file for other features) a gate that shows
+        everything (``otherwise_show``) or nothing."""
         try:
             data = json.loads(path.read_text())
-            if tuple(data["features"]) != FEATURES:
+            if tuple(data["features"]) != names:
                 raise ValueError("the file was fitted for other features")
-            return cls(np.array([data["weights"][f] for f in FEATURES]), float(data["threshold"]))
+            return cls(np.array([data["weights"][f] for f in names]), float(data["threshold"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("gate weights %s not usable (%s): showing every suggestion", path, exc)
-            w = np.zeros(len(FEATURES))
-            w[0] = 10.0
+            log.warning("gate weights %s not usable (%s): %s", path, exc, "showing every suggestion" if otherwise_show else "showing none")
+            w = np.zeros(len(names))
+            w[0] = 10.0 if otherwise_show else -10.0
             return cls(w, 0.5)
 
     def score(self, x: np.ndarray) -> float:

@@ -64,6 +64,8 @@ def register(server) -> None:
         if life is None:
             return None
         features = dict(zip(gate_mod.FEATURES, map(float, life.features))) if life.features is not None else None
+        if features is None and life.kind == "nextEdit":
+            features = ls.rewrites.features.get(life.id)  # a model rewrite's: its own gate's features (server/rewrite.py)
         return m.result(m.SuggestionInfo(
             id=life.id, kind=life.kind, features=features, score=life.score, gated=life.gated,
             shown=life.shown, accepted=life.accepted, accepted_chars=life.accepted_chars, ended=life.ended,
