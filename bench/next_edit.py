@@ -12,9 +12,9 @@ into a cache outside the clone; nothing of theirs is committed):
   `ast`); the follow-ups are the same argument added to the other calls;
 - **similar**: a literal shared by three or more lines that start alike (the same text before the first `(`) within
   30 lines, changed on one of them; the follow-ups are the same change on the others;
-- **tail**: a suffix (`.copy()`, ` or None`, `  # noqa`) added at the end of the first of three or more consecutive
-  lines that start alike (the same indentation and first name) and end in a name or bracket; the follow-ups are the
-  same suffix on the others. The rule-based kinds
+- **tail**: a suffix (`.copy()`, ` or None`, `  # noqa`) added at the end of one of three or more consecutive
+  lines that start alike (the same indentation and first name) and end in a name or bracket (the first, and in a
+  group of four or more another with two or more below it); the follow-ups are the same suffix on the lines below. The rule-based kinds
   stop at a change at a line's end: this is what the model's rewrite (server/rewrite.py) is for;
 - **plain** (no follow-up): a literal that occurs once in the file changed, a new statement line inserted, one use of
   a variable pointed at another existing name.
@@ -233,14 +233,15 @@ def tails(path: Path, text: str, rng: random.Random) -> list[Sequence]:
         j = i + 1
         while k is not None and j < len(lines) and key(lines[j]) == k:
             j += 1
-        if k is not None and j - i >= 3:
+        # An edit at the group's first line, and in a group of four or more, at another with two or more below it.
+        for at in ([i] + ([rng.randrange(i + 1, j - 2)] if j - i >= 4 else [])) if k is not None and j - i >= 3 else []:
             suffix = rng.choice(TAILS)
-            ends = [starts[n] + len(lines[n].rstrip()) for n in range(i, j)]
+            ends = [starts[n] + len(lines[n].rstrip()) for n in range(at, j)]
             first = Edit(ends[0], ends[0], suffix)
             out.append(Sequence("tail", path, text, first, _after(text, first, [Edit(e, e, suffix) for e in ends[1:]])))
         i = max(j, i + 1)
     rng.shuffle(out)
-    return out[:3]
+    return out[:4]
 
 
 def plain(path: Path, text: str, tree: ast.AST, rng: random.Random) -> list[Sequence]:

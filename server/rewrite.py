@@ -25,10 +25,10 @@ from typing import Callable
 import numpy as np
 
 from sparkls.server.edit_history import Hunk
-from sparkls.server.next_edit import Site
+from sparkls.server.next_edit import Site, smallest_edit
 
 REGION_LINES = 4  # lines after the edit the model redrafts
-CONTEXT_LINES = 12  # unchanged lines above the edit shown in the diff
+CONTEXT_LINES = 8  # unchanged lines above the edit shown in the diff
 CONTEXT_CHARS = 1500  # ... at most this many characters of them
 MAX_LINE_CHARS = 200  # an edited or region line longer than this: no rewrite (a generated or minified file)
 LINE_SLACK = 16  # tokens a drafted line may have beyond the line it replaces
@@ -81,7 +81,7 @@ def plan(text: str, hunk: Hunk, path: str = "") -> Plan | None:
     """The diff prompt for the lines after ``hunk`` (the document's latest edit), or None (nothing to redraft)."""
     if "\r" in text:
         return None
-    s, e, new_edit = line_edit(hunk.old, hunk.new)
+    s, e, new_edit = smallest_edit(hunk.old, hunk.new)
     old_edit = hunk.old[s:e]
     if not (old_edit or new_edit).strip():
         return None
@@ -113,17 +113,6 @@ def plan(text: str, hunk: Hunk, path: str = "") -> Plan | None:
     return Plan("\n".join(diff) + "\n", region_start, tuple(region), old_edit, new_edit)
 
 
-def line_edit(old: str, new: str) -> tuple[int, int, str]:
-    """The smallest replacement making ``old`` into ``new``: ``(start, end, inserted)`` in ``old``."""
-    p = 0
-    while p < min(len(old), len(new)) and old[p] == new[p]:
-        p += 1
-    q = 0
-    while q < min(len(old), len(new)) - p and old[-1 - q] == new[-1 - q]:
-        q += 1
-    return p, len(old) - q, new[p : len(new) - q]
-
-
 def sites(p: Plan, draft: Draft) -> list[tuple[int, Site]]:
     """``(region line, site)`` for each drafted line that differs by a small edit, up to the first that differs by more.
     When some of them repeat the user's change, only those: a line changed otherwise beside a repeated change was,
@@ -132,7 +121,7 @@ def sites(p: Plan, draft: Draft) -> list[tuple[int, Site]]:
     offset = p.region_start
     for i, old in enumerate(p.region):
         if i < len(draft.lines) and draft.lines[i] != old:
-            s, e, new = line_edit(old, draft.lines[i])
+            s, e, new = smallest_edit(old, draft.lines[i])
             if (e - s) + len(new) > MAX_CHANGE or not old.strip():
                 break  # where the model drifted off: this line and those after it are not proposed
             out.append((i, Site(offset + s, offset + e, new)))
@@ -226,7 +215,7 @@ class Drafter:
                 lines.append(new)
                 lps.append(tuple(logprobs))
                 mgs.append(tuple(margins))
-                s, e, ins = line_edit(old, new)
+                s, e, ins = smallest_edit(old, new)
                 if (e - s) + len(ins) > MAX_CHANGE:
                     break  # drifted off the pattern: the lines below would be no better
                 prompt += "+" + new + "\n"
