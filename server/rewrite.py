@@ -192,7 +192,7 @@ class Drafter:
                 budget = len(tok.encode(old)) + LINE_SLACK
                 if len(ids) + budget + MAX_DRAFT + 2 >= SESSION_TOKENS:
                     break
-                if session.feed(ids, cancelled) is None or cancelled():
+                if cancelled() or session.feed(ids, cancelled) is None or cancelled():
                     return None
                 raw, logprobs, margins = b"", [], []
 
