@@ -78,11 +78,17 @@ def test_sites_are_the_small_changes_up_to_where_the_model_drifts():
     assert rewrite.sites(p, draft(body, tail, ret)) == []
 
 
-def test_the_ngram_core_has_no_drafter():
+def test_no_rewrite_without_the_model_or_the_gate_weights():
     from sparkls.decode.ngram.ngram_engine import NgramEngine
     from sparkls.decode.ngram.ngram_model import CodeModel
 
     assert rewrite.neural_of(NgramEngine(CodeModel())) is None
+    from sparkls.server.gate import Gate
+
+    shipped = Gate.load(rewrite.WEIGHTS, rewrite.FEATURES, otherwise_show=False)  # bench/next_edit.py --fit-rewrite
+    assert 0 < shipped.threshold < 1 and shipped.w[rewrite.FEATURES.index("echoes_edit")] > 0
+    unusable = Gate.load(rewrite.WEIGHTS.with_name("no-such-file.json"), rewrite.FEATURES, otherwise_show=False)
+    assert not unusable.shows(np.ones(len(rewrite.FEATURES)))  # no weights: no rewrite is shown
 
 
 URI = "file:///tmp/sparkls-rewrite/parts.py"
