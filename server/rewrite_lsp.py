@@ -114,6 +114,7 @@ class Rewrites:
                 sid = self.new_id()
                 ls.suggestions.offer(sid, "nextEdit", uri, score=prop.score, gated=True)
                 self.record(sid, prop)
+                ls.send_status()
         return prop if prop.shown else None
 
     @staticmethod
