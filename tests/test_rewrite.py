@@ -185,3 +185,25 @@ async def test_a_rewrite_below_the_gate_is_not_shown(sparkls_server):
         assert (counts.gated, counts.offered, counts.shown) == (1, 1, 0)
     finally:
         await stop_server(client)
+
+
+@pytest.mark.model
+def test_a_newer_keystroke_stops_the_draft_within_a_token():
+    """Ensure the drafter, asked to stop (the document's version moved on), gives up with no draft, asking again no
+    more than a token later, and without being asked to stop drafts the lines below."""
+    from sparkls.decode.neural.llama import LlamaModel
+    from sparkls.decode.neural.neural_engine import NeuralEngine
+
+    drafter = rewrite.Drafter(NeuralEngine(LlamaModel.load()))
+    text, history = typed(SRC, EDITED_AT, ".strip()")
+    p = rewrite.plan(text, history.latest)
+    calls = []
+
+    def cancelled() -> bool:
+        calls.append(len(calls) >= 6)
+        return calls[-1]
+
+    assert drafter.draft(p, cancelled) is None
+    assert calls.count(True) <= 2  # asked once more at most before it stopped
+    whole = drafter.draft(p, lambda: False)
+    assert whole is not None and len(whole.lines) >= 1 and whole.lines[0].startswith("    body = read_part(")
