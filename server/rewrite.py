@@ -31,6 +31,7 @@ REGION_LINES = 4  # lines after the edit the model redrafts
 CONTEXT_LINES = 8  # unchanged lines above the edit shown in the diff
 CONTEXT_CHARS = 1500  # ... at most this many characters of them
 MAX_LINE_CHARS = 200  # an edited or region line longer than this: no rewrite (a generated or minified file)
+FEED_STEP = 32  # prompt tokens computed between two looks at whether the draft is still wanted
 LINE_SLACK = 16  # tokens a drafted line may have beyond the line it replaces
 MAX_CHANGE = 40  # characters a proposed line edit may remove plus insert
 SESSION_TOKENS = 2048  # the rewrite session's context (its own KV cache, not a document's)
@@ -192,7 +193,7 @@ class Drafter:
                 budget = len(tok.encode(old)) + LINE_SLACK
                 if len(ids) + budget + MAX_DRAFT + 2 >= SESSION_TOKENS:
                     break
-                if cancelled() or session.feed(ids, cancelled) is None or cancelled():
+                if not _feed(session, ids, cancelled):
                     return None
                 raw, logprobs, margins = b"", [], []
 
@@ -220,6 +221,20 @@ class Drafter:
                     break  # drifted off the pattern: the lines below would be no better
                 prompt += "+" + new + "\n"
         return Draft(tuple(lines), tuple(lps), tuple(mgs))
+
+
+def _feed(session, ids: np.ndarray, cancelled: Callable[[], bool]) -> bool:
+    """``session.feed(ids)`` in steps of FEED_STEP new tokens, asking ``cancelled()`` before each: a forward pass holds
+    the interpreter (the event loop waits for it), so a cancelled draft must never start a long one."""
+    done = session.common_prefix(ids)
+    while True:
+        if cancelled():
+            return False
+        done = min(len(ids), done + FEED_STEP)
+        if session.feed(ids[:done], cancelled) is None:
+            return False
+        if done == len(ids):
+            return not cancelled()
 
 
 def neural_of(engine):

@@ -23,6 +23,7 @@ from sparkls.server.next_edit import Site
 
 log = logging.getLogger("sparkls")
 KEEP_FEATURES = 256  # rewrites whose features sparkls/suggestionInfo can still report
+START_DELAY_S = 0.05
 
 
 @dataclass
@@ -89,15 +90,14 @@ class Rewrites:
             plan = rewrite.plan(doc.text, hunk, uri)
             if plan is None:
                 return None
-            drafter = self.drafters.setdefault(id(neural), rewrite.Drafter(neural))
-            text = doc.text
-
-            def cancelled() -> bool:  # read in the worker: a newer keystroke changed the version
-                return doc.version != version or ls.documents.get(uri) is not doc
-
-            executor = getattr(neural, "executor", None) or ls.pool
-            future = asyncio.get_running_loop().run_in_executor(executor, self._draft, drafter, plan, text, version, cancelled)
-            job = self.jobs[uri] = (version, future)
+            # A keystroke's pause, before any work: a burst of keystrokes (an editor that does not debounce) starts
+            # no drafts, whose first forward pass would hold the interpreter while the next keystrokes wait.
+            await asyncio.sleep(START_DELAY_S)
+            if doc.version != version or ls.documents.get(uri) is not doc:
+                return None
+            job = self.jobs.get(uri)
+            if job is None or job[0] != version:  # no other request for this version started it meanwhile
+                job = self.jobs[uri] = (version, self._start(ls, neural, uri, doc, plan))
         try:
             prop = await asyncio.shield(job[1])
         except asyncio.CancelledError:
@@ -116,6 +116,17 @@ class Rewrites:
                 self.record(sid, prop)
                 ls.send_status()
         return prop if prop.shown else None
+
+    def _start(self, ls, neural, uri: str, doc, plan: rewrite.Plan) -> asyncio.Future:
+        """The draft of ``plan`` in the engine's executor, cancelled when the document moves on from its version."""
+        drafter = self.drafters.setdefault(id(neural), rewrite.Drafter(neural))
+        version, text = doc.version, doc.text
+
+        def cancelled() -> bool:  # read in the worker: a newer keystroke changed the version
+            return doc.version != version or ls.documents.get(uri) is not doc
+
+        executor = getattr(neural, "executor", None) or ls.pool
+        return asyncio.get_running_loop().run_in_executor(executor, self._draft, drafter, plan, text, version, cancelled)
 
     @staticmethod
     def _draft(drafter: rewrite.Drafter, plan: rewrite.Plan, text: str, version: int, cancelled) -> Proposal | None:
