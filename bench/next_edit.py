@@ -1,6 +1,7 @@
 """Next-edit suggestions on real code SmolLM2 has never seen, typed keystroke by keystroke through `sparkls serve`.
 
-    .venv/bin/python bench/next_edit.py [--per-kind 40] [--seed 0] [--show]
+    .venv/bin/python bench/next_edit.py [--per-kind 40] [--seed 0] [--show] [--rewrite] [--split all|tune|test]
+    .venv/bin/python bench/next_edit.py --fit-rewrite [--write]   # the rewrites' gate, on the TUNE packages
 
 Edit sequences are generated at bench time from the Python files of the packages of bench/unseen.py (fetched by pip
 into a cache outside the clone; nothing of theirs is committed):
@@ -11,6 +12,10 @@ into a cache outside the clone; nothing of theirs is committed):
   `ast`); the follow-ups are the same argument added to the other calls;
 - **similar**: a literal shared by three or more lines that start alike (the same text before the first `(`) within
   30 lines, changed on one of them; the follow-ups are the same change on the others;
+- **tail**: a suffix (`.copy()`, ` or None`, `  # noqa`) added at the end of one of three or more consecutive
+  lines that start alike (the same indentation and first name) and end in a name or bracket (the first, and in a
+  group of four or more another with two or more below it); the follow-ups are the same suffix on the lines below. The rule-based kinds
+  stop at a change at a line's end: this is what the model's rewrite (server/rewrite.py) is for;
 - **plain** (no follow-up): a literal that occurs once in the file changed, a new statement line inserted, one use of
   a variable pointed at another existing name.
 
@@ -20,6 +25,17 @@ while it is one of the expected follow-ups and asks again, and stops at the firs
 Reported per kind: the share of follow-up edits predicted exactly, false suggestions per 100 edits, and the latency
 from the last keystroke to the answer (p50/p90). For information, the share of intermediate keystrokes after which
 a suggestion was offered (a debounced editor asks only when typing pauses).
+
+With `--rewrite` the sequences are played twice: by the n-gram core (the rule-based kinds alone, as without the
+model) and by the neural core with its rewrites on; the second table adds what the rewrites did on their own
+(suggestions whose id starts with "r"): follow-ups they predicted, false ones per 100 edits, and the latency of the
+answers the model drafted (sequences where the rule-based kinds had nothing after the last keystroke). There the
+editor's way of asking is played: the intermediate keystrokes' requests are not awaited (the next keystroke cancels
+them, as typing on does), and the last request is sent once they are answered, as an editor asks after a pause in
+typing; its latency is from that request to its answer (sent right after the keystroke instead, it would also count
+the server working through the queued keystrokes and requests: about 100 ms more with either core, measured). `--fit-rewrite` plays the TUNE packages' sequences with every rewrite shown, fits the
+rewrites' gate on what was offered (good: an expected follow-up) and chooses its threshold; `--write` stores it in
+server/rewrite_gate.json.
 """
 
 from __future__ import annotations
@@ -42,6 +58,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import unseen  # noqa: E402
 from editor import start_server, stop_server  # noqa: E402
+
+from sparkls.server import rewrite  # noqa: E402
 
 FLAG = "flag=True"
 
@@ -195,6 +213,39 @@ def similar_lines(path: Path, text: str, rng: random.Random) -> list[Sequence]:
     return out[:2]
 
 
+TAILS = (".copy()", " or None", "  # noqa")
+_FIRST = re.compile(r"[A-Za-z_][\w.]*")
+
+
+def tails(path: Path, text: str, rng: random.Random) -> list[Sequence]:
+    lines = text.split("\n")
+    starts = _offsets(text)
+
+    def key(line: str) -> tuple | None:
+        """Lines alike for this kind: the same indentation and first name (not a keyword), ending in a name or bracket."""
+        m = _FIRST.match(line.strip())
+        if m is None or keyword.iskeyword(m.group().split(".")[0]) or "#" in line or not re.search(r"[\w)\]]\Z", line.rstrip()):
+            return None
+        return len(line) - len(line.lstrip()), m.group()
+
+    out = []
+    i = 0
+    while i < len(lines):
+        k = key(lines[i])
+        j = i + 1
+        while k is not None and j < len(lines) and key(lines[j]) == k:
+            j += 1
+        # An edit at the group's first line, and in a group of four or more, at another with two or more below it.
+        for at in ([i] + ([rng.randrange(i + 1, j - 2)] if j - i >= 4 else [])) if k is not None and j - i >= 3 else []:
+            suffix = rng.choice(TAILS)
+            ends = [starts[n] + len(lines[n].rstrip()) for n in range(at, j)]
+            first = Edit(ends[0], ends[0], suffix)
+            out.append(Sequence("tail", path, text, first, _after(text, first, [Edit(e, e, suffix) for e in ends[1:]])))
+        i = max(j, i + 1)
+    rng.shuffle(out)
+    return out[:4]
+
+
 def plain(path: Path, text: str, tree: ast.AST, rng: random.Random) -> list[Sequence]:
     out = []
     singles = [m for m in _LITERAL.finditer(text) if text.count(m.group(1)) == 1]
@@ -219,10 +270,10 @@ def plain(path: Path, text: str, tree: ast.AST, rng: random.Random) -> list[Sequ
     return out
 
 
-def make_sequences(per_kind: int, seed: int) -> list[Sequence]:
+def make_sequences(per_kind: int, seed: int, packages=unseen.PACKAGES) -> list[Sequence]:
     rng = random.Random(seed)
     found: dict[str, list[Sequence]] = {}
-    for pkg in unseen.PACKAGES:
+    for pkg in packages:
         for path in unseen.sources(pkg):
             text = path.read_text(encoding="utf-8", errors="replace")
             if "\r" in text or "\t" in text or len(text) > 60_000:
@@ -232,6 +283,8 @@ def make_sequences(per_kind: int, seed: int) -> list[Sequence]:
             except SyntaxError:
                 continue
             for seq in renames(path, text, tree, rng) + arguments(path, text, tree, rng) + similar_lines(path, text, rng) + plain(path, text, tree, rng):
+                found.setdefault(seq.kind, []).append(seq)
+            for seq in tails(path, text, random.Random(f"{seed}:{path.name}")):  # its own generator: the other kinds' draws stay as they were
                 found.setdefault(seq.kind, []).append(seq)
     chosen = []
     for kind, seqs in sorted(found.items()):
@@ -271,9 +324,16 @@ class Result:
     mid_keys: int = 0
     mid_offered: int = 0
     note: str = ""  # the false suggestion, or the first follow-up missed
+    rewrite_predicted: int = 0  # of ``predicted``, those the model's rewrites suggested
+    rewrite_false: int = 0
+    offers: list = field(default_factory=list)  # (features, good) of each rewrite offered (for --fit-rewrite)
 
 
-async def play(client, seq: Sequence, n: int) -> Result:
+def _is_rewrite(e) -> bool:
+    return e.command.arguments[0].id.startswith("r")  # the model's rewrites' ids (docs/protocol.md)
+
+
+async def play(client, seq: Sequence, n: int, rewrites: bool = False) -> Result:
     from lsprotocol import types
 
     uri = seq.path.with_name(f"_next_edit_{n}_{seq.path.name}").as_uri()
@@ -281,9 +341,19 @@ async def play(client, seq: Sequence, n: int) -> Result:
     text, version = seq.text, 1
     res = Result(seq.kind, len(seq.follow))
 
-    async def ask(cursor: int) -> list:
+    def ask(cursor: int):
+        """The request for the text as it is now (sent at once), as an awaitable of its edits."""
         params = {"textDocument": {"uri": uri, "version": version}, "position": _position(text, cursor)}
-        return (await client.protocol.send_request_async("textDocument/copilotInlineEdit", params)).edits
+        sent = client.protocol.send_request_async("textDocument/copilotInlineEdit", params)
+
+        async def edits() -> list:
+            return (await sent).edits
+
+        return edits()
+
+    async def features(e) -> list | None:
+        info = await client.protocol.send_request_async("sparkls/suggestionInfo", {"streamId": e.command.arguments[0].id})
+        return None if info is None or info.features is None else [getattr(info.features, f) for f in rewrite.FEATURES]
 
     def change(e: Edit) -> None:
         nonlocal text, version
@@ -295,17 +365,26 @@ async def play(client, seq: Sequence, n: int) -> Result:
         text = _apply(text, e)
 
     keys = keystrokes(text, seq.edit)
+    pending = []
     for i, key in enumerate(keys):
         t = time.perf_counter()
         change(key)
-        edits = await ask(key.start + len(key.new))
-        if i == len(keys) - 1:
+        last = i == len(keys) - 1
+        if rewrites and not last:  # asked while typing goes on: the next keystroke cancels it
+            pending.append(asyncio.ensure_future(ask(key.start + len(key.new))))
+            continue
+        if rewrites:
+            for answer in await asyncio.gather(*pending):
+                res.mid_keys += 1
+                res.mid_offered += bool(answer)
+            t = time.perf_counter()  # an editor asks after a pause in typing: the keystrokes are served by then
+        if last:
+            edits = await ask(key.start + len(key.new))
             res.latency_ms = (time.perf_counter() - t) * 1000
         else:
             res.mid_keys += 1
-            res.mid_offered += bool(edits)
+            res.mid_offered += bool(await ask(key.start + len(key.new)))
     remaining = list(seq.follow)
-    cursor = seq.edit.start + len(seq.edit.new)
     while edits:
         e = edits[0]
         offsets = _offsets(text)
@@ -314,17 +393,20 @@ async def play(client, seq: Sequence, n: int) -> Result:
         got = Edit(s, end, e.text)
         result = _apply(text, got)
         match = next((r for r in remaining if _apply(text, r) == result), None)
+        if _is_rewrite(e):
+            res.offers.append((await features(e), match is not None))
         if match is None:
             res.false += 1  # the user would reject it here
+            res.rewrite_false += _is_rewrite(e)
             line = text.count("\n", 0, s)
             res.note = f"false at line {line + 1}: {text[s:end]!r}->{got.new!r} in {text.split(chr(10))[line].strip()[:70]!r}"
             break
         res.predicted += 1
+        res.rewrite_predicted += _is_rewrite(e)
         remaining.remove(match)
         remaining = _after(text, got, remaining)
         change(got)
-        cursor = s + len(got.new)
-        edits = await ask(cursor)
+        edits = await ask(s + len(got.new))
     if remaining and not res.note:
         r = remaining[0]
         line = text.count("\n", 0, r.start)
@@ -333,42 +415,136 @@ async def play(client, seq: Sequence, n: int) -> Result:
     return res
 
 
-async def run(seqs: list[Sequence]) -> list[Result]:
-    client, _ = await start_server(options={"index": {"enabled": False}, "model": {"engine": "ngram"}})
+async def run(seqs: list[Sequence], rewrites: bool = False, threshold: float | None = None) -> list[Result]:
+    """Play ``seqs`` through one server: the n-gram core, or the neural core with its rewrites (at ``threshold``)."""
+    # No prefill on open: a user edits a document some time after opening it, when its prefill is long done; here
+    # typing starts at once, and a prefill under way would hold the decode threads (and the interpreter) meanwhile.
+    options = {"index": {"enabled": False}, "model": {"engine": "neural" if rewrites else "ngram", "warm_on_open": False}}
+    if threshold is not None:
+        options["gate"] = {"rewrite_threshold": threshold}
+    client, _ = await start_server(options=options)
     try:
-        return [await play(client, s, n) for n, s in enumerate(seqs)]
+        if rewrites:
+            ready = asyncio.Event()
+            client.feature("sparkls/status")(lambda p: ready.set() if p.engine == "neural" else None)
+            await asyncio.wait_for(ready.wait(), 600)
+        return [await play(client, s, n, rewrites) for n, s in enumerate(seqs)]
     finally:
         await stop_server(client)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-kind", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--show", action="store_true", help="print each sequence's outcome")
-    args = parser.parse_args()
-    seqs = make_sequences(args.per_kind, args.seed)
-    print(f"{len(seqs)} edit sequences from {', '.join(p.name for p in unseen.PACKAGES)}")
-    results = asyncio.run(run(seqs))
-    if args.show:
-        for s, r in zip(seqs, results):
-            line = s.text.count("\n", 0, s.edit.start) + 1
-            print(f"[{s.kind}] {s.path.name}:{line} {s.text[s.edit.start:s.edit.end]!r}->{s.edit.new!r}: "
-                  f"{r.predicted}/{r.expected} predicted, {r.false} false, {r.latency_ms:.1f} ms  {r.note}")
+def _pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def table(seqs: list[Sequence], results: list[Result], title: str) -> None:
+    print(title)
     print(f"{'kind':<9} {'edits':>5} {'follow-ups':>10} {'predicted':>9} {'false/100':>9} {'p50 ms':>7} {'p90 ms':>7} {'mid-edit offers':>15}")
-    groups = {k: [r for r in results if r.kind == k] for k in ("rename", "argument", "similar", "plain")}
+    groups = {k: [r for r in results if r.kind == k] for k in ("rename", "argument", "similar", "tail", "plain")}
     groups["all"] = results
     for kind, rows in groups.items():
         if not rows:
             continue
         expected = sum(r.expected for r in rows)
         predicted = sum(r.predicted for r in rows)
-        lat = sorted(r.latency_ms for r in rows)
+        lat = [r.latency_ms for r in rows]
         mid = sum(r.mid_keys for r in rows)
         share = f"{predicted / expected:9.1%}" if expected else f"{'-':>9}"
         print(f"{kind:<9} {len(rows):>5} {expected:>10} {share} {100 * sum(r.false for r in rows) / len(rows):>9.1f} "
-              f"{statistics.median(lat):>7.1f} {lat[min(len(lat) - 1, int(0.9 * len(lat)))]:>7.1f} "
+              f"{statistics.median(lat):>7.1f} {_pct(lat, 0.9):>7.1f} "
               f"{(sum(r.mid_offered for r in rows) / mid if mid else 0):>15.1%}")
+
+
+def rewrite_table(rules: list[Result], both: list[Result]) -> None:
+    """What the rewrites did on their own, in the run with them (``both``); ``rules``: the same sequences without."""
+    print("the model's rewrites on their own (suggestions with an \"r\" id):")
+    print(f"{'kind':<9} {'edits':>5} {'follow-ups':>10} {'predicted':>9} {'false/100':>9} {'drafted':>7} {'p50 ms':>7} {'p90 ms':>7}")
+    for kind in ("rename", "argument", "similar", "tail", "plain", "all"):
+        pairs = [(a, b) for a, b in zip(rules, both) if kind in (a.kind, "all")]
+        if not pairs:
+            continue
+        expected = sum(b.expected for _, b in pairs)
+        # Drafted: the rule-based kinds had nothing after the last keystroke (the model's turn); latency of those answers.
+        lat = [b.latency_ms for a, b in pairs if not a.predicted and not a.false]
+        share = f"{sum(b.rewrite_predicted for _, b in pairs) / expected:9.1%}" if expected else f"{'-':>9}"
+        print(f"{kind:<9} {len(pairs):>5} {expected:>10} {share} {100 * sum(b.rewrite_false for _, b in pairs) / len(pairs):>9.1f} "
+              f"{len(lat):>7} {(statistics.median(lat) if lat else float('nan')):>7.0f} {_pct(lat, 0.9):>7.0f}")
+
+
+def fit_rewrite_gate(results: list[Result], write: bool) -> None:
+    """The rewrites' gate (server/rewrite.py FEATURES) fitted on the offers of a run with every rewrite shown."""
+    import json
+
+    import numpy as np
+
+    from sparkls.server import gate
+
+    rows = [(f, good) for r in results for f, good in r.offers if f is not None]
+    if len(rows) < 5:
+        print(f"only {len(rows)} rewrites offered: nothing to fit")
+        return
+    X = np.array([f for f, _ in rows], np.float64)
+    y = np.array([float(g) for _, g in rows])
+    w = gate.fit(X, y, l2=0.05)
+    scores = gate.sigmoid(X @ w)
+    # The threshold: the highest that keeps 90 % of the good rewrites (a missed repeat costs the user a few
+    # keystrokes; a wrong one shown costs a look and a rejection).
+    good_scores = np.sort(scores[y == 1])
+    threshold = float(good_scores[int(0.1 * len(good_scores))]) if len(good_scores) else 1.0
+    shown = scores >= threshold
+    print(f"fitted on {len(rows)} rewrites offered on TUNE ({y.mean():.1%} good); threshold {threshold:.3f}: "
+          f"shown {shown.mean():.1%}, precision {y[shown].mean() if shown.any() else 0:.1%} (all: {y.mean():.1%}), "
+          f"good kept {np.sum(shown & (y == 1)) / max(1, np.sum(y)):.1%}")
+    for name, value in sorted(zip(rewrite.FEATURES, w), key=lambda kv: -abs(kv[1])):
+        print(f"  {name:<14} {value:+.3f}")
+    if write:
+        data = {
+            "about": "server/rewrite.py's gate, fitted by bench/next_edit.py --fit-rewrite on the TUNE packages of bench/unseen.py",
+            "features": list(rewrite.FEATURES),
+            "weights": {f: round(float(v), 5) for f, v in zip(rewrite.FEATURES, w)},
+            "threshold": round(threshold, 4),
+            "tune": {"rewrites": len(rows), "good": round(float(y.mean()), 4)},
+        }
+        rewrite.WEIGHTS.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {rewrite.WEIGHTS}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-kind", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("all", "tune", "test"), default="all", help="the packages of bench/unseen.py")
+    parser.add_argument("--show", action="store_true", help="print each sequence's outcome")
+    parser.add_argument("--rewrite", action="store_true", help="also play them with the neural core's rewrites")
+    parser.add_argument("--fit-rewrite", action="store_true", help="fit the rewrites' gate on the TUNE packages")
+    parser.add_argument("--write", action="store_true", help="with --fit-rewrite: store it in server/rewrite_gate.json")
+    args = parser.parse_args()
+    packages = {"all": unseen.PACKAGES, "tune": unseen.TUNE, "test": unseen.TEST}["tune" if args.fit_rewrite else args.split]
+    seqs = make_sequences(args.per_kind, args.seed, packages)
+    print(f"{len(seqs)} edit sequences from {', '.join(p.name for p in packages)}")
+    if args.fit_rewrite:
+        offered = asyncio.run(run(seqs, rewrites=True, threshold=0.0))
+        if args.show:
+            for s, r in zip(seqs, offered):
+                print(f"[{s.kind}] {s.path.name} {s.edit.new!r}: {r.rewrite_predicted} by the model, {r.rewrite_false} false, "
+                      f"{r.latency_ms:.0f} ms  {r.note}  {[(g, [round(x, 2) for x in f or []]) for f, g in r.offers]}")
+        fit_rewrite_gate(offered, args.write)
+        return
+    results = asyncio.run(run(seqs))
+    both = asyncio.run(run(seqs, rewrites=True)) if args.rewrite else None
+    if args.show:
+        for s, r, b in zip(seqs, results, both or results):
+            line = s.text.count("\n", 0, s.edit.start) + 1
+            print(f"[{s.kind}] {s.path.name}:{line} {s.text[s.edit.start:s.edit.end]!r}->{s.edit.new!r}: "
+                  f"{r.predicted}/{r.expected} predicted, {r.false} false, {r.latency_ms:.1f} ms  {r.note}")
+            if both:
+                print(f"    with rewrites: {b.predicted}/{b.expected} ({b.rewrite_predicted} by the model), {b.false} false "
+                      f"({b.rewrite_false} by the model), {b.latency_ms:.0f} ms  {b.note}")
+    table(seqs, results, "rule-based kinds (a)+(b) alone (n-gram core):")
+    if both:
+        table(seqs, both, "with the model's rewrites (c) (neural core):")
+        rewrite_table(results, both)
 
 
 if __name__ == "__main__":

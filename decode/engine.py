@@ -44,13 +44,16 @@ class CompletionContext:
 
 class Scored(str):
     """A completion snapshot with the model's log-probability of each token decoded so far (the healed
-    prefix included); engines that know them may yield these instead of plain strings."""
+    prefix included), and each token's margin (log-prob gap to the best other token); engines that know
+    them may yield these instead of plain strings."""
 
     logprobs: tuple[float, ...]
+    margins: tuple[float, ...]
 
-    def __new__(cls, text: str, logprobs=()) -> "Scored":
+    def __new__(cls, text: str, logprobs=(), margins=()) -> "Scored":
         self = super().__new__(cls, text)
         self.logprobs = tuple(logprobs)
+        self.margins = tuple(margins)
         return self
 
 

@@ -1,8 +1,9 @@
 """A local gate: whether to show a suggestion, as a small logistic regression (NumPy), as Copilot's "contextual filter".
 
 Features are what the server knows when the first text of a suggestion is ready: the model's confidence (mean, first and
-lowest token log-probability so far), the suggestion's size, how it was asked for, where the cursor is, the language, the
-typing rhythm, how often this document's suggestions were accepted lately, and whether the n-gram core (a different
+lowest token log-probability so far, and how close a call the first and the closest token were: the log-prob gap to the
+runner-up), the suggestion's size, whether it repeats the code beside it, how it was asked for, where the cursor is, the language, the
+typing rhythm, how often this document's suggestions were accepted lately, and whether (and how far) the n-gram core (a different
 kind of model, right where the neural one is often wrong) proposes the same start. The weights start from a fit on the
 quality bench (bench/fit_gate.py: a suggestion is good when its first line is exactly the target) shipped in
 gate_weights.json, and then follow this user's own accepts and rejects by online gradient steps, kept in memory.
@@ -41,6 +42,11 @@ FEATURES = (
     "has_rate",
     "ngram_agrees",  # the n-gram core proposes the same start (one's first line begins the other's)
     "ngram_differs",  # it proposes something else (both 0: it proposes nothing)
+    "first_margin",  # the first token's log-prob gap to the best other token (clipped to -5..10; 0 without margins)
+    "min_margin",  # the smallest gap so far: the closest call
+    "ngram_common",  # log(1 + characters the n-gram core's line and this one share from the start): agreement past the first token
+    "ngram_same_line",  # the n-gram core proposes exactly this first line
+    "repeats_context",  # the first line (3+ characters) is already on the previous line or after the cursor
 )
 PRIOR_RATE = 0.3
 LEARNING_RATE = 0.05
@@ -59,10 +65,14 @@ class Situation:
     since_key: float | None
     accept_rate: float | None
     ngram: str | None = None  # the n-gram core's suggestion at the same cursor, if asked
+    margins: tuple[float, ...] = ()  # per token: log-prob gap to the best other token
+    previous_line: str = ""  # the line above the cursor's
 
 
 def features(s: Situation) -> np.ndarray:
     lp = [x for x in s.logprobs if math.isfinite(x)]
+    margins = [x for x in s.margins if math.isfinite(x)]
+    ngram_line = (s.ngram or "").split("\n", 1)[0].rstrip()
     first = s.text.split("\n", 1)[0] if s.text.strip() else s.text.strip("\n").split("\n", 1)[0]
     before = s.prefix_line[-1:]
     done = len(s.prefix_line.strip())
@@ -87,6 +97,11 @@ def features(s: Situation) -> np.ndarray:
         "has_rate": 1.0 if s.accept_rate is not None else 0.0,
         "ngram_agrees": 1.0 if _agree(s.ngram, first) else 0.0,
         "ngram_differs": 1.0 if s.ngram and first.strip() and not _agree(s.ngram, first) else 0.0,
+        "first_margin": _clip_margin(margins[0]) if margins else 0.0,
+        "min_margin": _clip_margin(min(margins)) if margins else 0.0,
+        "ngram_common": math.log1p(_common_start(ngram_line, first.rstrip())) if ngram_line.strip() else 0.0,
+        "ngram_same_line": 1.0 if ngram_line.strip() and ngram_line == first.rstrip() else 0.0,
+        "repeats_context": 1.0 if _repeats(first.strip(), s.previous_line, s.suffix_line) else 0.0,
     }
     return np.array([x[name] for name in FEATURES], np.float64)
 
@@ -95,6 +110,22 @@ def _agree(ngram: str | None, first: str) -> bool:
     a = (ngram or "").split("\n", 1)[0].rstrip()
     b = first.rstrip()
     return bool(a.strip() and b.strip()) and (a.startswith(b) or b.startswith(a))
+
+
+def _clip_margin(m: float) -> float:
+    return min(max(m, -5.0), 10.0)
+
+
+def _common_start(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def _repeats(line: str, previous: str, after: str) -> bool:
+    """A suggestion that says again what the code next to it says (a copied line, a closing already there)."""
+    return len(line) >= 3 and (line in previous or line in after)
 
 
 def sigmoid(z: np.ndarray | float):
@@ -111,17 +142,18 @@ class Gate:
         self.updates = 0
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS) -> "Gate":
-        """The fitted weights; with none (or a file for other features) a gate that shows everything."""
+    def load(cls, path: Path = WEIGHTS, names: tuple[str, ...] = FEATURES, otherwise_show: bool = True) -> "Gate":
+        """The fitted weights for the features ``names``; with none (or a file for other features) a gate that shows
+        everything (``otherwise_show``) or nothing."""
         try:
             data = json.loads(path.read_text())
-            if tuple(data["features"]) != FEATURES:
+            if tuple(data["features"]) != names:
                 raise ValueError("the file was fitted for other features")
-            return cls(np.array([data["weights"][f] for f in FEATURES]), float(data["threshold"]))
+            return cls(np.array([data["weights"][f] for f in names]), float(data["threshold"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.warning("gate weights %s not usable (%s): showing every suggestion", path, exc)
-            w = np.zeros(len(FEATURES))
-            w[0] = 10.0
+            log.warning("gate weights %s not usable (%s): %s", path, exc, "showing every suggestion" if otherwise_show else "showing none")
+            w = np.zeros(len(names))
+            w[0] = 10.0 if otherwise_show else -10.0
             return cls(w, 0.5)
 
     def score(self, x: np.ndarray) -> float:

@@ -32,6 +32,8 @@ def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) 
         since_key=since_key,
         accept_rate=ls.suggestions.accept_rate(uri),
         ngram=_ngram(ls, doc, cursor) if stream.logprobs else None,
+        margins=stream.margins,
+        previous_line=doc.text[slice(*doc.line_span(position.line - 1))] if 0 < position.line < doc.line_count else "",
     )
     x = gate_mod.features(situation)
     score = ls.gate.score(x)
@@ -62,6 +64,8 @@ def register(server) -> None:
         if life is None:
             return None
         features = dict(zip(gate_mod.FEATURES, map(float, life.features))) if life.features is not None else None
+        if features is None and life.kind == "nextEdit":
+            features = ls.rewrites.features.get(life.id)  # a model rewrite's: its own gate's features (server/rewrite.py)
         return m.result(m.SuggestionInfo(
             id=life.id, kind=life.kind, features=features, score=life.score, gated=life.gated,
             shown=life.shown, accepted=life.accepted, accepted_chars=life.accepted_chars, ended=life.ended,

@@ -452,13 +452,15 @@ def _repeat_sites(pat: Pattern, text: str, spans: Spans) -> list[Site]:
             continue  # done here already
         if not _alike(pat.similar_to, text[line_start:line_end]):
             continue
-        # The smallest edit: drop the common ends of old and new.
-        a, b = pat.old, pat.new
-        p = 0
-        while p < min(len(a), len(b)) and a[p] == b[p]:
-            p += 1
-        s = 0
-        while s < min(len(a), len(b)) - p and a[-1 - s] == b[-1 - s]:
-            s += 1
-        sites.append(Site(at + p, at + len(a) - s, b[p : len(b) - s]))
+        s, e, new = smallest_edit(pat.old, pat.new)
+        sites.append(Site(at + s, at + e, new))
     return sites
+
+
+def smallest_edit(old: str, new: str) -> tuple[int, int, str]:
+    """The smallest replacement making ``old`` into ``new`` (their common ends dropped): ``(start, end, inserted)``."""
+    p = _common_prefix(old, new)
+    q = 0
+    while q < min(len(old), len(new)) - p and old[-1 - q] == new[-1 - q]:
+        q += 1
+    return p, len(old) - q, new[p : len(new) - q]

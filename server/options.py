@@ -49,6 +49,9 @@ class GateOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     enabled: bool = True
     threshold: float | None = None  # None: the fitted default in gate_weights.json
     learn: bool = True  # adapt to this user's accepts and rejects
+    # The model's rewrites after an edit (next edits' third kind, server/rewrite.py) are shown when their own gate's
+    # score reaches this; None: the fitted default in rewrite_gate.json (above 1: never).
+    rewrite_threshold: float | None = None
 
 
 class ContextOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):

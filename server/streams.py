@@ -53,6 +53,7 @@ class Stream:
     decoded: int = 0  # snapshots (≈ tokens) the decode core produced
     decode_seconds: float = 0.0  # from start to the last of them: decode time, not pacing time
     logprobs: tuple[float, ...] = ()  # the model's per-token log-probabilities so far, if the engine gives them
+    margins: tuple[float, ...] = ()  # and each token's log-prob gap to the best other token
     task: asyncio.Task | None = None
     watchers: int = 0
     failed: bool = False  # ended by an error, not by its engine finishing
@@ -198,7 +199,7 @@ def _timed(snapshots: Iterator[str], s: Stream) -> Iterator[str]:
     t0 = time.perf_counter()
     for text in snapshots:
         if isinstance(text, Scored):
-            s.logprobs = text.logprobs
+            s.logprobs, s.margins = text.logprobs, text.margins
         s.decoded += 1
         s.decode_seconds = time.perf_counter() - t0
         yield text

@@ -29,6 +29,15 @@ def test_features_describe_the_situation():
     assert (x["ngram_agrees"], x["ngram_differs"]) == (1, 0)
     x = dict(zip(gate.FEATURES, gate.features(situation(ngram="y)"))))
     assert (x["ngram_agrees"], x["ngram_differs"]) == (0, 1)
+    assert x["ngram_common"] == 0 and x["ngram_same_line"] == 0 and x["first_margin"] == x["min_margin"] == 0
+    x = dict(zip(gate.FEATURES, gate.features(situation(ngram="x + 2", margins=(0.4, 30.0, -0.2)))))
+    assert x["ngram_common"] == pytest.approx(np.log1p(4)) and x["ngram_same_line"] == 0  # agrees past "x"
+    assert x["first_margin"] == 0.4 and x["min_margin"] == -0.2
+    x = dict(zip(gate.FEATURES, gate.features(situation(ngram="x + 1)", margins=(30.0,)))))
+    assert x["ngram_same_line"] == 1 and x["first_margin"] == 10  # clipped
+    assert gate.features(situation())[gate.FEATURES.index("repeats_context")] == 0
+    again = situation(text="x + 1)", previous_line="    z = f(x + 1)")
+    assert gate.features(again)[gate.FEATURES.index("repeats_context")] == 1
 
 
 def test_fit_separates_confident_from_unsure_and_learning_follows_the_user():
@@ -86,8 +95,8 @@ def test_suggestion_log_counts_each_life():
 
 @pytest.mark.model
 def test_neural_engine_yields_token_logprobs():
-    """Ensure the neural core's snapshots carry one log-probability per decoded token, the first equal to a
-    log-softmax of the logits it was chosen from."""
+    """Ensure the neural core's snapshots carry one log-probability and one margin per decoded token, the first
+    equal to a log-softmax of the logits it was chosen from and to its gap to the runner-up."""
     from sparkls.decode.engine import CompletionContext
     from sparkls.decode.neural.llama import LlamaModel
     from sparkls.decode.neural.neural_engine import NeuralEngine
@@ -106,6 +115,10 @@ def test_neural_engine_yields_token_logprobs():
     first = int(allowed[np.argmax(logits[allowed])])
     want = logits[first] - np.log(np.sum(np.exp(logits - logits.max()))) - logits.max()
     assert lps[0] == pytest.approx(want, abs=1e-4)
+    margins = snaps[-1].margins
+    assert len(margins) == len(lps)
+    runner_up = np.max(np.delete(logits, first))
+    assert margins[0] == pytest.approx(logits[first] - runner_up, abs=1e-4)
 
 
 @pytest.mark.model

@@ -359,6 +359,7 @@ class Session:
         self.n_cached = 0
         self._logits: np.ndarray | None = None  # (V,) prediction after the cached ids
         self.last_logprob: float | None = None  # log P of the token generate() yielded last
+        self.last_margin: float | None = None  # its log-prob gap to the best other token (negative: not the top)
         # Held by whoever feeds or generates with this session (the server's decode threads):
         # a superseded request still prefilling must not interleave its chunks with the next one's.
         self.lock = threading.Lock()
@@ -511,7 +512,7 @@ class Session:
         while True:
             # `token` is decided but not yet in the cache.
             out.append(token)
-            self.last_logprob = _logprob(logits, token)
+            self.last_logprob, self.last_margin = _logprob_margin(logits, token)
             yield token
             if len(out) >= max_new or stop(out) or is_cancelled() or self.n_cached + 1 >= self.n_ctx:
                 return
@@ -538,7 +539,7 @@ class Session:
             self._logits = rows[accepted].copy()
             for i, p in enumerate(proposals[:accepted]):
                 out.append(p)
-                self.last_logprob = _logprob(rows[i], p)
+                self.last_logprob, self.last_margin = _logprob_margin(rows[i], p)
                 yield p
                 if len(out) >= max_new or stop(out) or is_cancelled():
                     return
@@ -596,6 +597,14 @@ def _logprob(logits: np.ndarray, token: int) -> float:
     """log P(token) under the logits' softmax: the gate's confidence feature (server/gate.py)."""
     top = float(np.max(logits))
     return float(logits[token]) - top - float(np.log(np.sum(np.exp(logits - top))))
+
+
+def _logprob_margin(logits: np.ndarray, token: int) -> tuple[float, float]:
+    """log P(token), and its gap to the best other token (the gate's margin feature: near misses are close calls)."""
+    two = np.partition(logits, -2)[-2:]  # the two largest, ascending
+    chosen = float(logits[token])
+    other = float(two[0]) if chosen >= float(two[1]) else float(two[1])
+    return _logprob(logits, token), chosen - other
 
 
 def _pick_among(pick: Callable[[np.ndarray], int], logits: np.ndarray, allowed: np.ndarray) -> int:

@@ -132,9 +132,9 @@ class NeuralEngine(Engine):
             held = ""
             if text != last and text.strip():
                 last = text
-                yield Scored("\n" + body + text, getattr(text, "logprobs", ()))
+                yield Scored("\n" + body + text, getattr(text, "logprobs", ()), getattr(text, "margins", ()))
         if held.strip() and held.split("\n", 1)[0].strip() != below and not cancelled():
-            yield Scored("\n" + body + held, getattr(held, "logprobs", ()))
+            yield Scored("\n" + body + held, getattr(held, "logprobs", ()), getattr(held, "margins", ()))
 
     def _complete(self, ctx: CompletionContext, cancelled: Callable[[], bool]) -> Iterator[str]:
         ids, healed = self.prompt_ids(ctx)
@@ -189,12 +189,14 @@ class NeuralEngine(Engine):
         draft = (lambda history: match_draft(history, self.draft_tokens)) if self.speculative else None
         out: list[int] = []
         logprobs: list[float] = []
+        margins: list[float] = []
         shown = ""
         for token in self._generate(session, healed, ctx.max_tokens, draft, cancelled):
             if tok.is_special(token):
                 break
             out.append(token)
             logprobs.append(getattr(session, "last_logprob", None) or 0.0)
+            margins.append(getattr(session, "last_margin", None) or 0.0)
             raw = tok.decode_bytes(out)
             if len(raw) <= len(healed):
                 continue  # still re-typing what is already typed
@@ -207,7 +209,7 @@ class NeuralEngine(Engine):
                 visible = visible.rstrip()
             if visible != shown and visible.strip():
                 shown = visible
-                yield Scored(visible, logprobs)
+                yield Scored(visible, logprobs, margins)
             if done:
                 return
 
