@@ -48,6 +48,10 @@ PRESETS: dict[str, dict] = {
     "window-1k": {"context": {"window": 1024}},
     "window-2k": {"context": {"window": 2048}},
     "window-4k": {"context": {"window": 4096}},
+    "workspace-128": {"context": {"workspace_tokens": 128}},
+    "workspace-192": {"context": {"workspace_tokens": 192}},
+    "workspace-256": {"context": {"workspace_tokens": 256}},
+    "workspace-384": {"context": {"workspace_tokens": 384}},
 }
 NEIGHBOURS = 2  # other files of the case's folder open as editor tabs
 
@@ -170,6 +174,17 @@ def report(results: dict[str, list[dict]], cases: list[Case]) -> dict:
     return table
 
 
+def show_diff(cases: list[Case], results: dict[str, list[dict]], a: str, b: str) -> None:
+    """The cases one server gets exactly right and the other does not (with every server's answer), by kind."""
+    for first, second in ((a, b), (b, a)):
+        print(f"\n{first} exact, {second} not:")
+        for i, c in enumerate(cases):
+            if exact(c.kind, results[first][i]["answer"], c.target) and not exact(c.kind, results[second][i]["answer"], c.target):
+                print(f"  [{c.kind}] {c.package} {c.path.name}: ...{c.prefix[-60:]!r}\n      target     {c.target!r}")
+                for name, answers in results.items():
+                    print(f"      {name:<10} {answers[i]['answer']!r}")
+
+
 def main() -> None:
     from unseen import TEST, TUNE
 
@@ -184,6 +199,7 @@ def main() -> None:
                     help="llama.cpp's threads (1: its spinning thread pool stalls on a shared, busy machine)")
     ap.add_argument("--reuse-reference", action="store_true", help="llama.cpp's answers from an earlier run's cache")
     ap.add_argument("--show", action="store_true", help="print every case's target and answers")
+    ap.add_argument("--diff", metavar="A,B", help="print the cases where server A is exactly right and B is not, and the reverse")
     ap.add_argument("--json", help="write cases, answers and the table here")
     args = ap.parse_args()
     packages = TEST if args.split == "test" else TUNE
@@ -203,6 +219,8 @@ def main() -> None:
             print(f"[{c.kind}] {c.package} {c.path.name}: ...{c.prefix[-50:]!r}\n    target     {c.target!r}")
             for name, answers in results.items():
                 print(f"    {name:<10} {answers[i]['answer']!r}")
+    if args.diff:
+        show_diff(cases, results, *args.diff.split(","))
     table = report(results, cases)
     if args.json:
         Path(args.json).write_text(json.dumps({
