@@ -201,6 +201,8 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print every case's target and answers")
     ap.add_argument("--diff", metavar="A,B", help="print the cases where server A is exactly right and B is not, and the reverse")
     ap.add_argument("--json", help="write cases, answers and the table here")
+    ap.add_argument("--answers-from", metavar="JSON",
+                    help="sparkls's answers from an earlier run's --json (the same cases) instead of running it again")
     args = ap.parse_args()
     packages = TEST if args.split == "test" else TUNE
     cases = make_cases(packages, args.cases, args.seed, kinds=tuple(args.kinds.split(",")))
@@ -211,7 +213,13 @@ def main() -> None:
         if got is not None:
             results["llama.cpp"], version = got
             print(f"llama.cpp reference: llama-cpp-python {version}")
+    earlier = json.loads(Path(args.answers_from).read_text()) if args.answers_from else None
+    if earlier and [c["target"] for c in earlier["cases"]] != [c.target for c in cases]:
+        raise SystemExit(f"{args.answers_from} holds other cases (split, seed, --cases, --kinds must match)")
     for name in args.configs.split(","):
+        if earlier and name in earlier["answers"]:
+            results[name] = earlier["answers"][name]
+            continue
         print(f"sparkls, {name}:", file=sys.stderr, flush=True)
         results[name] = run_sparkls(cases, PRESETS[name])
     if args.show:
