@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -101,16 +102,22 @@ async def _serve_package(cases: list[Case], options: dict) -> list[dict]:
     return out
 
 
-def run_sparkls(cases: list[Case], options: dict) -> list[dict]:
-    """Answers in ``cases`` order; one server per package."""
-    answers: dict[int, dict] = {}
+def run_sparkls(cases: list[Case], options: dict, kept: list[dict | None] | None = None,
+                saved: Callable[[list[dict | None]], None] = lambda answers: None) -> list[dict]:
+    """Answers in ``cases`` order; one server per package. A package whose answers are all in ``kept`` (an
+    interrupted run's) is not run again; ``saved`` gets the answers so far after each package."""
+    answers: list[dict | None] = list(kept) if kept else [None] * len(cases)
     for package in dict.fromkeys(c.package for c in cases):
         idx = [i for i, c in enumerate(cases) if c.package == package]
+        if all(answers[i] is not None for i in idx):
+            continue
         started = time.perf_counter()
         got = asyncio.run(_serve_package([cases[i] for i in idx], options))
-        answers.update(zip(idx, got))
+        for i, a in zip(idx, got):
+            answers[i] = a
+        saved(answers)
         print(f"  {package}: {len(idx)} cases in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    return [answers[i] for i in range(len(cases))]
+    return answers
 
 
 def run_llama_cpp(cases: list[Case], threads: int, reuse: bool) -> tuple[list[dict], str] | None:
@@ -202,7 +209,7 @@ def main() -> None:
     ap.add_argument("--diff", metavar="A,B", help="print the cases where server A is exactly right and B is not, and the reverse")
     ap.add_argument("--json", help="write cases, answers and the table here")
     ap.add_argument("--answers-from", metavar="JSON",
-                    help="sparkls's answers from an earlier run's --json (the same cases) instead of running it again")
+                    help="sparkls's answers from an earlier (or interrupted) run's --json, the same cases: only what is missing runs")
     args = ap.parse_args()
     packages = TEST if args.split == "test" else TUNE
     cases = make_cases(packages, args.cases, args.seed, kinds=tuple(args.kinds.split(",")))
@@ -216,12 +223,23 @@ def main() -> None:
     earlier = json.loads(Path(args.answers_from).read_text()) if args.answers_from else None
     if earlier and [c["target"] for c in earlier["cases"]] != [c.target for c in cases]:
         raise SystemExit(f"{args.answers_from} holds other cases (split, seed, --cases, --kinds must match)")
+
+    def write(extra: dict[str, list]) -> None:
+        if args.json:  # after every package, so an interrupted run can go on (--answers-from)
+            Path(args.json).write_text(json.dumps({
+                "split": args.split, "seed": args.seed,
+                "cases": [{"kind": c.kind, "package": c.package, "file": c.path.name, "target": c.target} for c in cases],
+                "answers": {**results, **extra}, "table": table,
+            }, indent=1))
+
+    table: dict = {}
     for name in args.configs.split(","):
-        if earlier and name in earlier["answers"]:
-            results[name] = earlier["answers"][name]
+        kept = earlier["answers"].get(name) if earlier else None
+        if kept and all(a is not None for a in kept):
+            results[name] = kept
             continue
         print(f"sparkls, {name}:", file=sys.stderr, flush=True)
-        results[name] = run_sparkls(cases, PRESETS[name])
+        results[name] = run_sparkls(cases, PRESETS[name], kept, lambda got, name=name: write({name: got}))
     if args.show:
         for i, c in enumerate(cases):
             print(f"[{c.kind}] {c.package} {c.path.name}: ...{c.prefix[-50:]!r}\n    target     {c.target!r}")
@@ -230,12 +248,7 @@ def main() -> None:
     if args.diff:
         show_diff(cases, results, *args.diff.split(","))
     table = report(results, cases)
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "split": args.split, "seed": args.seed,
-            "cases": [{"kind": c.kind, "package": c.package, "file": c.path.name, "target": c.target} for c in cases],
-            "answers": results, "table": table,
-        }, indent=1))
+    write({})
 
 
 if __name__ == "__main__":
