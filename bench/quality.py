@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -48,6 +49,10 @@ PRESETS: dict[str, dict] = {
     "window-1k": {"context": {"window": 1024}},
     "window-2k": {"context": {"window": 2048}},
     "window-4k": {"context": {"window": 4096}},
+    "workspace-128": {"context": {"workspace_tokens": 128}},
+    "workspace-192": {"context": {"workspace_tokens": 192}},
+    "workspace-256": {"context": {"workspace_tokens": 256}},
+    "workspace-384": {"context": {"workspace_tokens": 384}},
 }
 NEIGHBOURS = 2  # other files of the case's folder open as editor tabs
 
@@ -97,16 +102,22 @@ async def _serve_package(cases: list[Case], options: dict) -> list[dict]:
     return out
 
 
-def run_sparkls(cases: list[Case], options: dict) -> list[dict]:
-    """Answers in ``cases`` order; one server per package."""
-    answers: dict[int, dict] = {}
+def run_sparkls(cases: list[Case], options: dict, kept: list[dict | None] | None = None,
+                saved: Callable[[list[dict | None]], None] = lambda answers: None) -> list[dict]:
+    """Answers in ``cases`` order; one server per package. A package whose answers are all in ``kept`` (an
+    interrupted run's) is not run again; ``saved`` gets the answers so far after each package."""
+    answers: list[dict | None] = list(kept) if kept else [None] * len(cases)
     for package in dict.fromkeys(c.package for c in cases):
         idx = [i for i, c in enumerate(cases) if c.package == package]
+        if all(answers[i] is not None for i in idx):
+            continue
         started = time.perf_counter()
         got = asyncio.run(_serve_package([cases[i] for i in idx], options))
-        answers.update(zip(idx, got))
+        for i, a in zip(idx, got):
+            answers[i] = a
+        saved(answers)
         print(f"  {package}: {len(idx)} cases in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    return [answers[i] for i in range(len(cases))]
+    return answers
 
 
 def run_llama_cpp(cases: list[Case], threads: int, reuse: bool) -> tuple[list[dict], str] | None:
@@ -170,6 +181,17 @@ def report(results: dict[str, list[dict]], cases: list[Case]) -> dict:
     return table
 
 
+def show_diff(cases: list[Case], results: dict[str, list[dict]], a: str, b: str) -> None:
+    """The cases one server gets exactly right and the other does not (with every server's answer), by kind."""
+    for first, second in ((a, b), (b, a)):
+        print(f"\n{first} exact, {second} not:")
+        for i, c in enumerate(cases):
+            if exact(c.kind, results[first][i]["answer"], c.target) and not exact(c.kind, results[second][i]["answer"], c.target):
+                print(f"  [{c.kind}] {c.package} {c.path.name}: ...{c.prefix[-60:]!r}\n      target     {c.target!r}")
+                for name, answers in results.items():
+                    print(f"      {name:<10} {answers[i]['answer']!r}")
+
+
 def main() -> None:
     from unseen import TEST, TUNE
 
@@ -184,7 +206,10 @@ def main() -> None:
                     help="llama.cpp's threads (1: its spinning thread pool stalls on a shared, busy machine)")
     ap.add_argument("--reuse-reference", action="store_true", help="llama.cpp's answers from an earlier run's cache")
     ap.add_argument("--show", action="store_true", help="print every case's target and answers")
+    ap.add_argument("--diff", metavar="A,B", help="print the cases where server A is exactly right and B is not, and the reverse")
     ap.add_argument("--json", help="write cases, answers and the table here")
+    ap.add_argument("--answers-from", metavar="JSON",
+                    help="sparkls's answers from an earlier (or interrupted) run's --json, the same cases: only what is missing runs")
     args = ap.parse_args()
     packages = TEST if args.split == "test" else TUNE
     cases = make_cases(packages, args.cases, args.seed, kinds=tuple(args.kinds.split(",")))
@@ -195,21 +220,35 @@ def main() -> None:
         if got is not None:
             results["llama.cpp"], version = got
             print(f"llama.cpp reference: llama-cpp-python {version}")
+    earlier = json.loads(Path(args.answers_from).read_text()) if args.answers_from else None
+    if earlier and [c["target"] for c in earlier["cases"]] != [c.target for c in cases]:
+        raise SystemExit(f"{args.answers_from} holds other cases (split, seed, --cases, --kinds must match)")
+
+    def write(extra: dict[str, list]) -> None:
+        if args.json:  # after every package, so an interrupted run can go on (--answers-from)
+            Path(args.json).write_text(json.dumps({
+                "split": args.split, "seed": args.seed,
+                "cases": [{"kind": c.kind, "package": c.package, "file": c.path.name, "target": c.target} for c in cases],
+                "answers": {**results, **extra}, "table": table,
+            }, indent=1))
+
+    table: dict = {}
     for name in args.configs.split(","):
+        kept = earlier["answers"].get(name) if earlier else None
+        if kept and all(a is not None for a in kept):
+            results[name] = kept
+            continue
         print(f"sparkls, {name}:", file=sys.stderr, flush=True)
-        results[name] = run_sparkls(cases, PRESETS[name])
+        results[name] = run_sparkls(cases, PRESETS[name], kept, lambda got, name=name: write({name: got}))
     if args.show:
         for i, c in enumerate(cases):
             print(f"[{c.kind}] {c.package} {c.path.name}: ...{c.prefix[-50:]!r}\n    target     {c.target!r}")
             for name, answers in results.items():
                 print(f"    {name:<10} {answers[i]['answer']!r}")
+    if args.diff:
+        show_diff(cases, results, *args.diff.split(","))
     table = report(results, cases)
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "split": args.split, "seed": args.seed,
-            "cases": [{"kind": c.kind, "package": c.package, "file": c.path.name, "target": c.target} for c in cases],
-            "answers": results, "table": table,
-        }, indent=1))
+    write({})
 
 
 if __name__ == "__main__":

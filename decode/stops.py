@@ -12,6 +12,8 @@
 - Brackets stay balanced (as Continue's bracket matching does): a completion ends before a
   closing bracket that no bracket open at the cursor is waiting for, or whose bracket the
   text after the cursor on its line closes already.
+- A line caught in a loop (a piece with a letter in it written four times running, as a small model
+  does: ``nocksubs, nocksubs, nocksubs, nocksubs``) ends after the piece's first time.
 - At the end of a line, a completion whose first line ends inside a bracket it opened
   ("raise ValueError(" and a line break) goes on to the line that closes that bracket,
   instead of offering a lone "(" (shown once closed; if it never closes, the first line).
@@ -32,6 +34,8 @@ _HASH = r'''"""[\s\S]*?(?:"""|\Z)|\'\'\'[\s\S]*?(?:\'\'\'|\Z)|#[^\n]*'''
 _SLASH = r"""/\*[\s\S]*?(?:\*/|\Z)|//[^\n]*|`(?:\\[\s\S]|[^`\\])*(?:`|\Z)"""
 _RUST_QUOTED = r""""(?:\\.|[^"\\])*(?:"|\Z)|'(?:\\[^'\n]{1,10}|[^'\\\n])'"""  # 'a is a lifetime
 _KEPT = r"[()\[\]{}\n]"
+# A piece of 4-40 characters, then the same piece at least three more times (lazy: the shortest piece first).
+_LOOP = re.compile(r"(.{4,40}?)\1{3,}")
 _HASH_EXTS = {"py", "pyi", "pyw", "sh", "bash", "zsh", "rb", "r", "toml", "yaml", "yml", "pl", "jl", "ex", "exs", "nim", "cmake"}
 
 
@@ -139,6 +143,12 @@ class StopRules:
 
     def cut(self, text: str) -> tuple[str, bool]:
         """Return ``(visible, done)`` for the completion ``text`` produced so far."""
+        first = text.split("\n", 1)[0]
+        loop = runaway(first)
+        if loop >= 0:
+            # The model is looping on the cursor's line: what it wrote before the loop and the piece once.
+            visible, _ = self.cut(first[:loop].rstrip() + "\n")
+            return visible, True
         bad, breaks, still_open = self.brackets.check(text)
         if self.block:
             if bad < 0:
@@ -273,6 +283,17 @@ class StopRules:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         return "\n".join(lines).rstrip(" \t")
+
+
+def runaway(line: str) -> int:
+    """Where a line caught in a loop should end: after the first of four or more repeats of a piece
+    with a letter in it (``a, no export, no export, no export, no export`` ends after the first
+    ``no export,``); -1 if it is not looping. Repeats of digits or punctuation (``0, 0, 0, 0``,
+    ``"=" * 4``, ``----``) are data, not a loop."""
+    for m in _LOOP.finditer(line):
+        if any(c.isalpha() for c in m.group(1)):
+            return m.start() + len(m.group(1))
+    return -1
 
 
 def indent_unit(text: str, default: str = "    ") -> str:

@@ -152,3 +152,19 @@ def test_a_header_split_over_lines_is_indented_under_its_first_line() -> None:
     assert header_body_indent('    s = ")"\n    if s:') == "        ", "a bracket in a string"
     docstring = '    def f(self):\n        """Why it\'d (not) be.\n        """\n\n    def close(self) -> None:'
     assert header_body_indent(docstring) == "        ", "brackets balanced on the header's own line"
+
+
+def test_a_line_caught_in_a_loop_ends_after_the_piece_once() -> None:
+    """Ensure a small model's loop on the cursor's line is cut after its first time, and data that repeats is not."""
+    from sparkls.decode.stops import runaway
+
+    rules = StopRules("    r = request(method", "\n")
+    assert rules.cut('="POST, binary, nocksubs, nocksubs, nocksubs') == ('="POST, binary, nocksubs, nocksubs, nocksubs', False)
+    assert rules.cut('="POST, binary, nocksubs, nocksubs, nocksubs, nocksubs,') == ('="POST, binary, nocksubs', True)
+    assert StopRules("    self.", "\n").cut("_complete_complete_complete_complete") == ("_complete", True)
+    # Three times is not yet a loop; digits and punctuation repeat in real data.
+    assert runaway("Tuple[Any, Any, Any]") == -1
+    assert runaway("[0, 0, 0, 0, 0, 0, 0]") == -1
+    assert runaway('"=" * 8 + "--------------------"') == -1
+    # The text after the cursor still is not repeated.
+    assert StopRules("    x = f(", ")\n").cut("bar, bar, bar, bar, bar") == ("bar,", True)
