@@ -49,8 +49,8 @@ def prepare_at(
     if engine != "ngram":
         model_path = neural_model_path(ModelOptions(engine=engine))
         if model_path is not None:
-            if not kernels_cached():  # otherwise the first run is silent for half a minute
-                print("sparkls: compiling the neural decode core for this CPU (first run only, about half a minute)",
+            if not kernels_cached():  # otherwise the first run is silent for ~15 s
+                print("sparkls: compiling the neural decode core for this CPU (first run only, about 15 seconds)",
                       file=sys.stderr, flush=True)
             completer = load_neural_engine(model_path)
     log.info("engine: %s", completer.name)
