@@ -130,22 +130,13 @@ async def test_gate_over_stdio_hides_below_its_threshold(sparkls_server):
     import asyncio
 
     from lsprotocol import types
-    from sparkls.server.testing.client import stop_server
+    from sparkls.server.testing.client import engine_ready, stop_server
 
     uri = "file:///tmp/sparkls-gate/area.py"
     text = "import math\n\n\ndef area(radius):\n    return math.pi * radius * \n"
     client, _ = await sparkls_server(options={"index": {"enabled": False}, "gate": {"threshold": 0.0}})
-    statuses = []
-    ready = asyncio.Event()
-
-    def on_status(p):
-        statuses.append(p)
-        if p.engine == "neural":
-            ready.set()
-
-    client.feature("sparkls/status")(on_status)
     try:
-        await asyncio.wait_for(ready.wait(), 300)
+        statuses = await engine_ready(client)
         await client.open(uri, text)
         shown = await client.text_document_inline_completion_async(client.inline_params(uri, 4, 30))
         [item] = shown.items

@@ -126,18 +126,10 @@ async def test_without_the_model_a_tail_edit_gets_nothing(sparkls_server):
 
 
 async def neural_server(sparkls_server, **gate):
+    from sparkls.server.testing.client import engine_ready
+
     client, _ = await sparkls_server(options={"index": {"enabled": False}, "model": {"warm_on_open": False}, "gate": gate})
-    statuses = []
-    ready = asyncio.Event()
-
-    def on_status(p):
-        statuses.append(p)
-        if p.engine == "neural":
-            ready.set()
-
-    client.feature("sparkls/status")(on_status)
-    await asyncio.wait_for(ready.wait(), 300)
-    return client, statuses
+    return client, await engine_ready(client)
 
 
 @pytest.mark.model

@@ -158,3 +158,19 @@ async def close_server(client: EditorClient, grace: float = 5.0) -> None:
     task = getattr(client, "stderr_task", None)
     if task is not None:
         task.cancel()
+
+
+async def engine_ready(client: LanguageClient, engine: str = "neural", timeout: float = 300) -> list:
+    """Wait until the server's `sparkls/status` says `engine` serves; the returned list keeps every status that follows
+    (call it right after the server starts, so its first status is not missed)."""
+    statuses: list = []
+    ready = asyncio.Event()
+
+    def on_status(params) -> None:
+        statuses.append(params)
+        if params.engine == engine:
+            ready.set()
+
+    client.feature("sparkls/status")(on_status)
+    await asyncio.wait_for(ready.wait(), timeout)
+    return statuses
