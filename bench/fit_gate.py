@@ -255,15 +255,10 @@ def main() -> None:
           f"exact {100 * (with_gate['exact'] - base['exact']):+.1f} points, "
           f"shown {100 * (with_gate['shown'] - base['shown']):+.1f} points")
     if args.write:
-        data = {
-            "about": "server/gate.py weights, fitted by bench/fit_gate.py on the TUNE packages of bench/unseen.py",
-            "features": list(gate.FEATURES),
-            "weights": {f: round(float(v), 5) for f, v in zip(gate.FEATURES, w)},
-            "threshold": round(threshold, 4),
-            "tune": {"suggestions": len(rows), "good": round(float(y.mean()), 4)},
-            "test": {"no_gate": base, "gate": with_gate},
-        }
-        gate.WEIGHTS.write_text(json.dumps(data, indent=1) + "\n")
+        gate.Gate.save(gate.WEIGHTS, "server/gate.py weights, fitted by bench/fit_gate.py on the TUNE packages of "
+                       "bench/unseen.py", gate.FEATURES, w, threshold,
+                       tune={"suggestions": len(rows), "good": round(float(y.mean()), 4)},
+                       test={"no_gate": base, "gate": with_gate})
         print(f"wrote {gate.WEIGHTS}")
 
 

@@ -474,8 +474,6 @@ def rewrite_table(rules: list[Result], both: list[Result]) -> None:
 
 def fit_rewrite_gate(results: list[Result], write: bool) -> None:
     """The rewrites' gate (server/rewrite.py FEATURES) fitted on the offers of a run with every rewrite shown."""
-    import json
-
     import numpy as np
 
     from sparkls.server import gate
@@ -499,14 +497,9 @@ def fit_rewrite_gate(results: list[Result], write: bool) -> None:
     for name, value in sorted(zip(rewrite.FEATURES, w), key=lambda kv: -abs(kv[1])):
         print(f"  {name:<14} {value:+.3f}")
     if write:
-        data = {
-            "about": "server/rewrite.py's gate, fitted by bench/next_edit.py --fit-rewrite on the TUNE packages of bench/unseen.py",
-            "features": list(rewrite.FEATURES),
-            "weights": {f: round(float(v), 5) for f, v in zip(rewrite.FEATURES, w)},
-            "threshold": round(threshold, 4),
-            "tune": {"rewrites": len(rows), "good": round(float(y.mean()), 4)},
-        }
-        rewrite.WEIGHTS.write_text(json.dumps(data, indent=1) + "\n")
+        gate.Gate.save(rewrite.WEIGHTS, "server/rewrite.py's gate, fitted by bench/next_edit.py --fit-rewrite on the TUNE "
+                       "packages of bench/unseen.py", rewrite.FEATURES, w, threshold,
+                       tune={"rewrites": len(rows), "good": round(float(y.mean()), 4)})
         print(f"wrote {rewrite.WEIGHTS}")
 
 

@@ -156,6 +156,14 @@ class Gate:
             w[0] = 10.0 if otherwise_show else -10.0
             return cls(w, 0.5)
 
+    @staticmethod
+    def save(path: Path, about: str, names: tuple[str, ...], weights: np.ndarray, threshold: float, **extra) -> None:
+        """Write fitted weights in the form :meth:`load` reads (``extra``: figures kept beside them)."""
+        data = {"about": about, "features": list(names),
+                "weights": {f: round(float(v), 5) for f, v in zip(names, weights)},
+                "threshold": round(threshold, 4), **extra}
+        path.write_text(json.dumps(data, indent=1) + "\n")
+
     def score(self, x: np.ndarray) -> float:
         return float(sigmoid(self.w @ x))
 

@@ -159,3 +159,17 @@ async def test_gate_over_stdio_hides_below_its_threshold(sparkls_server):
         assert statuses[-1].suggestions.completion.gated == 1
     finally:
         await stop_server(client)
+
+
+def test_saved_weights_load_back(tmp_path):
+    """Ensure Gate.save writes what Gate.load reads, and a file for other features is refused (show-all fallback)."""
+    import numpy as np
+    from sparkls.server import gate
+
+    w = np.linspace(-1, 1, len(gate.FEATURES))
+    path = tmp_path / "w.json"
+    gate.Gate.save(path, "test", gate.FEATURES, w, 0.625, tune={"n": 3})
+    loaded = gate.Gate.load(path, gate.FEATURES)
+    assert np.allclose(loaded.w, w, atol=1e-5) and loaded.threshold == 0.625
+    other = gate.Gate.load(path, gate.FEATURES[:-1])
+    assert other.threshold == 0.5 and other.w[0] == 10.0
