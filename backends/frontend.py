@@ -34,9 +34,6 @@ class FrontendCost:
     token_s: float = 0.0  # per prompt token: tokenisation
     chunk_s: float = 0.0  # per streamed chunk: detokenise, build and write the SSE event
 
-    def work(self, prompt_tokens: int) -> float:
-        return self.request_s + self.token_s * prompt_tokens
-
 
 @dataclass
 class ApiServer:
