@@ -96,6 +96,49 @@ def test_ghost_text_streams_then_tab_accepts(workbench) -> None:
     assert text.startswith(want), f"{text!r}\n{cs.extension_log()}"
 
 
+# Presses Tab (a keydown VS Code's keybindings dispatch) the moment a streamed ghost text vanishes while it grows:
+# the refresh's hide-then-fetch, when VS Code shows nothing for a round trip.
+TAB_ON_FLICKER = """() => {
+  window.__tabbed = null;
+  const read = () => Array.from(document.querySelectorAll(
+      '.editor-instance .monaco-editor .ghost-text-decoration, .editor-instance .monaco-editor .ghost-text'))
+    .map((e) => e.textContent).join('').replace(/\\u00a0/g, ' ');
+  let last = '';
+  const observer = new MutationObserver(() => {
+    const text = read();
+    if (last && !text) {
+      observer.disconnect();
+      window.__tabbed = last;
+      const tab = new KeyboardEvent('keydown', {key: 'Tab', code: 'Tab', bubbles: true, cancelable: true});
+      Object.defineProperty(tab, 'keyCode', {get: () => 9});
+      document.activeElement.dispatchEvent(tab);
+    }
+    last = text;
+  });
+  observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_tab_while_a_refresh_hides_the_ghost_text_inserts_it(workbench) -> None:
+    """Ensure a Tab that lands in the moment a growing stream's ghost text is re-rendered (and not drawn) inserts
+    the suggestion the user saw, not an indent."""
+    cs, page, editor = workbench
+    target = cs.workspace / "pkg" / "delete.py"
+    editor.locator(".view-lines").click()
+    page.keyboard.press("Control+End")
+    page.evaluate(TAB_ON_FLICKER)
+    page.keyboard.insert_text(TYPED)
+    page.wait_for_function("window.__tabbed !== null", timeout=30_000)
+    seen = page.evaluate("window.__tabbed")
+    time.sleep(1)  # the rest of the stream, which must not come back as ghost text
+    page.keyboard.press("Control+S")
+    want = DRAFT + TYPED + seen
+    text = _saved(target, want)
+    assert text.startswith(want), f"Tab during the refresh: {text[len(DRAFT):]!r}, ghost text was {seen!r}\n{cs.extension_log()}"
+    inserted = text[len(DRAFT) + len("    ") :].split("\n")[0]
+    assert COMPLETION.startswith(inserted), inserted  # (then the server may suggest the rest of the line)
+
+
 HEADER = "\n\ndef handle_update(request, store):"
 NEXT_LINE = "    payload = request.json()"
 

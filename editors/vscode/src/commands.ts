@@ -1,7 +1,7 @@
 // The extension's commands and the editor events that end a stream (accept, dismiss, edits).
 import * as vscode from 'vscode';
 import { ExecuteCommandRequest } from 'vscode-languageclient/node';
-import { BUILTIN_BACKENDS, Commands, Notifications, SECTION } from './common/constants';
+import { BUILTIN_BACKENDS, Commands, LATE_DRAW_MS, Notifications, SECTION } from './common/constants';
 import type { Sparkls } from './sparkls';
 import { isDismissal } from './inline';
 import { advance, partialAccept } from './nextEditState';
@@ -57,8 +57,24 @@ function accept(s: Sparkls, arg: unknown): void {
   }
 }
 
-/** How long after a refresh's answer VS Code may still be drawing it: the second hide waits this much. */
-const LATE_DRAW_MS = 100;
+/**
+ * `sparkls.acceptShown`, Tab while a refresh has the streamed ghost text hidden for a moment (sparkls.ts `trigger`):
+ * insert what the editor last drew, as its own Tab would have; with nothing drawn here, Tab does what it always does.
+ */
+async function acceptShown(s: Sparkls): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  const doc = editor?.document;
+  const shown = doc && editor.selection.isEmpty ? s.inline.shownItem(s.protocolUri(doc.uri), doc.version, editor.selection.active) : undefined;
+  if (!editor || !shown) {
+    await vscode.commands.executeCommand('tab');
+    return;
+  }
+  accept(s, { streamId: shown.streamId, index: shown.index }); // ends the stream first: the edit is not a dismissal
+  const { start, end } = shown.range;
+  const range = new vscode.Range(start.line, start.character, end.line, end.character);
+  await editor.edit((b) => b.replace(range, shown.text));
+  await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
+}
 
 function dismiss(s: Sparkls, uri: string | undefined): void {
   const stream = uri ? s.inline.dismiss(uri) : undefined;
@@ -86,13 +102,14 @@ export function registerCommands(s: Sparkls): vscode.Disposable[] {
     vscode.commands.registerCommand(Commands.restart, () => s.restart()),
     vscode.commands.registerCommand(Commands.showLog, () => s.log.show()),
     vscode.commands.registerCommand(Commands.accept, (arg: unknown) => accept(s, arg)),
+    vscode.commands.registerCommand(Commands.acceptShown, () => acceptShown(s)),
     // Escape while streamed ghost text shows: hide it, stop refreshing it, tell the server; and hide again once a
     // refresh under way is over, since VS Code may draw its answer after the first hide (seen in the e2e test).
     vscode.commands.registerCommand(Commands.dismiss, async () => {
       dismiss(s, activeUri());
       await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
       await s.inline.refreshed();
-      await new Promise((resolve) => setTimeout(resolve, LATE_DRAW_MS));
+      await new Promise((resolve) => setTimeout(resolve, LATE_DRAW_MS)); // VS Code may still draw a refresh's answer
       await vscode.commands.executeCommand('editor.action.inlineSuggest.hide');
     }),
     vscode.workspace.onDidChangeTextDocument((e) => {

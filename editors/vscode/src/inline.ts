@@ -135,6 +135,20 @@ export class StreamingInline<D extends Doc, I extends ItemLike> {
     return this.retrigger.idle();
   }
 
+  /**
+   * The suggestion the editor last drew for the document at this version and cursor (the lowest item it was given),
+   * for a Tab that lands while a refresh has it hidden; undefined when the editor was given none here.
+   */
+  shownItem(uri: string, version: number, cursor: Pos): { streamId: string; index: number; text: string; range: Rng } | undefined {
+    const stream = this.store.get(uri);
+    if (!stream || stream.version !== version || !samePos(stream.position, cursor)) {
+      return undefined;
+    }
+    const served = [...stream.served.entries()].filter(([, text]) => text.length > 0).sort(([a], [b]) => a - b)[0];
+    const item = served && stream.items.get(served[0]);
+    return item ? { streamId: stream.streamId, index: item.index, text: served[1], range: item.range } : undefined;
+  }
+
   /** The user dismissed the document's suggestion: forget its stream (returned, to tell the server). */
   dismiss(uri: string): Stream | undefined {
     const stream = this.store.drop(uri);

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as vscode from 'vscode';
 import { DidChangeConfigurationNotification, LanguageClient, State } from 'vscode-languageclient/node';
-import { Commands, Notifications, RESTART_DELAY_MS, SECTION } from './common/constants';
+import { Commands, LATE_DRAW_MS, Notifications, RESTART_DELAY_MS, SECTION } from './common/constants';
 import { SparklsFeature, createClient } from './common/server';
 import { RESTART_KEYS, SERVER_KEYS, Settings, readSettings, resolveServer, serverSettings, trustedGetter } from './common/settings';
 import { StreamingInline } from './inline';
@@ -22,6 +22,8 @@ export class Sparkls {
   /** Streams whose showing was reported (textDocument/didShowCompletion). */
   private readonly reported = new Set<string>();
   private restarting: Promise<void> = Promise.resolve();
+  /** Refreshes started: only the latest one's end clears `sparkls.refreshing`. */
+  private refreshes = 0;
 
   constructor(
     readonly log: vscode.LogOutputChannel,
@@ -53,16 +55,22 @@ export class Sparkls {
       // result (InlineCompletionsSource: `request.satisfies`), and an explicit fetch keeps the item on show. So:
       // hide (which clears that result), then trigger; the provider answers from the stream store at once.
       // All are sent at once (they run in order) so the ghost text is gone for one round trip, not two. Until the
-      // fetch is answered (the trigger command returns before it), `sparkls.refreshing` keeps Escape bound to
-      // sparkls.dismiss, though no suggestion is visible for that moment.
+      // fetch is answered (the trigger command returns before it) and a moment after, while VS Code draws the answer,
+      // `sparkls.refreshing` keeps Escape bound to sparkls.dismiss and Tab to sparkls.acceptShown, though no
+      // suggestion is visible for that moment: a Tab then inserts what was drawn, never an indent.
       trigger: async (fetched) => {
         const run = (command: string, ...args: unknown[]) => vscode.commands.executeCommand(command, ...args);
+        const refresh = ++this.refreshes;
         const steps = [run('setContext', 'sparkls.refreshing', true), run('editor.action.inlineSuggest.hide')];
         try {
           await Promise.all([...steps, run('editor.action.inlineSuggest.trigger')]);
           await fetched;
         } finally {
-          await run('setContext', 'sparkls.refreshing', false);
+          setTimeout(() => {
+            if (refresh === this.refreshes) {
+              void run('setContext', 'sparkls.refreshing', false);
+            }
+          }, LATE_DRAW_MS);
         }
       },
     });

@@ -12,6 +12,7 @@ export const Commands = {
   showLog: 'sparkls.showLog',
   accept: 'sparkls.accept',
   dismiss: 'sparkls.dismiss',
+  acceptShown: 'sparkls.acceptShown',
   nextEditTab: 'sparkls.nextEdit.tab',
   nextEditDismiss: 'sparkls.nextEdit.dismiss',
 } as const;
@@ -29,3 +30,6 @@ export const BUILTIN_BACKENDS = ['local', 'cerebras-wse3', 'nvidia-blackwell', '
 
 /** Wait this long after the last settings change before restarting the server (settings arrive in bursts). */
 export const RESTART_DELAY_MS = 1000;
+
+/** How long after a refresh's fetch is answered VS Code may still be drawing the answer (seen in the e2e tests). */
+export const LATE_DRAW_MS = 100;

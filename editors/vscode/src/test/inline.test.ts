@@ -63,6 +63,21 @@ test('the first call asks the server; a re-invocation at the same place returns 
   assert.equal(requests, 2, 'a new version asks the server');
 });
 
+test('a Tab while a refresh hides the ghost text gets what the editor last drew, only at that version and cursor', async () => {
+  const { inline } = setup();
+  assert.equal(inline.shownItem(URI, 3, AT), undefined, 'nothing drawn yet');
+  await inline.provide({ version: 3 }, AT, async () => ({ items: [serverItem('return {')] }));
+  // The stream grows past what was drawn: the refresh that will draw it is under way, the ghost text hidden.
+  inline.onNotification({ streamId: 's1', uri: URI, version: 3, index: 0, range: RANGE, text: 'return {"status"', done: false });
+  assert.deepEqual(inline.shownItem(URI, 3, AT), { streamId: 's1', index: 0, text: 'return {', range: RANGE });
+  assert.equal(inline.shownItem(URI, 4, AT), undefined, 'the document changed since');
+  assert.equal(inline.shownItem(URI, 3, { line: 4, character: 8 }), undefined, 'the cursor moved');
+  await inline.provide({ version: 3 }, AT, async () => null);
+  assert.equal(inline.shownItem(URI, 3, AT)?.text, 'return {"status"', 'the refresh drew the longer text');
+  inline.dismiss(URI);
+  assert.equal(inline.shownItem(URI, 3, AT), undefined, 'dismissed');
+});
+
 test('items keep the accept command with their stream id', async () => {
   const { inline } = setup();
   const [item] = (await inline.provide({ version: 1 }, AT, async () => [serverItem('ret')])) as ItemLike[];
