@@ -126,6 +126,42 @@ def test_kv_cache_reuse_equals_fresh(tiny):
     np.testing.assert_allclose(s.feed(edited[:50]), tiny.new_session(256).feed(edited[:50]), rtol=TOL, atol=TOL)
 
 
+def test_sessions_share_scratch_but_not_their_caches(tiny):
+    """Ensure that sessions of one model, which share the forward pass's scratch buffers, interleaved from two
+    threads give each what it would alone, and that a verified batch's logits stay theirs after another pass."""
+    import threading
+
+    rng = np.random.default_rng(4)
+    prompts = [prompt(rng, 120), prompt(rng, 70)]
+    alone = []
+    for ids in prompts:
+        s = tiny.new_session(256)
+        s.feed(ids)
+        alone.append([s.step(3).copy()] + [s.step(int(np.argmax(s.last_logits))).copy() for _ in range(20)])
+    sessions = [tiny.new_session(256) for _ in prompts]
+    assert sessions[0].state.logits is sessions[1].state.logits and sessions[0].state.key_cache is not sessions[1].state.key_cache
+    got: list[list] = [[], []]
+
+    def run(i: int) -> None:
+        s = sessions[i]
+        s.feed(prompts[i])
+        got[i].append(s.step(3).copy())
+        for _ in range(20):
+            got[i].append(s.step(int(np.argmax(s.last_logits))).copy())
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for want, have in zip(alone, got):
+        np.testing.assert_array_equal(np.array(have), np.array(want))
+    rows = sessions[0].verify([5, 6, 7])
+    before = rows.copy()
+    sessions[1].step(9)
+    np.testing.assert_array_equal(rows, before)
+
+
 def greedy(model, ids, n, draft=None, **kw):
     s = model.new_session(256)
     s.feed(ids)

@@ -94,9 +94,10 @@ def swiglu(out, gate_up, hidden):
 
 
 class RunState(NamedTuple):
-    """Activations of one session for up to C = PREFILL_CHUNK tokens, plus its KV cache.
+    """A session's KV cache, and the activations of a forward pass of up to C = PREFILL_CHUNK tokens.
 
-    Allocated once per session; the forward pass allocates nothing.
+    The forward pass allocates nothing. The activations are scratch, shared by all sessions of a model with the
+    same ``ctx`` (:meth:`LlamaModel.run_state`): forward passes run one at a time, under the model's lock.
     """
 
     x: np.ndarray  # (C, D) residual stream
@@ -133,14 +134,21 @@ def _zeros_small_pages(shape: tuple, dtype=np.float32) -> np.ndarray:
     return np.frombuffer(buf, dtype, int(np.prod(shape))).reshape(shape)
 
 
+def new_kv_cache(cfg: Config, n_ctx: int) -> tuple[np.ndarray, np.ndarray]:
+    """A session's (key_cache, value_cache) for ``n_ctx`` positions (RunState's layouts), touched as they fill."""
+    tiles = -(-n_ctx // CHUNK) * (CHUNK // KEY_TILE)
+    L, KVH, hs = cfg.n_layers, cfg.n_kv_heads, cfg.head_size
+    return (_zeros_small_pages((L, KVH, tiles, hs // 2, 2 * KEY_TILE), np.uint16),
+            _zeros_small_pages((L, KVH, tiles * KEY_TILE // 2, 2 * hs), np.uint16))  # fmt: skip
+
+
 def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunState:
-    """Buffers for one session; the KV cache pages are only touched as positions fill."""
+    """Buffers for one forward pass at a time; the KV cache pages are only touched as positions fill."""
     D, F, V = cfg.dim, cfg.hidden_dim, cfg.vocab_size
     KV = cfg.n_kv_heads * cfg.head_size
     kv_mul = cfg.n_heads // cfg.n_kv_heads
     threads = numba.config.NUMBA_NUM_THREADS  # get_thread_id() < this, whatever set_num_threads says
     chunks = -(-n_ctx // CHUNK)
-    tiles = chunks * (CHUNK // KEY_TILE)
     H, hs = cfg.n_heads, cfg.head_size
     f32 = np.float32
     return RunState(
@@ -151,8 +159,7 @@ def new_run_state(cfg: Config, n_ctx: int, chunk: int = PREFILL_CHUNK) -> RunSta
         np.zeros((chunk, 2 * F), f32),
         np.zeros((chunk, F), f32),
         np.zeros((chunk, V), f32),
-        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles, hs // 2, 2 * KEY_TILE), np.uint16),
-        _zeros_small_pages((cfg.n_layers, cfg.n_kv_heads, tiles * KEY_TILE // 2, 2 * hs), np.uint16),
+        *new_kv_cache(cfg, n_ctx),
         np.zeros((chunk, H, hs // 2), np.uint32),
         np.zeros((threads, 2 * min(kv_mul, MAX_HEADS), CHUNK + 1), f32),
         np.zeros((chunk, H, chunks), f32),
@@ -294,6 +301,7 @@ class LlamaModel:
         # Linear layers of prompt batches (PATH_INT8 / PATH_INT16), and what runs, for status and benches.
         self.prefill_path, self.kernel_path = kernel_paths()
         self._kernels: dict[int, Kernels] = {}
+        self._scratch: dict[int, RunState] = {}  # by n_ctx: see run_state
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> LlamaModel:
@@ -319,6 +327,16 @@ class LlamaModel:
 
     def new_session(self, n_ctx: int = DEFAULT_CTX) -> Session:
         return Session(self, n_ctx)
+
+    def run_state(self, n_ctx: int) -> RunState:
+        """A new session's buffers: its own KV cache, and the activations all sessions of this ``n_ctx`` share
+        (each session's would otherwise keep the pages its passes touched: ~4 MB at a 700-token prompt)."""
+        shared = self._scratch.get(n_ctx)
+        if shared is None:
+            shared = self._scratch[n_ctx] = new_run_state(self.config, n_ctx)
+            return shared
+        key_cache, value_cache = new_kv_cache(self.config, n_ctx)
+        return shared._replace(key_cache=key_cache, value_cache=value_cache)
 
     def kernels(self, path: int) -> Kernels:
         """The kernels of a forward pass whose batches take ``path`` (PATH_INT16 for decode steps and verification),
@@ -354,7 +372,7 @@ class Session:
             raise ValueError(f"n_ctx must be in 2..{cfg.max_ctx}, got {n_ctx}")
         self.model = model
         self.n_ctx = n_ctx
-        self.state = new_run_state(cfg, n_ctx)
+        self.state = model.run_state(n_ctx)
         self._ids = np.zeros(n_ctx, np.int32)  # token ids whose keys/values are cached
         self.n_cached = 0
         self._logits: np.ndarray | None = None  # (V,) prediction after the cached ids
@@ -448,14 +466,14 @@ class Session:
         if not 1 <= len(tokens) <= PREFILL_CHUNK:
             raise ValueError(f"verify takes 1..{PREFILL_CHUNK} tokens")
         self._check_room(len(tokens))
-        self._run(tokens, len(tokens))
-        return self.state.logits[: len(tokens)].copy()
+        return self._run(tokens, len(tokens))
 
     def _check_room(self, n: int) -> None:
         if self.n_cached + n > self.n_ctx:
             raise ValueError(f"session full: {self.n_cached} + {n} tokens > n_ctx {self.n_ctx}")
 
-    def _run(self, tokens: np.ndarray, n_logits: int) -> None:
+    def _run(self, tokens: np.ndarray, n_logits: int) -> np.ndarray | None:
+        """Append ``tokens``; the logits (n_logits, V) of the last rows, copied out of the shared scratch."""
         m = self.model
         pos0 = self.n_cached
         # Verification wants every row's logits and must match decoding bit for bit: int16. A prompt's
@@ -463,9 +481,11 @@ class Session:
         kernels = m.kernels(m.prefill_path if n_logits <= 1 else PATH_INT16)
         with m.lock:
             forward(m.config, m.weights, self.state, tokens, pos0, n_logits, kernels)
+            rows = self.state.logits[:n_logits].copy() if n_logits else None
         self._ids[pos0 : pos0 + len(tokens)] = tokens
         self.n_cached = pos0 + len(tokens)
-        self._logits = self.state.logits[n_logits - 1].copy() if n_logits else None
+        self._logits = None if rows is None else rows[0] if n_logits == 1 else rows[-1].copy()
+        return rows
 
     def generate(
         self,
