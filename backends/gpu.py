@@ -10,11 +10,12 @@ chunks of ``c`` tokens (context ``ctx`` already cached) on ``N`` tensor-parallel
     t_host = t_step + B·t_seq          (overlapped in part with --async-scheduling)
     t      = (t_gpu + t_host) · (1 + draft cost, when decoding)
 
-Weights touched: all of a dense model; for a mixture of experts, the experts the pass's
-tokens route to (active/total per token, saturating with batch), at its own η (grouped
-GEMMs, dequantised FP4 on parts without FP4 units). Collectives: two all-reduces per dense
-layer, all-reduce plus expert dispatch and combine per MoE layer, over NVLink within a
-domain. Past one NVLink domain the layers split into pipeline stages and every pass pays a
+Weights touched: all of a dense model; for a mixture of experts, the shared weights and the
+distinct routed experts the pass's tokens pick, at its own η (grouped GEMMs, dequantised FP4
+on parts without FP4 units; block-scaled FP8 at the stack's measured rates). Collectives: two
+all-reduces per dense layer, and per MoE layer either all-reduce plus expert dispatch and
+combine (expert parallelism) or the dense layer's two all-reduces (experts split across the
+tensor-parallel GPUs), over NVLink within a domain. Past one NVLink domain the layers split into pipeline stages and every pass pays a
 hop per stage boundary (latency + the tokens' hidden states over the scale-out link).
 
 Queueing, continuous batching, chunked prefill and the KV room (HBM × memory fraction −
@@ -75,6 +76,11 @@ class GpuSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     chunk_s: NonNeg = 0.0  # per streamed chunk: detokenise, build and write the server-sent event
     moe_bw_efficiency: Frac = 1.0  # η_m for mixture-of-experts weights (grouped GEMMs, dequantisation)
     moe_compute_efficiency: Frac = 1.0  # η_c likewise
+    expert_parallel: bool = True  # MoE layers dispatch tokens to their experts' GPUs (all-to-all); False: every
+    # expert is split across the tensor-parallel GPUs and the layer ends in an all-reduce (vLLM's default)
+    fp8_vs_bf16: NonNeg = 0.0  # block-scaled FP8 GEMMs' rate over BF16's as the stack runs them (0: the part's
+    # fp8_flops): per-128-channel scales are applied on CUDA cores between tensor-core steps
+    fp8_bw_efficiency: NonNeg = 0.0  # η_m for block-scaled FP8 weights with few tokens (0: as other weights)
     layer_overhead_s: NonNeg  # kernel launches and small-GEMM inefficiency per layer per step
     collective_latency_s: NonNeg  # one small all-reduce / all-to-all over NVLink
     step_overhead_s: NonNeg  # sampling and scheduling per decode step
@@ -108,7 +114,8 @@ class GpuCost:
                                                                                     s.compute_efficiency)
         # each GPU reads its share of the weights and of the KV cache (all of it where tensor
         # parallelism outnumbers the KV heads: MLA's one latent is read whole on every GPU)
-        mem = b.weights_read(self.req, tokens) / (eta_m * s.hbm_bw * self.tp)
+        eta_w = s.fp8_bw_efficiency if m.precision == "fp8" and s.fp8_bw_efficiency else eta_m
+        mem = b.weights_read(self.req, tokens) / (eta_w * s.hbm_bw * self.tp)
         mem += kv / (eta_m * s.hbm_bw * m.kv_shards(self.tp))
         compute = 2 * m.active * tokens / (eta_c * b.flops(m.precision) * self.tp)
         compute += attn / (s.attention_efficiency * b.flops("bf16") * self.tp)
@@ -134,6 +141,8 @@ class GpuBackend(ServedBackend):
     spec: GpuSpec
 
     def flops(self, precision: str) -> float:
+        if precision == "fp8" and self.spec.fp8_vs_bf16:
+            return self.spec.bf16_flops * self.spec.fp8_vs_bf16
         return getattr(self.spec, f"{precision}_flops")
 
     def gpus(self, req: Request) -> int:
@@ -159,18 +168,29 @@ class GpuBackend(ServedBackend):
         their experts and back (all-to-all) around one attention all-reduce."""
         m = req.model
         state = tokens * m.hidden * 2  # BF16 activations
-        if not m.moe:
+        if not m.moe or not self.spec.expert_parallel:
             return m.layers * 2 * self.collective(n_gpus, state)
         fanout = m.experts_per_token or 1
         a2a = self.collective(n_gpus, state * fanout / n_gpus / 2)  # ring formula sends 2x
         return m.layers * (self.collective(n_gpus, state / n_gpus) + 2 * a2a)
 
     def weights_read(self, req: Request, tokens: float) -> float:
-        """Bytes of weights a pass touches: active experts at batch 1, more as tokens spread out."""
+        """Bytes of weights a pass touches: all of a dense model; of a mixture of experts, the
+        weights every token uses (attention, shared experts, embeddings) and the routed experts
+        its tokens pick, ``E·(1 − (1 − k/E)^tokens)`` of the ``E`` (uniform routing). One routed
+        expert is ``3·d·ffn`` parameters a layer, so ``E`` and the shared part follow from the
+        model's total and active parameters; without ``ffn``, active/total per token."""
         m = req.model
         if not m.moe:
             return m.weight_bytes
-        return m.weight_bytes * (1 - (1 - m.active / m.params) ** max(tokens, 1))
+        n = max(tokens, 1)
+        k = m.experts_per_token or 1
+        expert = m.layers * 3 * m.hidden * m.ffn
+        shared = m.active - k * expert
+        if not expert or shared <= 0 or m.params - shared <= k * expert:
+            return m.weight_bytes * (1 - (1 - m.active / m.params) ** n)
+        routed = m.params - shared
+        return (shared + routed * (1 - (1 - k * expert / routed) ** n)) * m.bytes_per_param
 
     def activation_peak(self, req: Request, tp: int) -> float:
         """Bytes per GPU the engine's profile run peaks at beyond the weights (vLLM sizes the KV
