@@ -20,6 +20,7 @@ from sparkls.decode.ngram import ngram
 from sparkls.decode.ngram.lexer import CodeLexer
 
 MAX_ORDER = 8
+ADD_BATCH = 1024  # targets counted per table reservation
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 
@@ -33,9 +34,12 @@ class NgramCounts:
     def add(self, tokens: np.ndarray, start: int = 0, stop: int | None = None) -> None:
         """Count the n-grams whose target lies in ``tokens[start:stop]``."""
         stop = len(tokens) if stop is None else min(stop, len(tokens))
-        if stop > start:
-            self.tables = ngram.reserve(self.tables, (stop - start) * self.max_order)
-            ngram.add_span(self.tables, tokens, start, stop, self.max_order, 1)
+        # In batches: each reserves room for the worst case (every n-gram new) of its own targets only, so the
+        # tables grow with what is really new (~5 contexts a token in code, not max_order): half the memory.
+        for lo in range(start, stop, ADD_BATCH):
+            hi = min(lo + ADD_BATCH, stop)
+            self.tables = ngram.reserve(self.tables, (hi - lo) * self.max_order)
+            ngram.add_span(self.tables, tokens, lo, hi, self.max_order, 1)
 
     def remove(self, tokens: np.ndarray, start: int = 0, stop: int | None = None) -> None:
         """Uncount what :meth:`add` counted for the same span of the same tokens."""
