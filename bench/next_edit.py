@@ -1,7 +1,7 @@
 """Next-edit suggestions on real code SmolLM2 has never seen, typed keystroke by keystroke through `sparkls serve`.
 
     .venv/bin/python bench/next_edit.py [--per-kind 40] [--seed 0] [--show] [--rewrite] [--split all|tune|test]
-    .venv/bin/python bench/next_edit.py --fit-rewrite [--write]   # the rewrites' gate, on the TUNE packages
+    .venv/bin/python bench/next_edit.py --fit-rewrite [--kinds tail,similar,plain] [--offers FILE] [--write]   # the rewrites' gate, on TUNE
 
 Edit sequences are generated at bench time from the Python files of the packages of bench/unseen.py (fetched by pip
 into a cache outside the clone; nothing of theirs is committed):
@@ -44,6 +44,7 @@ import argparse
 import ast
 import asyncio
 import io
+import json
 import keyword
 import random
 import re
@@ -472,13 +473,13 @@ def rewrite_table(rules: list[Result], both: list[Result]) -> None:
               f"{len(lat):>7} {(statistics.median(lat) if lat else float('nan')):>7.0f} {_pct(lat, 0.9):>7.0f}")
 
 
-def fit_rewrite_gate(results: list[Result], write: bool) -> None:
-    """The rewrites' gate (server/rewrite.py FEATURES) fitted on the offers of a run with every rewrite shown."""
+def fit_rewrite_gate(rows: list[tuple], write: bool) -> None:
+    """The rewrites' gate (server/rewrite.py FEATURES) fitted on the rewrites offered (features, good) in runs with
+    every rewrite shown."""
     import numpy as np
 
     from sparkls.server import gate
 
-    rows = [(f, good) for r in results for f, good in r.offers if f is not None]
     if len(rows) < 5:
         print(f"only {len(rows)} rewrites offered: nothing to fit")
         return
@@ -512,9 +513,15 @@ def main() -> None:
     parser.add_argument("--rewrite", action="store_true", help="also play them with the neural core's rewrites")
     parser.add_argument("--fit-rewrite", action="store_true", help="fit the rewrites' gate on the TUNE packages")
     parser.add_argument("--write", action="store_true", help="with --fit-rewrite: store it in server/rewrite_gate.json")
+    parser.add_argument("--kinds", help="only these kinds of sequence, comma-separated (e.g. tail,plain,similar: where "
+                        "the rule-based kinds leave the model its turn)")
+    parser.add_argument("--offers", type=Path, help="with --fit-rewrite: also append each rewrite offered (features, "
+                        "good) to this JSON-lines file, and fit on all of it")
     args = parser.parse_args()
     packages = {"all": unseen.PACKAGES, "tune": unseen.TUNE, "test": unseen.TEST}["tune" if args.fit_rewrite else args.split]
     seqs = make_sequences(args.per_kind, args.seed, packages)
+    if args.kinds:
+        seqs = [s for s in seqs if s.kind in args.kinds.split(",")]
     print(f"{len(seqs)} edit sequences from {', '.join(p.name for p in packages)}")
     if args.fit_rewrite:
         offered = asyncio.run(run(seqs, rewrites=True, threshold=0.0))
@@ -522,7 +529,12 @@ def main() -> None:
             for s, r in zip(seqs, offered):
                 print(f"[{s.kind}] {s.path.name} {s.edit.new!r}: {r.rewrite_predicted} by the model, {r.rewrite_false} false, "
                       f"{r.latency_ms:.0f} ms  {r.note}  {[(g, [round(x, 2) for x in f or []]) for f, g in r.offers]}")
-        fit_rewrite_gate(offered, args.write)
+        rows = [(f, good) for r in offered for f, good in r.offers if f is not None]
+        if args.offers:  # several runs (seeds, kinds) pooled: a rewrite is drafted after few edits
+            with args.offers.open("a") as out:
+                out.writelines(json.dumps({"features": [float(v) for v in f], "good": bool(g)}) + "\n" for f, g in rows)
+            rows = [(r["features"], r["good"]) for r in map(json.loads, args.offers.read_text().splitlines())]
+        fit_rewrite_gate(rows, args.write)
         return
     results = asyncio.run(run(seqs))
     both = asyncio.run(run(seqs, rewrites=True)) if args.rewrite else None

@@ -47,8 +47,12 @@ FEATURES = (
     "ngram_common",  # log(1 + characters the n-gram core's line and this one share from the start): agreement past the first token
     "ngram_same_line",  # the n-gram core proposes exactly this first line
     "repeats_context",  # the first line (3+ characters) is already on the previous line or after the cursor
+    "header_end",  # the cursor's line ends a block header (`...:`): the next line is asked for
+    "opens_prose",  # the suggestion starts a comment or a docstring
+    "seen_elsewhere",  # at how many of 8, 16, 32 characters of context the same context and first line occur elsewhere
 )
 PRIOR_RATE = 0.3
+PROSE = ("#", '"""', "'''", "//", "/*")  # a comment's or docstring's start
 LEARNING_RATE = 0.05
 
 
@@ -67,6 +71,7 @@ class Situation:
     ngram: str | None = None  # the n-gram core's suggestion at the same cursor, if asked
     margins: tuple[float, ...] = ()  # per token: log-prob gap to the best other token
     previous_line: str = ""  # the line above the cursor's
+    elsewhere: str = ""  # the document without the cursor's line: where the suggestion may have been seen
 
 
 def features(s: Situation) -> np.ndarray:
@@ -102,6 +107,9 @@ def features(s: Situation) -> np.ndarray:
         "ngram_common": math.log1p(_common_start(ngram_line, first.rstrip())) if ngram_line.strip() else 0.0,
         "ngram_same_line": 1.0 if ngram_line.strip() and ngram_line == first.rstrip() else 0.0,
         "repeats_context": 1.0 if _repeats(first.strip(), s.previous_line, s.suffix_line) else 0.0,
+        "header_end": 1.0 if s.prefix_line.rstrip().endswith(":") and not rest else 0.0,
+        "opens_prose": 1.0 if s.text.strip().startswith(PROSE) else 0.0,
+        "seen_elsewhere": float(_seen_elsewhere(s, s.text)),
     }
     return np.array([x[name] for name in FEATURES], np.float64)
 
@@ -110,6 +118,17 @@ def _agree(ngram: str | None, first: str) -> bool:
     a = (ngram or "").split("\n", 1)[0].rstrip()
     b = first.rstrip()
     return bool(a.strip() and b.strip()) and (a.startswith(b) or b.startswith(a))
+
+
+def _seen_elsewhere(s: Situation, text: str) -> int:
+    """At how many of 8, 16 and 32 characters before the cursor (across the line break above) that text followed by
+    the suggestion's first line is somewhere else in the document: code that repeats itself is where the model is
+    right."""
+    if not text.strip() or not s.elsewhere:
+        return 0
+    line = "\n" + text[1:].split("\n", 1)[0] if text.startswith("\n") else text.split("\n", 1)[0]
+    before = s.previous_line + "\n" + s.prefix_line
+    return sum(len(before) >= n and (before[-n:] + line) in s.elsewhere for n in (8, 16, 32))
 
 
 def _clip_margin(m: float) -> float:

@@ -34,6 +34,7 @@ def offer(ls, uri: str, position, view, invoked: bool, since_key: float | None) 
         ngram=_ngram(ls, doc, cursor) if stream.logprobs else None,
         margins=stream.margins,
         previous_line=doc.text[slice(*doc.line_span(position.line - 1))] if 0 < position.line < doc.line_count else "",
+        elsewhere=doc.text[:line_start] + doc.text[line_end:],
     )
     x = gate_mod.features(situation)
     score = ls.gate.score(x)

@@ -38,6 +38,22 @@ def test_features_describe_the_situation():
     assert gate.features(situation())[gate.FEATURES.index("repeats_context")] == 0
     again = situation(text="x + 1)", previous_line="    z = f(x + 1)")
     assert gate.features(again)[gate.FEATURES.index("repeats_context")] == 1
+    x = dict(zip(gate.FEATURES, gate.features(situation(prefix_line="    if ready:", text="\n        go()"))))
+    assert x["header_end"] == 1 and dict(zip(gate.FEATURES, gate.features(situation())))["header_end"] == 0
+
+
+def test_prose_and_code_seen_elsewhere():
+    def x(**kw) -> dict:
+        return dict(zip(gate.FEATURES, gate.features(situation(**kw))))
+
+    assert x(text="# compute")["opens_prose"] == 1 and x(text='"""Return')["opens_prose"] == 1
+    assert x()["opens_prose"] == 0
+    doc = "def f(a):\n    y = f(x + 1) * 2\n"
+    assert x(elsewhere=doc)["seen_elsewhere"] == 1  # "  y = f(" + "x + 1)": 8 characters of context match
+    assert x(elsewhere=doc, previous_line="def f(a):")["seen_elsewhere"] == 2  # 16 too, across the line break
+    assert x(elsewhere=doc, text="x + 2)")["seen_elsewhere"] == 0
+    assert x(elsewhere="", text="x + 1)")["seen_elsewhere"] == 0  # nothing else to look in
+    assert x(elsewhere=doc, prefix_line="def f(a):", text="\n    y = f")["seen_elsewhere"] == 1  # a next line
 
 
 def test_fit_separates_confident_from_unsure_and_learning_follows_the_user():
