@@ -190,11 +190,12 @@ def summary(cases: list[Case], answers: list[dict], kind: str) -> dict:
 
 def report(results: dict[str, list[dict]], cases: list[Case]) -> dict:
     table = {}
-    print(f"\n{'server':<18} {'kind':<6} {'n':>3}  {'exact':>6}  {'edit-sim':>8}  {'empty':>6}  {'p50 ms':>7}  {'p90 ms':>7}")
+    w = max([18, *map(len, results)])  # configurations joined by + have long names
+    print(f"\n{'server':<{w}} {'kind':<6} {'n':>3}  {'exact':>6}  {'edit-sim':>8}  {'empty':>6}  {'p50 ms':>7}  {'p90 ms':>7}")
     for kind in dict.fromkeys(c.kind for c in cases):
         for name, answers in results.items():
             s = table.setdefault(name, {})[kind] = summary(cases, answers, kind)
-            print(f"{name:<18} {kind:<6} {s['n']:>3}  {s['exact']:6.1%}  {s['edit']:8.1%}  {s['empty']:6.1%}"
+            print(f"{name:<{w}} {kind:<6} {s['n']:>3}  {s['exact']:6.1%}  {s['edit']:8.1%}  {s['empty']:6.1%}"
                   f"  {s['p50']:7.0f}  {s['p90']:7.0f}")
     ref = table.get("llama.cpp")
     if ref:
@@ -205,7 +206,7 @@ def report(results: dict[str, list[dict]], cases: list[Case]) -> dict:
                     f"{k} {100 * (kinds[k]['exact'] - ref[k]['exact']):+5.1f}/{100 * (kinds[k]['edit'] - ref[k]['edit']):+5.1f}"
                     for k in KINDS if k in kinds and k in ref
                 )
-                print(f"  {name:<18} {cells}")
+                print(f"  {name:<{w}} {cells}")
     return table
 
 
