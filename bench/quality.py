@@ -49,12 +49,23 @@ PRESETS: dict[str, dict] = {
     "window-1k": {"context": {"window": 1024}},
     "window-2k": {"context": {"window": 2048}},
     "window-4k": {"context": {"window": 4096}},
+    "window-768": {"context": {"window": 768}},
     "workspace-128": {"context": {"workspace_tokens": 128}},
     "workspace-192": {"context": {"workspace_tokens": 192}},
     "workspace-256": {"context": {"workspace_tokens": 256}},
     "workspace-384": {"context": {"workspace_tokens": 384}},
 }
 NEIGHBOURS = 2  # other files of the case's folder open as editor tabs
+
+
+def preset(name: str) -> dict:
+    """A configuration's settings: a preset, or presets joined by ``+`` (``window-1k+workspace-192``)."""
+    from sparkls.plugins.api import merge
+
+    out: dict = {}
+    for part in name.split("+"):
+        out = merge(out, PRESETS[part])
+    return out
 
 
 def _col(prefix: str) -> int:
@@ -103,13 +114,15 @@ async def _serve_package(cases: list[Case], options: dict) -> list[dict]:
 
 
 def run_sparkls(cases: list[Case], options: dict, kept: list[dict | None] | None = None,
-                saved: Callable[[list[dict | None]], None] = lambda answers: None) -> list[dict]:
+                saved: Callable[[list[dict | None]], None] = lambda answers: None,
+                packages: set[str] | None = None) -> list[dict | None]:
     """Answers in ``cases`` order; one server per package. A package whose answers are all in ``kept`` (an
-    interrupted run's) is not run again; ``saved`` gets the answers so far after each package."""
+    interrupted run's) is not run again, nor one outside ``packages`` (its answers stay None); ``saved`` gets
+    the answers so far after each package."""
     answers: list[dict | None] = list(kept) if kept else [None] * len(cases)
     for package in dict.fromkeys(c.package for c in cases):
         idx = [i for i, c in enumerate(cases) if c.package == package]
-        if all(answers[i] is not None for i in idx):
+        if all(answers[i] is not None for i in idx) or (packages is not None and package not in packages):
             continue
         started = time.perf_counter()
         got = asyncio.run(_serve_package([cases[i] for i in idx], options))
@@ -147,6 +160,21 @@ def run_llama_cpp(cases: list[Case], threads: int, reuse: bool) -> tuple[list[di
     return got["answers"], got["version"]
 
 
+def earlier_answers(paths: list[str], cases: list[Case]) -> dict[str, list[dict | None]]:
+    """sparkls's answers by configuration from earlier runs' --json files of the same cases, merged (a case's
+    answer from the first file that has it)."""
+    merged: dict[str, list[dict | None]] = {}
+    for path in paths:
+        earlier = json.loads(Path(path).read_text())
+        if [c["target"] for c in earlier["cases"]] != [c.target for c in cases]:
+            raise SystemExit(f"{path} holds other cases (split, seed, --cases, --kinds must match)")
+        for name, answers in earlier["answers"].items():
+            if name != "llama.cpp":
+                have = merged.setdefault(name, [None] * len(cases))
+                merged[name] = [a if a is not None else b for a, b in zip(have, answers)]
+    return merged
+
+
 def summary(cases: list[Case], answers: list[dict], kind: str) -> dict:
     rows = [(c, a) for c, a in zip(cases, answers) if c.kind == kind]
     lat = sorted(a["seconds"] * 1000 for _, a in rows)
@@ -162,11 +190,12 @@ def summary(cases: list[Case], answers: list[dict], kind: str) -> dict:
 
 def report(results: dict[str, list[dict]], cases: list[Case]) -> dict:
     table = {}
-    print(f"\n{'server':<18} {'kind':<6} {'n':>3}  {'exact':>6}  {'edit-sim':>8}  {'empty':>6}  {'p50 ms':>7}  {'p90 ms':>7}")
+    w = max([18, *map(len, results)])  # configurations joined by + have long names
+    print(f"\n{'server':<{w}} {'kind':<6} {'n':>3}  {'exact':>6}  {'edit-sim':>8}  {'empty':>6}  {'p50 ms':>7}  {'p90 ms':>7}")
     for kind in dict.fromkeys(c.kind for c in cases):
         for name, answers in results.items():
             s = table.setdefault(name, {})[kind] = summary(cases, answers, kind)
-            print(f"{name:<18} {kind:<6} {s['n']:>3}  {s['exact']:6.1%}  {s['edit']:8.1%}  {s['empty']:6.1%}"
+            print(f"{name:<{w}} {kind:<6} {s['n']:>3}  {s['exact']:6.1%}  {s['edit']:8.1%}  {s['empty']:6.1%}"
                   f"  {s['p50']:7.0f}  {s['p90']:7.0f}")
     ref = table.get("llama.cpp")
     if ref:
@@ -177,7 +206,7 @@ def report(results: dict[str, list[dict]], cases: list[Case]) -> dict:
                     f"{k} {100 * (kinds[k]['exact'] - ref[k]['exact']):+5.1f}/{100 * (kinds[k]['edit'] - ref[k]['edit']):+5.1f}"
                     for k in KINDS if k in kinds and k in ref
                 )
-                print(f"  {name:<18} {cells}")
+                print(f"  {name:<{w}} {cells}")
     return table
 
 
@@ -200,7 +229,7 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=30, help="cases of each kind")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kinds", default=",".join(KINDS))
-    ap.add_argument("--configs", default="sparkls", help=f"comma-separated presets: {', '.join(PRESETS)}")
+    ap.add_argument("--configs", default="sparkls", help=f"comma-separated presets (join with + to combine): {', '.join(PRESETS)}")
     ap.add_argument("--no-reference", action="store_true", help="skip llama.cpp")
     ap.add_argument("--reference-threads", type=int, default=1,
                     help="llama.cpp's threads (1: its spinning thread pool stalls on a shared, busy machine)")
@@ -208,21 +237,22 @@ def main() -> None:
     ap.add_argument("--show", action="store_true", help="print every case's target and answers")
     ap.add_argument("--diff", metavar="A,B", help="print the cases where server A is exactly right and B is not, and the reverse")
     ap.add_argument("--json", help="write cases, answers and the table here")
-    ap.add_argument("--answers-from", metavar="JSON",
-                    help="sparkls's answers from an earlier (or interrupted) run's --json, the same cases: only what is missing runs")
+    ap.add_argument("--answers-from", metavar="JSON[,JSON...]",
+                    help="sparkls's answers from earlier (or interrupted, or --packages) runs' --json, the same cases: "
+                         "only what is missing runs")
+    ap.add_argument("--packages", help="run only these packages' cases (the same cases: parts of a run can go in parallel)")
     args = ap.parse_args()
     packages = TEST if args.split == "test" else TUNE
     cases = make_cases(packages, args.cases, args.seed, kinds=tuple(args.kinds.split(",")))
     print(f"{len(cases)} cases from the {args.split.upper()} split: " + ", ".join(f"{p.name} {p.version}" for p in packages))
+    only = set(args.packages.split(",")) if args.packages else None
     results: dict[str, list[dict]] = {}
     if not args.no_reference:
         got = run_llama_cpp(cases, args.reference_threads, args.reuse_reference)
         if got is not None:
             results["llama.cpp"], version = got
             print(f"llama.cpp reference: llama-cpp-python {version}")
-    earlier = json.loads(Path(args.answers_from).read_text()) if args.answers_from else None
-    if earlier and [c["target"] for c in earlier["cases"]] != [c.target for c in cases]:
-        raise SystemExit(f"{args.answers_from} holds other cases (split, seed, --cases, --kinds must match)")
+    earlier = earlier_answers(args.answers_from.split(","), cases) if args.answers_from else None
 
     def write(extra: dict[str, list]) -> None:
         if args.json:  # after every package, so an interrupted run can go on (--answers-from)
@@ -234,12 +264,16 @@ def main() -> None:
 
     table: dict = {}
     for name in args.configs.split(","):
-        kept = earlier["answers"].get(name) if earlier else None
+        kept = earlier.get(name) if earlier else None
         if kept and all(a is not None for a in kept):
             results[name] = kept
             continue
         print(f"sparkls, {name}:", file=sys.stderr, flush=True)
-        results[name] = run_sparkls(cases, PRESETS[name], kept, lambda got, name=name: write({name: got}))
+        results[name] = run_sparkls(cases, preset(name), kept, lambda got, name=name: write({name: got}), only)
+    if any(a is None for answers in results.values() for a in answers):
+        write({})  # a part (--packages): the other parts' runs fill in the rest (--answers-from a.json,b.json)
+        print("answers for some cases are still missing: no table")
+        return
     if args.show:
         for i, c in enumerate(cases):
             print(f"[{c.kind}] {c.package} {c.path.name}: ...{c.prefix[-50:]!r}\n    target     {c.target!r}")

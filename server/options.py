@@ -57,14 +57,16 @@ class GateOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 class ContextOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     """What goes into a suggestion's prompt, and what may be suggested (docs/quality.md measures each)."""
 
-    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k). 512: on the
-    # quality bench's TUNE packages 1k, 2k and 4k were no better (docs/quality.md) and cost prefill and memory.
-    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 512
+    # Tokens of the document before the cursor in the prompt (SmolLM2 was trained with 8k), counted as 3
+    # characters each (code averages ~3.8 a real token): a cold document's window is 7/8 of it, 768 -> ~510 real
+    # tokens. 768 with a 192-token workspace header prefills as many tokens as 512 with 384 did, and was better on
+    # the quality bench's TUNE packages (docs/quality.md); 1k-4k with the larger header were no better there.
+    window: Annotated[int, msgspec.Meta(ge=128, le=6144)] = 768
     # At the end of a line with code, suggest the next line(s) when the model opens one.
     next_line: bool = True
     # Definitions of the names the document imports and similar chunks of other workspace files.
     workspace: bool = True
-    workspace_tokens: Annotated[int, msgspec.Meta(ge=0, le=2048)] = 384
+    workspace_tokens: Annotated[int, msgspec.Meta(ge=0, le=2048)] = 192
     # Choose between the model's continuation and a copy of what the document or workspace already has.
     copy: bool = True
 
