@@ -109,7 +109,7 @@ def features(s: Situation) -> np.ndarray:
         "repeats_context": 1.0 if _repeats(first.strip(), s.previous_line, s.suffix_line) else 0.0,
         "header_end": 1.0 if s.prefix_line.rstrip().endswith(":") and not rest else 0.0,
         "opens_prose": 1.0 if s.text.strip().startswith(PROSE) else 0.0,
-        "seen_elsewhere": float(_seen_elsewhere(s, s.text)),
+        "seen_elsewhere": float(_seen_elsewhere(s)),
     }
     return np.array([x[name] for name in FEATURES], np.float64)
 
@@ -120,10 +120,11 @@ def _agree(ngram: str | None, first: str) -> bool:
     return bool(a.strip() and b.strip()) and (a.startswith(b) or b.startswith(a))
 
 
-def _seen_elsewhere(s: Situation, text: str) -> int:
+def _seen_elsewhere(s: Situation) -> int:
     """At how many of 8, 16 and 32 characters before the cursor (across the line break above) that text followed by
     the suggestion's first line is somewhere else in the document: code that repeats itself is where the model is
     right."""
+    text = s.text
     if not text.strip() or not s.elsewhere:
         return 0
     line = "\n" + text[1:].split("\n", 1)[0] if text.startswith("\n") else text.split("\n", 1)[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -129,8 +130,6 @@ def test_kv_cache_reuse_equals_fresh(tiny):
 def test_sessions_share_scratch_but_not_their_caches(tiny):
     """Ensure that sessions of one model, which share the forward pass's scratch buffers, interleaved from two
     threads give each what it would alone, and that a verified batch's logits stay theirs after another pass."""
-    import threading
-
     rng = np.random.default_rng(4)
     prompts = [prompt(rng, 120), prompt(rng, 70)]
     alone = []
